@@ -1,0 +1,2 @@
+//! Load generator (being written).
+fn main() {}

@@ -1,0 +1,1 @@
+//! memory wire (being written).

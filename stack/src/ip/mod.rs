@@ -1,0 +1,1 @@
+//! IPv4 interface configuration, routing, ARP and ICMP.

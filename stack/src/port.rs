@@ -1,0 +1,124 @@
+//! The driver boundary: batched receive and transmit of frames owned by a driver's pool.
+//!
+//! A [`Port`] is one queue pair of one network device, owned by exactly one shard. Frames belong
+//! to the driver's pool (an AF_XDP UMEM chunk, a DPDK mbuf, a slot of the memory wire's arena):
+//! the stack reads received bytes in place and writes outgoing frames in place, so no byte is
+//! copied between the NIC and the socket buffers. Frames are plain handles: they are given back
+//! with [`Port::release`] (after receive) or handed over with [`Port::tx_burst`] (for transmit);
+//! a frame that is neither leaks from the pool, which [`Port::pool_stats`] makes visible to tests.
+
+use crate::wire::EthernetAddress;
+use arrayvec::ArrayVec;
+
+/// Frames moved per burst: large enough to amortise a ring doorbell, small enough to stay in L1.
+pub const BURST: usize = 32;
+
+/// A burst of frames: a fixed-capacity vector, so batching never allocates.
+pub type Batch<F> = ArrayVec<F, BURST>;
+
+/// A buffer from a port's frame pool.
+pub trait Frame {
+    /// The frame's bytes: as received, or as written so far for transmit.
+    fn data(&self) -> &[u8];
+    /// The frame's bytes, writable.
+    fn data_mut(&mut self) -> &mut [u8];
+    /// The largest length this buffer can hold.
+    fn capacity(&self) -> usize;
+    /// Sets the frame length (for transmit, after writing into [`Frame::buffer_mut`]).
+    /// Lengths above [`Frame::capacity`] are clamped to it.
+    fn set_len(&mut self, len: usize);
+    /// The whole writable buffer, `capacity()` bytes long, regardless of the current length.
+    fn buffer_mut(&mut self) -> &mut [u8];
+    /// What the NIC already verified about this received frame's checksums.
+    fn rx_offload(&self) -> RxOffload {
+        RxOffload::default()
+    }
+}
+
+/// Receive-side checksum verdicts a NIC may attach to a frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxOffload {
+    /// The IPv4 header checksum was verified good by hardware.
+    pub ipv4_checksum_good: bool,
+    /// The TCP or UDP checksum was verified good by hardware.
+    pub l4_checksum_good: bool,
+}
+
+/// Checksum offloads a port offers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChecksumOffload {
+    /// Received frames carry an IPv4 header checksum verdict.
+    pub rx_ipv4: bool,
+    /// Received frames carry a TCP/UDP checksum verdict.
+    pub rx_l4: bool,
+    /// The port fills in IPv4 header checksums on transmit.
+    pub tx_ipv4: bool,
+    /// The port fills in TCP/UDP checksums on transmit.
+    pub tx_l4: bool,
+}
+
+/// Receive-side scaling as the device does it, so that the stack can predict which queue (and so
+/// which shard) a flow's packets arrive on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RssConfig {
+    /// The Toeplitz hash key (40 bytes on most NICs, 52 on some).
+    pub key: Vec<u8>,
+    /// The indirection table: `queue = table[hash % table.len()]`.
+    pub indirection: Vec<u16>,
+}
+
+/// What a port is and can do, reported once at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The device's MAC address.
+    pub mac: EthernetAddress,
+    /// The IP MTU (Ethernet payload size), 1500 on a standard link.
+    pub mtu: u16,
+    /// This port's queue number on the device.
+    pub queue: u16,
+    /// The number of queues the device has (and so the number of shards that share it).
+    pub queue_count: u16,
+    /// How the device spreads flows over queues; `None` if it does not (single queue).
+    pub rss: Option<RssConfig>,
+    /// Checksum offloads.
+    pub checksum: ChecksumOffload,
+    /// The size of the frame pool behind this queue pair.
+    pub pool_size: usize,
+}
+
+/// Occupancy of a port's frame pool, for leak checks and backpressure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Frames in the pool in total.
+    pub total: usize,
+    /// Frames currently free in the pool (not held by the stack, nor in flight in a ring).
+    pub free: usize,
+}
+
+/// One queue pair of a network device.
+pub trait Port {
+    /// The driver's frame type.
+    type Frame: Frame;
+
+    /// What the port is and can do.
+    fn capabilities(&self) -> &Capabilities;
+
+    /// Receives up to `batch.remaining_capacity()` frames, appending them to `batch`.
+    /// Returns how many were appended. The stack gives each back with [`Port::release`].
+    fn rx_burst(&mut self, batch: &mut Batch<Self::Frame>) -> usize;
+
+    /// Takes a free frame from the pool for transmit, or `None` if the pool is exhausted (the
+    /// caller counts it and applies backpressure).
+    fn alloc_tx(&mut self) -> Option<Self::Frame>;
+
+    /// Queues frames from the front of `batch` for transmit. Frames sent are removed from
+    /// `batch`; those the device had no room for stay in it, in order, for the next call.
+    /// Returns how many were sent.
+    fn tx_burst(&mut self, batch: &mut Batch<Self::Frame>) -> usize;
+
+    /// Gives a frame back to the pool.
+    fn release(&mut self, frame: Self::Frame);
+
+    /// Pool occupancy.
+    fn pool_stats(&self) -> PoolStats;
+}

@@ -1,0 +1,1 @@
+//! The shard: one per core.

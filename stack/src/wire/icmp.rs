@@ -1,0 +1,1 @@
+//! icmp (being written).

@@ -1,0 +1,1 @@
+//! tcp_option (being written).
