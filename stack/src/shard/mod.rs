@@ -1,1 +1,3 @@
 //! The shard: one per core.
+
+pub mod rss;

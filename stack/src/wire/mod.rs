@@ -73,6 +73,20 @@ impl fmt::Display for Error {
 
 impl core::error::Error for Error {}
 
+/// Who takes care of a checksum: this code, or the NIC.
+///
+/// On receive, `Software` verifies the checksum and `Offloaded` trusts that the NIC did (the
+/// frame's [`crate::port::RxOffload`] said so). On transmit, `Software` computes the checksum and
+/// `Offloaded` leaves the field for the NIC to fill.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChecksumMode {
+    /// Verify on receive, compute on transmit.
+    #[default]
+    Software,
+    /// The NIC verifies on receive and computes on transmit.
+    Offloaded,
+}
+
 /// Result of a wire operation.
 pub type Result<T> = core::result::Result<T, Error>;
 

@@ -1,0 +1,1 @@
+//! Receive-side scaling: the Toeplitz hash and queue selection (being written).
