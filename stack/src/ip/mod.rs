@@ -1,1 +1,6 @@
 //! IPv4 interface configuration, routing, ARP and ICMP.
+
+pub mod arp_cache;
+pub mod config;
+
+pub use config::{InterfaceConfig, Ipv4Cidr, NextHop, RouteError};

@@ -1,3 +1,4 @@
 //! The shard: one per core.
 
 pub mod rss;
+pub mod stats;
