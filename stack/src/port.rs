@@ -122,3 +122,95 @@ pub trait Port {
     /// Pool occupancy.
     fn pool_stats(&self) -> PoolStats;
 }
+
+/// Where the stack writes outgoing frames: one frame per call, written in place.
+///
+/// This is the transmit half of the sans-IO boundary: [`crate::shard::Shard::poll_transmit`]
+/// asks for a buffer of the frame's length and fills it. A driver adapter ([`TxBatcher`]) backs
+/// it with frames of a [`Port`]'s pool; tests back it with plain vectors.
+pub trait Transmit {
+    /// Sends one frame of `len` bytes, written by `write` into a buffer of exactly `len` bytes.
+    /// Returns false, without calling `write`, if there is no room (pool empty, ring full): the
+    /// stack keeps the data and tries again on the next poll.
+    fn send<F: FnOnce(&mut [u8])>(&mut self, len: usize, write: F) -> bool;
+}
+
+/// A [`Transmit`] that writes into frames allocated from a [`Port`] and sends them in bursts.
+pub struct TxBatcher<'p, P: Port> {
+    port: &'p mut P,
+    batch: Batch<P::Frame>,
+    sent: usize,
+    no_buffer: usize,
+}
+
+impl<'p, P: Port> TxBatcher<'p, P> {
+    /// A batcher over `port`.
+    pub fn new(port: &'p mut P) -> Self {
+        TxBatcher {
+            port,
+            batch: Batch::new(),
+            sent: 0,
+            no_buffer: 0,
+        }
+    }
+
+    fn flush(&mut self) {
+        self.sent += self.port.tx_burst(&mut self.batch);
+    }
+
+    /// Sends what is batched. Frames the device still has no room for are given back to the
+    /// pool and counted as not sent. Returns `(sent, not_sent)`.
+    pub fn finish(mut self) -> (usize, usize) {
+        self.flush();
+        let mut dropped = self.no_buffer;
+        while let Some(frame) = self.batch.pop() {
+            self.port.release(frame);
+            dropped += 1;
+        }
+        (self.sent, dropped)
+    }
+}
+
+impl<P: Port> Transmit for TxBatcher<'_, P> {
+    fn send<F: FnOnce(&mut [u8])>(&mut self, len: usize, write: F) -> bool {
+        if self.batch.is_full() {
+            self.flush();
+            if self.batch.is_full() {
+                return false;
+            }
+        }
+        let Some(mut frame) = self.port.alloc_tx() else {
+            self.no_buffer += 1;
+            return false;
+        };
+        if len > frame.capacity() {
+            self.port.release(frame);
+            return false;
+        }
+        write(&mut frame.buffer_mut()[..len]);
+        frame.set_len(len);
+        self.batch.push(frame);
+        true
+    }
+}
+
+/// A [`Transmit`] into a vector of frames, for tests and tools.
+#[derive(Debug, Default)]
+pub struct VecTransmit {
+    /// The frames sent, in order.
+    pub frames: Vec<Vec<u8>>,
+    /// Refuse frames beyond this many (to test backpressure); `None` for no limit.
+    pub limit: Option<usize>,
+}
+
+impl Transmit for VecTransmit {
+    fn send<F: FnOnce(&mut [u8])>(&mut self, len: usize, write: F) -> bool {
+        if self.limit.is_some_and(|l| self.frames.len() >= l) {
+            return false;
+        }
+        let mut frame = vec![0u8; len];
+        write(&mut frame);
+        self.frames.push(frame);
+        true
+    }
+}

@@ -71,7 +71,12 @@ impl<M: Copy + Default> SlotQueue<M> {
     }
 
     /// Appends a record of `len` bytes written by `write` (which gets exactly `len` bytes).
-    pub fn push_with(&mut self, meta: M, len: usize, write: impl FnOnce(&mut [u8])) -> Result<(), Full> {
+    pub fn push_with(
+        &mut self,
+        meta: M,
+        len: usize,
+        write: impl FnOnce(&mut [u8]),
+    ) -> Result<(), Full> {
         if self.is_full() || len > self.slot_len {
             return Err(Full);
         }

@@ -37,7 +37,12 @@ pub struct UdpConfig {
 
 impl Default for UdpConfig {
     fn default() -> Self {
-        UdpConfig { max_sockets: 1024, rx_queue_len: 256, tx_queue_len: 256, max_payload: 1500 - 20 - 8 }
+        UdpConfig {
+            max_sockets: 1024,
+            rx_queue_len: 256,
+            tx_queue_len: 256,
+            max_payload: 1500 - 20 - 8,
+        }
     }
 }
 
@@ -115,6 +120,8 @@ errno_enum!(
         ConnectionRefused => "ECONNREFUSED",
         /// Implicit bind found no free ephemeral port.
         NoEphemeralPort => "EAGAIN",
+        /// No route to the destination (off-link with no gateway).
+        NetUnreachable => "ENETUNREACH",
         /// The handle names no open socket.
         BadHandle => "EBADF",
     }
@@ -234,11 +241,15 @@ impl UdpSockets {
     }
 
     fn get(&self, h: UdpHandle) -> Option<&Socket> {
-        self.sockets.get(h.index as usize).filter(|s| s.open && s.generation == h.generation)
+        self.sockets
+            .get(h.index as usize)
+            .filter(|s| s.open && s.generation == h.generation)
     }
 
     fn get_mut(&mut self, h: UdpHandle) -> Option<&mut Socket> {
-        self.sockets.get_mut(h.index as usize).filter(|s| s.open && s.generation == h.generation)
+        self.sockets
+            .get_mut(h.index as usize)
+            .filter(|s| s.open && s.generation == h.generation)
     }
 
     /// `socket(AF_INET, SOCK_DGRAM, 0)`: a new unbound socket.
@@ -249,7 +260,10 @@ impl UdpSockets {
             let s = &mut self.sockets[index as usize];
             s.generation = s.generation.wrapping_add(1);
             s.open = true;
-            return Ok(UdpHandle { index, generation: s.generation });
+            return Ok(UdpHandle {
+                index,
+                generation: s.generation,
+            });
         }
         if self.sockets.len() >= self.config.max_sockets {
             return Err(OpenError::TooManySockets);
@@ -266,7 +280,10 @@ impl UdpSockets {
             rx: SlotQueue::new(rx, slot),
             tx: SlotQueue::new(tx, slot),
         });
-        Ok(UdpHandle { index, generation: 0 })
+        Ok(UdpHandle {
+            index,
+            generation: 0,
+        })
     }
 
     /// `close`: releases the port; queued datagrams are discarded.
@@ -290,8 +307,11 @@ impl UdpSockets {
         let span = u32::from(EPHEMERAL_PORTS.end() - EPHEMERAL_PORTS.start()) + 1;
         for _ in 0..span {
             let port = self.next_ephemeral;
-            self.next_ephemeral =
-                if port >= *EPHEMERAL_PORTS.end() { *EPHEMERAL_PORTS.start() } else { port + 1 };
+            self.next_ephemeral = if port >= *EPHEMERAL_PORTS.end() {
+                *EPHEMERAL_PORTS.start()
+            } else {
+                port + 1
+            };
             if !self.ports.contains_key(&port) {
                 return Some(port);
             }
@@ -375,7 +395,9 @@ impl UdpSockets {
         data: &[u8],
         is_broadcast: impl Fn(Ipv4Addr) -> bool,
     ) -> Result<(), SendError> {
-        self.send_with(h, dst, data.len(), is_broadcast, |buf| buf.copy_from_slice(data))
+        self.send_with(h, dst, data.len(), is_broadcast, |buf| {
+            buf.copy_from_slice(data)
+        })
     }
 
     /// Like [`UdpSockets::send_to`], but the payload of `len` bytes is written in place by `write`
@@ -404,7 +426,8 @@ impl UdpSockets {
         }
         self.autobind(h).map_err(|_| SendError::NoEphemeralPort)?;
         let s = self.get_mut(h).ok_or(SendError::BadHandle)?;
-        s.tx.push_with(Peer(dst), len, write).map_err(|_| SendError::WouldBlock)?;
+        s.tx.push_with(Peer(dst), len, write)
+            .map_err(|_| SendError::WouldBlock)?;
         if !s.in_send_list {
             s.in_send_list = true;
             self.send_list.push(h.index);
@@ -417,12 +440,20 @@ impl UdpSockets {
         self.recv_with(h, |data, from| {
             let len = data.len().min(buf.len());
             buf[..len].copy_from_slice(&data[..len]);
-            Received { len, datagram_len: data.len(), from }
+            Received {
+                len,
+                datagram_len: data.len(),
+                from,
+            }
         })
     }
 
     /// Zero-copy receive: lends the oldest datagram and its sender to `f`, then discards it.
-    pub fn recv_with<R>(&mut self, h: UdpHandle, f: impl FnOnce(&[u8], SocketAddrV4) -> R) -> Result<R, RecvError> {
+    pub fn recv_with<R>(
+        &mut self,
+        h: UdpHandle,
+        f: impl FnOnce(&[u8], SocketAddrV4) -> R,
+    ) -> Result<R, RecvError> {
         let s = self.get_mut(h).ok_or(RecvError::BadHandle)?;
         let Some((Peer(from), data)) = s.rx.front() else {
             if s.pending_error {
@@ -438,7 +469,13 @@ impl UdpSockets {
 
     /// Delivers an incoming datagram from `src` to `dst`. `to_broadcast` tells whether `dst` is a
     /// broadcast address (only sockets bound to 0.0.0.0 receive those, as on Linux).
-    pub fn deliver(&mut self, src: SocketAddrV4, dst: SocketAddrV4, to_broadcast: bool, payload: &[u8]) -> Delivery {
+    pub fn deliver(
+        &mut self,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        to_broadcast: bool,
+        payload: &[u8],
+    ) -> Delivery {
         let Some(&index) = self.ports.get(&dst.port()) else {
             return Delivery::NoPort;
         };
@@ -466,7 +503,9 @@ impl UdpSockets {
     /// connected socket with that peer reports `ECONNREFUSED` on its next call (Linux does this
     /// for connected UDP sockets; unconnected ones ignore it unless `IP_RECVERR` is set).
     pub fn port_unreachable(&mut self, local: SocketAddrV4, remote: SocketAddrV4) {
-        let Some(&index) = self.ports.get(&local.port()) else { return };
+        let Some(&index) = self.ports.get(&local.port()) else {
+            return;
+        };
         if let Some(s) = self.sockets.get_mut(index as usize)
             && s.open
             && s.peer == Some(remote)
@@ -526,7 +565,14 @@ mod tests {
     }
 
     fn table() -> UdpSockets {
-        UdpSockets::new(UdpConfig { rx_queue_len: 4, tx_queue_len: 2, ..UdpConfig::default() }, ME)
+        UdpSockets::new(
+            UdpConfig {
+                rx_queue_len: 4,
+                tx_queue_len: 2,
+                ..UdpConfig::default()
+            },
+            ME,
+        )
     }
 
     fn sent(t: &mut UdpSockets) -> Vec<(SocketAddrV4, SocketAddrV4, Vec<u8>)> {
@@ -544,7 +590,10 @@ mod tests {
         let a = t.open().unwrap();
         let b = t.open().unwrap();
         t.bind(a, any(53)).unwrap();
-        assert_eq!(t.bind(b, SocketAddrV4::new(ME, 53)), Err(BindError::AddrInUse));
+        assert_eq!(
+            t.bind(b, SocketAddrV4::new(ME, 53)),
+            Err(BindError::AddrInUse)
+        );
         assert_eq!(t.bind(a, any(54)), Err(BindError::AlreadyBound));
         assert_eq!(
             t.bind(b, SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 77), 54)),
@@ -574,7 +623,10 @@ mod tests {
         let dst = SocketAddrV4::new(ME, 7);
         assert_eq!(t.deliver(PEER, dst, false, b"first"), Delivery::Delivered);
         assert_eq!(t.deliver(OTHER, dst, false, b""), Delivery::Delivered);
-        assert_eq!(t.deliver(PEER, dst, false, b"third one"), Delivery::Delivered);
+        assert_eq!(
+            t.deliver(PEER, dst, false, b"third one"),
+            Delivery::Delivered
+        );
         let mut buf = [0u8; 64];
         let r = t.recv_from(s, &mut buf).unwrap();
         assert_eq!((&buf[..r.len], r.from), (&b"first"[..], PEER));
@@ -610,9 +662,15 @@ mod tests {
         assert_eq!(t.deliver(OTHER, dst, false, b"spoof"), Delivery::Filtered);
         assert_eq!(t.deliver(PEER, dst, false, b"ok"), Delivery::Delivered);
         t.send_to(s, None, b"hi", no_broadcast).unwrap();
-        assert_eq!(sent(&mut t), vec![(SocketAddrV4::new(ME, local.port()), PEER, b"hi".to_vec())]);
+        assert_eq!(
+            sent(&mut t),
+            vec![(SocketAddrV4::new(ME, local.port()), PEER, b"hi".to_vec())]
+        );
         let u = t.open().unwrap();
-        assert_eq!(t.send_to(u, None, b"hi", no_broadcast), Err(SendError::NotConnected));
+        assert_eq!(
+            t.send_to(u, None, b"hi", no_broadcast),
+            Err(SendError::NotConnected)
+        );
     }
 
     #[test]
@@ -621,12 +679,21 @@ mod tests {
         let s = t.open().unwrap();
         t.bind(s, any(7)).unwrap();
         for _ in 0..4 {
-            assert_eq!(t.deliver(PEER, SocketAddrV4::new(ME, 7), false, b"x"), Delivery::Delivered);
+            assert_eq!(
+                t.deliver(PEER, SocketAddrV4::new(ME, 7), false, b"x"),
+                Delivery::Delivered
+            );
         }
-        assert_eq!(t.deliver(PEER, SocketAddrV4::new(ME, 7), false, b"x"), Delivery::QueueFull);
+        assert_eq!(
+            t.deliver(PEER, SocketAddrV4::new(ME, 7), false, b"x"),
+            Delivery::QueueFull
+        );
         t.send_to(s, Some(PEER), b"1", no_broadcast).unwrap();
         t.send_to(s, Some(PEER), b"2", no_broadcast).unwrap();
-        assert_eq!(t.send_to(s, Some(PEER), b"3", no_broadcast), Err(SendError::WouldBlock));
+        assert_eq!(
+            t.send_to(s, Some(PEER), b"3", no_broadcast),
+            Err(SendError::WouldBlock)
+        );
         // A transmit path with no room keeps the datagram queued.
         t.poll_send(|_| false);
         assert_eq!(sent(&mut t).len(), 2);
@@ -638,7 +705,10 @@ mod tests {
         let mut t = table();
         let s = t.open().unwrap();
         let big = vec![0u8; 1473];
-        assert_eq!(t.send_to(s, Some(PEER), &big, no_broadcast), Err(SendError::MessageTooLong));
+        assert_eq!(
+            t.send_to(s, Some(PEER), &big, no_broadcast),
+            Err(SendError::MessageTooLong)
+        );
         assert!(t.send_to(s, Some(PEER), &big[..1472], no_broadcast).is_ok());
     }
 
@@ -648,7 +718,10 @@ mod tests {
         let s = t.open().unwrap();
         let bcast = SocketAddrV4::new(Ipv4Addr::BROADCAST, 9);
         let is_b = |a: Ipv4Addr| a.is_broadcast();
-        assert_eq!(t.send_to(s, Some(bcast), b"x", is_b), Err(SendError::BroadcastDenied));
+        assert_eq!(
+            t.send_to(s, Some(bcast), b"x", is_b),
+            Err(SendError::BroadcastDenied)
+        );
         t.set_broadcast(s, true).unwrap();
         assert!(t.send_to(s, Some(bcast), b"x", is_b).is_ok());
     }
@@ -658,10 +731,16 @@ mod tests {
         let mut t = table();
         let specific = t.open().unwrap();
         t.bind(specific, SocketAddrV4::new(ME, 67)).unwrap();
-        assert_eq!(t.deliver(PEER, SocketAddrV4::new(Ipv4Addr::BROADCAST, 67), true, b"x"), Delivery::NoPort);
+        assert_eq!(
+            t.deliver(PEER, SocketAddrV4::new(Ipv4Addr::BROADCAST, 67), true, b"x"),
+            Delivery::NoPort
+        );
         let wild = t.open().unwrap();
         t.bind(wild, any(68)).unwrap();
-        assert_eq!(t.deliver(PEER, SocketAddrV4::new(Ipv4Addr::BROADCAST, 68), true, b"x"), Delivery::Delivered);
+        assert_eq!(
+            t.deliver(PEER, SocketAddrV4::new(Ipv4Addr::BROADCAST, 68), true, b"x"),
+            Delivery::Delivered
+        );
     }
 
     #[test]

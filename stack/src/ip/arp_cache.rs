@@ -42,9 +42,19 @@ impl Default for ArpConfig {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
-    Incomplete { probes_sent: u8, next_probe: Instant },
-    Reachable { mac: EthernetAddress, until: Instant },
-    Probe { mac: EthernetAddress, probes_sent: u8, next_probe: Instant },
+    Incomplete {
+        probes_sent: u8,
+        next_probe: Instant,
+    },
+    Reachable {
+        mac: EthernetAddress,
+        until: Instant,
+    },
+    Probe {
+        mac: EthernetAddress,
+        probes_sent: u8,
+        next_probe: Instant,
+    },
 }
 
 /// An ARP request the cache wants sent.
@@ -88,7 +98,10 @@ pub struct ArpCache {
 impl ArpCache {
     /// An empty cache; memory for `config.capacity` entries is reserved now.
     pub fn new(config: ArpConfig) -> Self {
-        ArpCache { config, entries: HashMap::with_capacity(config.capacity) }
+        ArpCache {
+            config,
+            entries: HashMap::with_capacity(config.capacity),
+        }
     }
 
     /// The configuration.
@@ -120,7 +133,11 @@ impl ArpCache {
             return match *state {
                 State::Reachable { mac, until } => {
                     if now >= until {
-                        *state = State::Probe { mac, probes_sent: 0, next_probe: now };
+                        *state = State::Probe {
+                            mac,
+                            probes_sent: 0,
+                            next_probe: now,
+                        };
                     }
                     Resolution::Known(mac)
                 }
@@ -131,7 +148,13 @@ impl ArpCache {
         if self.entries.len() >= self.config.capacity && !self.evict_one() {
             return Resolution::NoRoom;
         }
-        self.entries.insert(ip, State::Incomplete { probes_sent: 0, next_probe: now });
+        self.entries.insert(
+            ip,
+            State::Incomplete {
+                probes_sent: 0,
+                next_probe: now,
+            },
+        );
         Resolution::Pending
     }
 
@@ -157,13 +180,23 @@ impl ArpCache {
     /// RFC 826, "Packet Reception": if the sender is already in the table, its entry is updated;
     /// a new entry is created only if `create` (the packet was addressed to us). Gratuitous ARP
     /// thus refreshes existing entries but adds none (Linux `arp_accept` = 0).
-    pub fn update(&mut self, now: Instant, ip: Ipv4Addr, mac: EthernetAddress, create: bool) -> Update {
+    pub fn update(
+        &mut self,
+        now: Instant,
+        ip: Ipv4Addr,
+        mac: EthernetAddress,
+        create: bool,
+    ) -> Update {
         let until = now + self.config.reachable_time;
         match self.entries.get_mut(&ip) {
             Some(state) => {
                 let was_incomplete = matches!(state, State::Incomplete { .. });
                 *state = State::Reachable { mac, until };
-                if was_incomplete { Update::Resolved } else { Update::Confirmed }
+                if was_incomplete {
+                    Update::Resolved
+                } else {
+                    Update::Confirmed
+                }
             }
             None if create => {
                 if self.entries.len() >= self.config.capacity && !self.evict_one() {
@@ -182,15 +215,28 @@ impl ArpCache {
         let max = self.config.max_probes;
         for (ip, state) in self.entries.iter_mut() {
             match state {
-                State::Incomplete { probes_sent, next_probe } if *next_probe <= now && *probes_sent < max => {
+                State::Incomplete {
+                    probes_sent,
+                    next_probe,
+                } if *next_probe <= now && *probes_sent < max => {
                     *probes_sent += 1;
                     *next_probe = now + retrans;
-                    return Some(Probe { target: *ip, dst_mac: EthernetAddress::BROADCAST });
+                    return Some(Probe {
+                        target: *ip,
+                        dst_mac: EthernetAddress::BROADCAST,
+                    });
                 }
-                State::Probe { mac, probes_sent, next_probe } if *next_probe <= now && *probes_sent < max => {
+                State::Probe {
+                    mac,
+                    probes_sent,
+                    next_probe,
+                } if *next_probe <= now && *probes_sent < max => {
                     *probes_sent += 1;
                     *next_probe = now + retrans;
-                    return Some(Probe { target: *ip, dst_mac: *mac });
+                    return Some(Probe {
+                        target: *ip,
+                        dst_mac: *mac,
+                    });
                 }
                 _ => {}
             }
@@ -203,11 +249,18 @@ impl ArpCache {
     pub fn handle_timeout(&mut self, now: Instant, mut failed: impl FnMut(Ipv4Addr)) {
         let max = self.config.max_probes;
         self.entries.retain(|ip, state| match *state {
-            State::Incomplete { probes_sent, next_probe } if probes_sent >= max && next_probe <= now => {
+            State::Incomplete {
+                probes_sent,
+                next_probe,
+            } if probes_sent >= max && next_probe <= now => {
                 failed(*ip);
                 false
             }
-            State::Probe { probes_sent, next_probe, .. } => !(probes_sent >= max && next_probe <= now),
+            State::Probe {
+                probes_sent,
+                next_probe,
+                ..
+            } => !(probes_sent >= max && next_probe <= now),
             _ => true,
         });
     }
@@ -217,7 +270,9 @@ impl ArpCache {
         self.entries
             .values()
             .filter_map(|s| match s {
-                State::Incomplete { next_probe, .. } | State::Probe { next_probe, .. } => Some(*next_probe),
+                State::Incomplete { next_probe, .. } | State::Probe { next_probe, .. } => {
+                    Some(*next_probe)
+                }
                 State::Reachable { .. } => None,
             })
             .min()
@@ -239,7 +294,13 @@ mod tests {
     fn unknown_address_is_requested_at_once_then_retried() {
         let mut c = ArpCache::new(ArpConfig::default());
         assert_eq!(c.resolve(t(0), A), Resolution::Pending);
-        assert_eq!(c.poll_probe(t(0)), Some(Probe { target: A, dst_mac: EthernetAddress::BROADCAST }));
+        assert_eq!(
+            c.poll_probe(t(0)),
+            Some(Probe {
+                target: A,
+                dst_mac: EthernetAddress::BROADCAST
+            })
+        );
         assert_eq!(c.poll_probe(t(0)), None);
         assert_eq!(c.poll_timeout(), Some(t(1000)));
         assert_eq!(c.poll_probe(t(999)), None);
@@ -281,7 +342,13 @@ mod tests {
         let mut c = ArpCache::new(ArpConfig::default());
         c.update(t(0), A, MAC, true);
         assert_eq!(c.resolve(t(30_000), A), Resolution::Known(MAC));
-        assert_eq!(c.poll_probe(t(30_000)), Some(Probe { target: A, dst_mac: MAC }));
+        assert_eq!(
+            c.poll_probe(t(30_000)),
+            Some(Probe {
+                target: A,
+                dst_mac: MAC
+            })
+        );
         assert_eq!(c.update(t(30_001), A, MAC, false), Update::Confirmed);
         assert_eq!(c.poll_probe(t(31_000)), None);
     }
@@ -293,7 +360,9 @@ mod tests {
         c.resolve(t(30_000), A);
         for ms in (30_000..=34_000).step_by(100) {
             while c.poll_probe(t(ms)).is_some() {}
-            c.handle_timeout(t(ms), |_| panic!("a refresh failure drops no queued packets"));
+            c.handle_timeout(t(ms), |_| {
+                panic!("a refresh failure drops no queued packets")
+            });
         }
         assert_eq!(c.peek(A), None);
     }
@@ -311,7 +380,10 @@ mod tests {
 
     #[test]
     fn full_cache_evicts_resolved_entries_but_never_resolving_ones() {
-        let mut c = ArpCache::new(ArpConfig { capacity: 2, ..ArpConfig::default() });
+        let mut c = ArpCache::new(ArpConfig {
+            capacity: 2,
+            ..ArpConfig::default()
+        });
         let b = Ipv4Addr::new(198, 18, 0, 3);
         let d = Ipv4Addr::new(198, 18, 0, 4);
         c.update(t(0), A, MAC, true);

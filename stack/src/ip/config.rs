@@ -28,7 +28,10 @@ impl Ipv4Cidr {
         if prefix_len > 32 {
             return Err(BadPrefixLen(prefix_len));
         }
-        Ok(Ipv4Cidr { address, prefix_len })
+        Ok(Ipv4Cidr {
+            address,
+            prefix_len,
+        })
     }
 
     /// The address.
@@ -43,7 +46,11 @@ impl Ipv4Cidr {
 
     /// The network mask as a `u32`.
     pub const fn netmask(&self) -> u32 {
-        if self.prefix_len == 0 { 0 } else { u32::MAX << (32 - self.prefix_len) }
+        if self.prefix_len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.prefix_len)
+        }
     }
 
     /// True if `addr` is on this subnet.
@@ -69,7 +76,9 @@ impl fmt::Display for Ipv4Cidr {
 impl core::str::FromStr for Ipv4Cidr {
     type Err = &'static str;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (a, p) = s.split_once('/').ok_or("expected ADDRESS/PREFIX, like 198.18.0.1/24")?;
+        let (a, p) = s
+            .split_once('/')
+            .ok_or("expected ADDRESS/PREFIX, like 198.18.0.1/24")?;
         let address: Ipv4Addr = a.parse().map_err(|_| "not an IPv4 address")?;
         let prefix_len: u8 = p.parse().map_err(|_| "prefix length is not a number")?;
         Ipv4Cidr::new(address, prefix_len).map_err(|_| "prefix length is over 32")
@@ -130,7 +139,10 @@ impl InterfaceConfig {
 
     /// Chooses the next hop for `dst`: on-link destinations directly, others via the gateway.
     pub fn route(&self, dst: Ipv4Addr) -> Result<NextHop, RouteError> {
-        if dst.is_unspecified() || dst.is_multicast() || u32::from(dst) >> 28 == 0xf && !dst.is_broadcast() {
+        if dst.is_unspecified()
+            || dst.is_multicast()
+            || u32::from(dst) >> 28 == 0xf && !dst.is_broadcast()
+        {
             return Err(RouteError::BadDestination);
         }
         if self.is_broadcast(dst) {
@@ -171,8 +183,14 @@ mod tests {
     fn off_link_destinations_go_via_the_gateway() {
         let gw = Ipv4Addr::new(198, 18, 0, 254);
         let c = config(Some(gw));
-        assert_eq!(c.route(Ipv4Addr::new(198, 19, 0, 9)), Ok(NextHop::Unicast(gw)));
-        assert_eq!(config(None).route(Ipv4Addr::new(198, 19, 0, 9)), Err(RouteError::NetUnreachable));
+        assert_eq!(
+            c.route(Ipv4Addr::new(198, 19, 0, 9)),
+            Ok(NextHop::Unicast(gw))
+        );
+        assert_eq!(
+            config(None).route(Ipv4Addr::new(198, 19, 0, 9)),
+            Err(RouteError::NetUnreachable)
+        );
     }
 
     #[test]
@@ -181,9 +199,18 @@ mod tests {
         assert!(c.accepts(Ipv4Addr::new(198, 18, 0, 255)));
         assert!(c.accepts(Ipv4Addr::BROADCAST));
         assert!(!c.accepts(Ipv4Addr::new(198, 18, 0, 3)));
-        assert_eq!(c.route(Ipv4Addr::new(198, 18, 0, 255)), Ok(NextHop::Broadcast));
-        assert_eq!(c.route(Ipv4Addr::UNSPECIFIED), Err(RouteError::BadDestination));
-        assert_eq!(c.route(Ipv4Addr::new(224, 0, 0, 1)), Err(RouteError::BadDestination));
+        assert_eq!(
+            c.route(Ipv4Addr::new(198, 18, 0, 255)),
+            Ok(NextHop::Broadcast)
+        );
+        assert_eq!(
+            c.route(Ipv4Addr::UNSPECIFIED),
+            Err(RouteError::BadDestination)
+        );
+        assert_eq!(
+            c.route(Ipv4Addr::new(224, 0, 0, 1)),
+            Err(RouteError::BadDestination)
+        );
     }
 
     #[test]
@@ -193,7 +220,10 @@ mod tests {
         assert_eq!(c.broadcast(), Some(Ipv4Addr::new(198, 18, 255, 255)));
         assert!("198.18.0.1/33".parse::<Ipv4Cidr>().is_err());
         assert!("198.18.0.1".parse::<Ipv4Cidr>().is_err());
-        assert_eq!("198.18.0.1/32".parse::<Ipv4Cidr>().unwrap().broadcast(), None);
+        assert_eq!(
+            "198.18.0.1/32".parse::<Ipv4Cidr>().unwrap().broadcast(),
+            None
+        );
         assert_eq!("0.0.0.0/0".parse::<Ipv4Cidr>().unwrap().netmask(), 0);
     }
 }

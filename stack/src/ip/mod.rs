@@ -2,5 +2,6 @@
 
 pub mod arp_cache;
 pub mod config;
+pub mod icmp;
 
 pub use config::{InterfaceConfig, Ipv4Cidr, NextHop, RouteError};
