@@ -134,13 +134,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// of payload ([`Error::Truncated`] otherwise), like Linux `icmp_socket_deliver`
     /// (`pskb_may_pull(skb, iph->ihl * 4 + 8)`). The total length is not checked against the
     /// buffer, since the quote is usually cut short: [`Packet::payload`] then returns what was
-    /// quoted, at least 8 bytes (the ports of UDP and TCP, TCP's sequence number).
+    /// quoted, at least 8 bytes (the ports of UDP and TCP, TCP's sequence number). A total length
+    /// below header + 8 is [`Error::BadLength`] (no UDP, TCP or ICMP datagram is that short).
     pub fn new_checked_quoted(buffer: T) -> Result<Self> {
         let packet = Self::check_header(buffer)?;
         if packet.buffer.as_ref().len() < packet.header_len() + 8 {
             return Err(Error::Truncated);
         }
-        if usize::from(packet.total_len()) < packet.header_len() {
+        // The original datagram must itself have carried 8 bytes of payload (every protocol
+        // this stack demultiplexes errors to, UDP, TCP and ICMP, has an 8-byte header at least),
+        // so that `payload()` below is never shorter than 8.
+        if usize::from(packet.total_len()) < packet.header_len() + 8 {
             return Err(Error::BadLength);
         }
         Ok(packet)
@@ -803,6 +807,11 @@ mod tests {
         assert_eq!(
             Packet::new_checked_quoted(&options[..]).unwrap().payload(),
             &WITH_OPTIONS[24..]
+        );
+        options[3] = 31; // the original datagram had only 7 bytes of payload
+        assert_eq!(
+            Packet::new_checked_quoted(&options[..]).err(),
+            Some(Error::BadLength)
         );
         options[0] = 0x44;
         assert_eq!(
