@@ -14,18 +14,18 @@ pub struct Full;
 pub struct SlotQueue<M> {
     slot_len: usize,
     bytes: Box<[u8]>,
-    meta: Box<[(M, usize)]>,
+    meta: Box<[Option<(M, usize)>]>,
     head: usize,
     len: usize,
 }
 
-impl<M: Copy + Default> SlotQueue<M> {
+impl<M: Copy> SlotQueue<M> {
     /// A queue of `capacity` slots of `slot_len` bytes each.
     pub fn new(capacity: usize, slot_len: usize) -> Self {
         SlotQueue {
             slot_len,
             bytes: vec![0u8; capacity * slot_len].into_boxed_slice(),
-            meta: vec![(M::default(), 0); capacity].into_boxed_slice(),
+            meta: vec![None; capacity].into_boxed_slice(),
             head: 0,
             len: 0,
         }
@@ -82,7 +82,7 @@ impl<M: Copy + Default> SlotQueue<M> {
         }
         let index = self.slot_index(self.len);
         write(&mut self.slot_mut(index)[..len]);
-        self.meta[index] = (meta, len);
+        self.meta[index] = Some((meta, len));
         self.len += 1;
         Ok(())
     }
@@ -97,7 +97,7 @@ impl<M: Copy + Default> SlotQueue<M> {
         if self.is_empty() {
             return None;
         }
-        let (meta, len) = self.meta[self.head];
+        let (meta, len) = self.meta[self.head]?;
         Some((meta, &self.slot(self.head)[..len]))
     }
 
@@ -106,7 +106,7 @@ impl<M: Copy + Default> SlotQueue<M> {
         if self.is_empty() {
             return None;
         }
-        let meta = self.meta[self.head].0;
+        let (meta, _) = self.meta[self.head].take()?;
         self.head = self.slot_index(1);
         self.len -= 1;
         Some(meta)
@@ -118,14 +118,14 @@ impl<M: Copy + Default> SlotQueue<M> {
         let mut kept = 0;
         for nth in 0..self.len {
             let from = self.slot_index(nth);
-            let (meta, len) = self.meta[from];
+            let Some((meta, len)) = self.meta[from].take() else { continue };
             if f(meta, &self.slot(from)[..len]) {
                 let to = self.slot_index(kept);
                 if to != from {
                     let (a, b) = (from * self.slot_len, to * self.slot_len);
                     self.bytes.copy_within(a..a + len, b);
-                    self.meta[to] = (meta, len);
                 }
+                self.meta[to] = Some((meta, len));
                 kept += 1;
             }
         }
@@ -134,6 +134,7 @@ impl<M: Copy + Default> SlotQueue<M> {
 
     /// Removes every record.
     pub fn clear(&mut self) {
+        self.meta.iter_mut().for_each(|m| *m = None);
         self.head = 0;
         self.len = 0;
     }

@@ -1,4 +1,817 @@
-//! The shard: one per core.
+//! The shard: one per core, owning one port queue pair's worth of protocol state.
+//!
+//! Its entry points are sans-IO: [`Shard::handle_frame`] (and [`Shard::handle_rx`] for a burst)
+//! take received frames and the current time, [`Shard::handle_timeout`] runs timers,
+//! [`Shard::poll_transmit`] writes outgoing frames into a [`Transmit`], and
+//! [`Shard::poll_timeout`] says when to call again. [`Shard::poll_port`] strings them together
+//! over a [`Port`] for the common case.
+//!
+//! Receive path: Ethernet (our MAC or broadcast) -> ARP | IPv4 (our address or a broadcast,
+//! whole datagrams only) -> ICMP | UDP (| TCP, counted and dropped until the TCP layer lands).
+//! Every drop is counted under a named reason in [`Stats`].
+//!
+//! Transmit path: IP packets are routed (on-link or via the gateway), their next hop resolved
+//! by ARP; a packet whose next hop is still resolving waits in a bounded queue (Linux
+//! `unres_qlen`) and is sent when the reply arrives, or dropped and counted when resolution
+//! fails.
 
 pub mod rss;
 pub mod stats;
+
+use crate::ip::arp_cache::{ArpCache, ArpConfig, Resolution, Update};
+use crate::ip::icmp::{IcmpRateLimit, may_send_error};
+use crate::ip::{InterfaceConfig, NextHop};
+use crate::port::{Batch, ChecksumOffload, Frame, Port, RxOffload, Transmit, TxBatcher};
+use crate::slot_queue::SlotQueue;
+use crate::time::Instant;
+use crate::udp::{self, Delivery, UdpConfig, UdpHandle, UdpSockets};
+use crate::wire::{self, ChecksumMode, EthernetAddress, Ipv4Addr, arp, ethernet, icmp, ipv4};
+use core::net::SocketAddrV4;
+pub use stats::Stats;
+
+const ETH: usize = ethernet::HEADER_LEN;
+const IP: usize = ipv4::HEADER_LEN;
+const UDP: usize = wire::udp::HEADER_LEN;
+
+/// Everything a shard is configured with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardConfig {
+    /// The interface: MAC, address, gateway, MTU, TTL.
+    pub iface: InterfaceConfig,
+    /// ARP cache tunables.
+    pub arp: ArpConfig,
+    /// UDP tunables (`max_payload` is derived from the MTU by [`Shard::new`]).
+    pub udp: UdpConfig,
+    /// IP packets that may wait for ARP resolution (Linux `unres_qlen` is 101 per neighbour).
+    pub arp_queue_len: usize,
+    /// Locally generated frames (ARP and ICMP replies) waiting for the next transmit.
+    pub control_queue_len: usize,
+    /// Echo replies waiting for [`Shard::recv_echo_reply`].
+    pub ping_queue_len: usize,
+    /// The ICMP error rate limit.
+    pub icmp_rate: IcmpRateLimit,
+    /// Checksum offloads of the port.
+    pub checksum: ChecksumOffload,
+    /// Announce our address with a gratuitous ARP on the first transmit (as Linux does when an
+    /// address is configured with `arp_notify`).
+    pub announce: bool,
+}
+
+impl ShardConfig {
+    /// Defaults for an interface.
+    pub fn new(iface: InterfaceConfig) -> Self {
+        ShardConfig {
+            iface,
+            arp: ArpConfig::default(),
+            udp: UdpConfig::default(),
+            arp_queue_len: 128,
+            control_queue_len: 128,
+            ping_queue_len: 64,
+            icmp_rate: IcmpRateLimit::default(),
+            checksum: ChecksumOffload::default(),
+            announce: true,
+        }
+    }
+}
+
+/// An ICMP echo reply received for [`Shard::ping`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EchoReply {
+    /// Who answered.
+    pub from: Ipv4Addr,
+    /// The identifier echoed back.
+    pub ident: u16,
+    /// The sequence number echoed back.
+    pub seq_no: u16,
+    /// Bytes of data copied into the caller's buffer.
+    pub len: usize,
+    /// When the reply was received.
+    pub received_at: Instant,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct EchoMeta {
+    from: Ipv4Addr,
+    ident: u16,
+    seq_no: u16,
+    received_at: Instant,
+}
+
+impl Default for EchoMeta {
+    fn default() -> Self {
+        EchoMeta { from: Ipv4Addr::UNSPECIFIED, ident: 0, seq_no: 0, received_at: Instant::ZERO }
+    }
+}
+
+/// Why an IP packet could not be sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputError {
+    /// No route (off-link, no gateway), or a destination we never send to: `ENETUNREACH`.
+    NoRoute,
+    /// The packet could not be queued (control or ARP queue full, ARP cache full): `ENOBUFS`.
+    NoBuffers,
+    /// Larger than the MTU: `EMSGSIZE`.
+    TooLong,
+}
+
+impl OutputError {
+    /// The errno name a Linux program would see.
+    pub const fn errno(self) -> &'static str {
+        match self {
+            OutputError::NoRoute => "ENETUNREACH",
+            OutputError::NoBuffers => "ENOBUFS",
+            OutputError::TooLong => "EMSGSIZE",
+        }
+    }
+}
+
+/// What one [`Shard::poll_port`] call moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PollReport {
+    /// Frames received and processed.
+    pub received: usize,
+    /// Frames sent.
+    pub sent: usize,
+}
+
+/// One per-core instance of the stack.
+#[derive(Debug)]
+pub struct Shard {
+    config: ShardConfig,
+    arp: ArpCache,
+    udp: UdpSockets,
+    stats: Stats,
+    /// Complete Ethernet frames (ARP replies, ICMP messages) ready to send.
+    control: SlotQueue<()>,
+    /// IP packets (no Ethernet header) waiting for their next hop, keyed by next hop.
+    arp_pending: SlotQueue<Ipv4Addr>,
+    pings: SlotQueue<EchoMeta>,
+    icmp_limit: IcmpRateLimit,
+    ip_ident: u16,
+    announced: bool,
+    /// An ARP answer arrived for a next hop that packets may be waiting on.
+    pending_resolved: bool,
+    now: Instant,
+}
+
+/// Counts a frame handed to the transmit side (or refused by it). Returns `ok`.
+fn count_tx(ok: bool, len: usize, stats: &mut Stats, sent: &mut usize) -> bool {
+    if ok {
+        *sent += 1;
+        stats.ethernet.tx_frames += 1;
+        stats.ethernet.tx_bytes += len as u64;
+    } else {
+        stats.ethernet.tx_no_buffer += 1;
+    }
+    ok
+}
+
+fn tx_mode(offloaded: bool) -> ChecksumMode {
+    if offloaded { ChecksumMode::Offloaded } else { ChecksumMode::Software }
+}
+
+fn rx_mode(verified: bool) -> ChecksumMode {
+    if verified { ChecksumMode::Offloaded } else { ChecksumMode::Software }
+}
+
+/// Writes an Ethernet header into `buf[..14]`.
+fn emit_ethernet(buf: &mut [u8], src: EthernetAddress, dst: EthernetAddress, ethertype: ethernet::EtherType) {
+    let repr = ethernet::Repr { src_addr: src, dst_addr: dst, ethertype };
+    repr.emit(&mut ethernet::Frame::new_unchecked(buf));
+}
+
+/// Writes an ARP packet (Ethernet header included) into `buf`, which is `ETH + 28` long.
+fn emit_arp_frame(buf: &mut [u8], eth_dst: EthernetAddress, repr: &arp::Repr) {
+    emit_ethernet(buf, repr.source_hardware_addr, eth_dst, ethernet::EtherType::Arp);
+    repr.emit(&mut arp::Packet::new_unchecked(&mut buf[ETH..]));
+}
+
+impl Shard {
+    /// A shard with no sockets; the UDP payload limit follows the interface MTU.
+    pub fn new(mut config: ShardConfig) -> Self {
+        config.udp.max_payload = usize::from(config.iface.mtu).saturating_sub(IP + UDP);
+        let slot = ETH + usize::from(config.iface.mtu);
+        Shard {
+            arp: ArpCache::new(config.arp),
+            udp: UdpSockets::new(config.udp, config.iface.address()),
+            stats: Stats::default(),
+            control: SlotQueue::new(config.control_queue_len, slot),
+            arp_pending: SlotQueue::new(config.arp_queue_len, usize::from(config.iface.mtu)),
+            pings: SlotQueue::new(config.ping_queue_len, usize::from(config.iface.mtu)),
+            icmp_limit: config.icmp_rate,
+            ip_ident: 0,
+            announced: !config.announce,
+            pending_resolved: false,
+            now: Instant::ZERO,
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ShardConfig {
+        &self.config
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The ARP cache.
+    pub fn arp_cache(&self) -> &ArpCache {
+        &self.arp
+    }
+
+    /// The UDP socket table (bind, connect, recv; sends go through [`Shard::udp_send_to`] so that
+    /// routing is checked).
+    pub fn udp(&mut self) -> &mut UdpSockets {
+        &mut self.udp
+    }
+
+    /// `sendto` on a UDP socket: checks the route (`ENETUNREACH`) and queues the datagram.
+    pub fn udp_send_to(&mut self, h: UdpHandle, dst: Option<SocketAddrV4>, data: &[u8]) -> Result<(), udp::SendError> {
+        self.udp_send_with(h, dst, data.len(), |buf| buf.copy_from_slice(data))
+    }
+
+    /// Like [`Shard::udp_send_to`] but the payload is written in place by `write`.
+    pub fn udp_send_with(
+        &mut self,
+        h: UdpHandle,
+        dst: Option<SocketAddrV4>,
+        len: usize,
+        write: impl FnOnce(&mut [u8]),
+    ) -> Result<(), udp::SendError> {
+        let iface = self.config.iface;
+        let target = match dst.or(self.udp.peer_addr(h)) {
+            Some(t) => t,
+            None => return self.udp.send_with(h, None, len, |_| false, write),
+        };
+        if iface.route(*target.ip()).is_err() {
+            self.stats.ip.out_no_routes += 1;
+            return Err(udp::SendError::NetUnreachable);
+        }
+        self.udp.send_with(h, Some(target), len, |a| iface.is_broadcast(a), write)
+    }
+
+    fn next_ident(&mut self) -> u16 {
+        self.ip_ident = self.ip_ident.wrapping_add(1);
+        self.ip_ident
+    }
+
+    /// Processes a burst of received frames. The caller gives the frames back to its pool.
+    pub fn handle_rx<F: Frame>(&mut self, now: Instant, batch: &Batch<F>) {
+        for frame in batch {
+            self.handle_frame(now, frame.data(), frame.rx_offload());
+        }
+    }
+
+    /// Processes one received Ethernet frame.
+    pub fn handle_frame(&mut self, now: Instant, frame: &[u8], offload: RxOffload) {
+        self.now = now;
+        self.stats.ethernet.rx_frames += 1;
+        self.stats.ethernet.rx_bytes += frame.len() as u64;
+        let Ok(eth) = ethernet::Frame::new_checked(frame) else {
+            self.stats.ethernet.rx_truncated += 1;
+            return;
+        };
+        let dst = eth.dst_addr();
+        if dst != self.config.iface.mac && !dst.is_broadcast() {
+            self.stats.ethernet.rx_not_for_us += 1;
+            return;
+        }
+        match eth.ethertype() {
+            ethernet::EtherType::Arp => self.handle_arp(now, eth.payload()),
+            ethernet::EtherType::Ipv4 => self.handle_ipv4(now, dst.is_broadcast(), eth.payload(), offload),
+            _ => self.stats.ethernet.rx_unknown_ethertype += 1,
+        }
+    }
+
+    fn handle_arp(&mut self, now: Instant, bytes: &[u8]) {
+        let repr = match arp::Packet::new_checked(bytes).and_then(|p| arp::Repr::parse(&p)) {
+            Ok(r) => r,
+            Err(e) => {
+                self.stats.arp.rx_errors += 1;
+                self.stats.arp_drops.count(e);
+                return;
+            }
+        };
+        let me = self.config.iface.address();
+        let my_mac = self.config.iface.mac;
+        let is_request = match repr.operation {
+            arp::Operation::Request => {
+                self.stats.arp.rx_requests += 1;
+                true
+            }
+            arp::Operation::Reply => {
+                self.stats.arp.rx_replies += 1;
+                false
+            }
+            arp::Operation::Unknown(_) => {
+                self.stats.arp.rx_errors += 1;
+                self.stats.arp_drops.count(wire::Error::Unsupported);
+                return;
+            }
+        };
+        let sender = repr.source_protocol_addr;
+        let for_us = repr.target_protocol_addr == me;
+        // RFC 826, Packet Reception: update the sender's entry if present ("merge"); add it if
+        // we are the target. An ARP probe (sender 0.0.0.0, RFC 5227) teaches nothing, and a
+        // packet claiming our own address, or a broadcast/multicast MAC, is not learned.
+        let learnable = !sender.is_unspecified()
+            && sender != me
+            && repr.source_hardware_addr.is_unicast()
+            && self.config.iface.cidr.contains(sender);
+        if learnable && self.arp.update(now, sender, repr.source_hardware_addr, for_us) == Update::Resolved {
+            self.stats.arp.resolved += 1;
+            self.pending_resolved = true;
+        }
+        if !for_us {
+            if is_request {
+                self.stats.arp.rx_not_for_us += 1;
+            }
+            return;
+        }
+        if is_request {
+            // RFC 826: swap the sender and target fields, put in our addresses, send a reply.
+            let reply = arp::Repr {
+                operation: arp::Operation::Reply,
+                source_hardware_addr: my_mac,
+                source_protocol_addr: me,
+                target_hardware_addr: repr.source_hardware_addr,
+                target_protocol_addr: sender,
+            };
+            let eth_dst = repr.source_hardware_addr;
+            match self.control.push_with((), ETH + reply.buffer_len(), |buf| emit_arp_frame(buf, eth_dst, &reply)) {
+                Ok(()) => self.stats.arp.tx_replies += 1,
+                Err(_) => self.stats.icmp.out_dropped += 1,
+            }
+        }
+    }
+
+    fn handle_ipv4(&mut self, now: Instant, link_broadcast: bool, bytes: &[u8], offload: RxOffload) {
+        self.stats.ip.in_receives += 1;
+        let parsed = ipv4::Packet::new_checked(bytes)
+            .and_then(|p| ipv4::Repr::parse(&p, rx_mode(offload.ipv4_checksum_good)).map(|r| (p, r)));
+        let (packet, repr) = match parsed {
+            Ok(x) => x,
+            Err(e) => {
+                self.stats.ip.in_hdr_errors += 1;
+                self.stats.ip_drops.count(e);
+                return;
+            }
+        };
+        let iface = self.config.iface;
+        if !iface.accepts(repr.dst_addr) {
+            self.stats.ip.in_addr_errors += 1;
+            return;
+        }
+        // A packet from a broadcast, multicast or unspecified source is a martian (Linux drops
+        // these in ip_route_input_slow).
+        let src = repr.src_addr;
+        if src.is_broadcast() || src.is_multicast() || src == iface.address() || iface.is_broadcast(src) {
+            self.stats.ip.in_addr_errors += 1;
+            return;
+        }
+        if packet.is_fragment() {
+            self.stats.ip.frag_dropped += 1;
+            return;
+        }
+        let to_broadcast = iface.is_broadcast(repr.dst_addr);
+        let whole = &bytes[..usize::from(packet.total_len()).min(bytes.len())];
+        match repr.protocol {
+            ipv4::Protocol::Icmp => {
+                self.stats.ip.in_delivers += 1;
+                self.handle_icmp(now, &repr, to_broadcast || link_broadcast, packet.payload());
+            }
+            ipv4::Protocol::Udp => {
+                self.stats.ip.in_delivers += 1;
+                self.handle_udp(now, &repr, to_broadcast, link_broadcast, packet.payload(), whole, offload);
+            }
+            ipv4::Protocol::Tcp => {
+                self.stats.ip.in_delivers += 1;
+                self.stats.tcp.in_segs += 1;
+                self.stats.tcp.in_unhandled += 1;
+            }
+            ipv4::Protocol::Unknown(_) => {
+                self.stats.ip.in_unknown_protos += 1;
+                // RFC 1122 3.2.2.1: protocol unreachable, as Linux sends it.
+                if may_send_error(false, to_broadcast, link_broadcast, false, src) {
+                    self.send_dest_unreachable(now, icmp::DstUnreachable::ProtoUnreachable, src, whole);
+                }
+            }
+        }
+    }
+
+    fn handle_icmp(&mut self, now: Instant, ip: &ipv4::Repr, broadcast: bool, bytes: &[u8]) {
+        self.stats.icmp.in_msgs += 1;
+        let packet = match icmp::Packet::new_checked(bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.icmp.in_errors += 1;
+                self.stats.icmp_drops.count(e);
+                return;
+            }
+        };
+        let repr = match icmp::Repr::parse(&packet, ChecksumMode::Software) {
+            Ok(r) => r,
+            Err(wire::Error::Unsupported) => {
+                self.stats.icmp.in_unsupported += 1;
+                return;
+            }
+            Err(e) => {
+                self.stats.icmp.in_errors += 1;
+                self.stats.icmp_drops.count(e);
+                return;
+            }
+        };
+        match repr {
+            icmp::Repr::EchoRequest { ident, seq_no, data } => {
+                self.stats.icmp.in_echos += 1;
+                // Linux icmp_echo_ignore_broadcasts = 1 (the default): no smurf amplifier.
+                if broadcast {
+                    return;
+                }
+                let reply = icmp::Repr::EchoReply { ident, seq_no, data };
+                if self.send_icmp(now, ip.src_addr, &reply).is_ok() {
+                    self.stats.icmp.out_echo_reps += 1;
+                }
+            }
+            icmp::Repr::EchoReply { ident, seq_no, data } => {
+                self.stats.icmp.in_echo_reps += 1;
+                let meta = EchoMeta { from: ip.src_addr, ident, seq_no, received_at: now };
+                if self.pings.push(meta, data).is_err() {
+                    self.stats.icmp.in_echo_reps_dropped += 1;
+                }
+            }
+            icmp::Repr::DstUnreachable { reason, invoking, .. } => {
+                self.stats.icmp.in_dest_unreachs += 1;
+                if reason == icmp::DstUnreachable::PortUnreachable {
+                    self.handle_port_unreachable(invoking);
+                }
+            }
+        }
+    }
+
+    /// The datagram we sent that a port unreachable quotes: IP header + first 8 UDP bytes.
+    fn handle_port_unreachable(&mut self, invoking: &[u8]) {
+        let ihl = usize::from(invoking.first().copied().unwrap_or(0) & 0x0f) * 4;
+        let (Some(ip), Some(l4)) = (invoking.get(..20), invoking.get(ihl..ihl + 4)) else {
+            return;
+        };
+        if ihl < 20 || ip[9] != u8::from(ipv4::Protocol::Udp) {
+            return;
+        }
+        let addr = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]);
+        let local = SocketAddrV4::new(addr(&ip[12..16]), u16::from_be_bytes([l4[0], l4[1]]));
+        let remote = SocketAddrV4::new(addr(&ip[16..20]), u16::from_be_bytes([l4[2], l4[3]]));
+        self.udp.port_unreachable(local, remote);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn handle_udp(
+        &mut self,
+        now: Instant,
+        ip: &ipv4::Repr,
+        to_broadcast: bool,
+        link_broadcast: bool,
+        bytes: &[u8],
+        whole: &[u8],
+        offload: RxOffload,
+    ) {
+        let mode = rx_mode(offload.l4_checksum_good);
+        let packet = wire::udp::Packet::new_checked(bytes);
+        let repr = packet.as_ref().map_err(|e| *e).and_then(|p| wire::udp::Repr::parse(p, ip.src_addr, ip.dst_addr, mode));
+        let (packet, repr) = match (packet, repr) {
+            (Ok(p), Ok(r)) => (p, r),
+            (_, Err(e)) => {
+                self.stats.udp.in_errors += 1;
+                if e == wire::Error::BadChecksum {
+                    self.stats.udp.in_csum_errors += 1;
+                }
+                self.stats.udp_drops.count(e);
+                return;
+            }
+            (Err(e), _) => {
+                self.stats.udp.in_errors += 1;
+                self.stats.udp_drops.count(e);
+                return;
+            }
+        };
+        let src = SocketAddrV4::new(ip.src_addr, repr.src_port);
+        let dst = SocketAddrV4::new(ip.dst_addr, repr.dst_port);
+        match self.udp.deliver(src, dst, to_broadcast, packet.payload()) {
+            Delivery::Delivered => self.stats.udp.in_datagrams += 1,
+            Delivery::QueueFull => {
+                // Linux counts both RcvbufErrors and InErrors.
+                self.stats.udp.rcvbuf_errors += 1;
+                self.stats.udp.in_errors += 1;
+            }
+            outcome @ (Delivery::NoPort | Delivery::Filtered) => {
+                // A connected socket does not match a datagram from another peer, so on Linux
+                // it is answered like one to a closed port.
+                if outcome == Delivery::Filtered {
+                    self.stats.udp.in_filtered += 1;
+                }
+                self.stats.udp.no_ports += 1;
+                if may_send_error(false, to_broadcast, link_broadcast, false, ip.src_addr) {
+                    self.send_dest_unreachable(now, icmp::DstUnreachable::PortUnreachable, ip.src_addr, whole);
+                }
+            }
+        }
+    }
+
+    fn send_dest_unreachable(&mut self, now: Instant, reason: icmp::DstUnreachable, to: Ipv4Addr, datagram: &[u8]) {
+        if !self.icmp_limit.allow(now) {
+            self.stats.icmp.out_rate_limited += 1;
+            return;
+        }
+        // RFC 1812 4.3.2.3: quote as much of the datagram as fits in 576 bytes (Linux does).
+        let invoking = &datagram[..datagram.len().min(icmp::MAX_INVOKING_LEN)];
+        let msg = icmp::Repr::DstUnreachable { reason, next_hop_mtu: 0, invoking };
+        if self.send_icmp(now, to, &msg).is_ok() {
+            self.stats.icmp.out_dest_unreachs += 1;
+        }
+    }
+
+    fn send_icmp(&mut self, now: Instant, dst: Ipv4Addr, msg: &icmp::Repr<'_>) -> Result<(), OutputError> {
+        let len = msg.buffer_len();
+        let result = self.output_ip(now, dst, ipv4::Protocol::Icmp, len, |buf| {
+            // ICMP checksums are never offloaded.
+            msg.emit(&mut icmp::Packet::new_unchecked(buf), ChecksumMode::Software);
+        });
+        match result {
+            Ok(()) => self.stats.icmp.out_msgs += 1,
+            Err(_) => self.stats.icmp.out_dropped += 1,
+        }
+        result
+    }
+
+    /// `ping`: sends an ICMP echo request. Replies come back through [`Shard::recv_echo_reply`].
+    pub fn ping(&mut self, now: Instant, dst: Ipv4Addr, ident: u16, seq_no: u16, data: &[u8]) -> Result<(), OutputError> {
+        let msg = icmp::Repr::EchoRequest { ident, seq_no, data };
+        self.send_icmp(now, dst, &msg)?;
+        self.stats.icmp.out_echos += 1;
+        Ok(())
+    }
+
+    /// Takes the oldest echo reply, copying its data into `buf` (truncated to fit).
+    pub fn recv_echo_reply(&mut self, buf: &mut [u8]) -> Option<EchoReply> {
+        let (meta, data) = self.pings.front()?;
+        let len = data.len().min(buf.len());
+        buf[..len].copy_from_slice(&data[..len]);
+        self.pings.pop();
+        Some(EchoReply { from: meta.from, ident: meta.ident, seq_no: meta.seq_no, len, received_at: meta.received_at })
+    }
+
+    /// Routes an IP packet of `payload_len` bytes to `dst` and queues it: as a complete frame if
+    /// the next hop's MAC is known, else until ARP resolves it. `write` fills the payload.
+    fn output_ip(
+        &mut self,
+        now: Instant,
+        dst: Ipv4Addr,
+        protocol: ipv4::Protocol,
+        payload_len: usize,
+        write: impl FnOnce(&mut [u8]),
+    ) -> Result<(), OutputError> {
+        let iface = self.config.iface;
+        if IP + payload_len > usize::from(iface.mtu) {
+            return Err(OutputError::TooLong);
+        }
+        self.stats.ip.out_requests += 1;
+        let next_hop = match iface.route(dst) {
+            Ok(n) => n,
+            Err(_) => {
+                self.stats.ip.out_no_routes += 1;
+                return Err(OutputError::NoRoute);
+            }
+        };
+        let ip = ipv4::Repr {
+            src_addr: iface.address(),
+            dst_addr: dst,
+            protocol,
+            payload_len,
+            ttl: iface.ttl,
+            ident: self.next_ident(),
+            dont_frag: true,
+            dscp_ecn: 0,
+        };
+        let mode = tx_mode(self.config.checksum.tx_ipv4);
+        let emit_ip = |buf: &mut [u8]| {
+            write(&mut buf[IP..]);
+            ip.emit(&mut ipv4::Packet::new_unchecked(buf), mode);
+        };
+        let (hop_ip, mac) = match next_hop {
+            NextHop::Broadcast => (dst, Some(EthernetAddress::BROADCAST)),
+            NextHop::Unicast(hop) => match self.arp.resolve(now, hop) {
+                Resolution::Known(mac) => (hop, Some(mac)),
+                Resolution::Pending => (hop, None),
+                Resolution::NoRoom => {
+                    self.stats.arp.cache_full += 1;
+                    return Err(OutputError::NoBuffers);
+                }
+            },
+        };
+        let queued = match mac {
+            Some(mac) => self.control.push_with((), ETH + IP + payload_len, |buf| {
+                emit_ethernet(buf, iface.mac, mac, ethernet::EtherType::Ipv4);
+                emit_ip(&mut buf[ETH..]);
+            }),
+            None => self.arp_pending.push_with(hop_ip, IP + payload_len, emit_ip).inspect_err(|_| {
+                self.stats.arp.pending_overflow += 1;
+            }),
+        };
+        queued.map_err(|_| OutputError::NoBuffers)
+    }
+
+    /// Runs timers due at `now`: ARP retries and expiry.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        let Shard { arp, arp_pending, stats, .. } = self;
+        arp.handle_timeout(now, |failed| {
+            stats.arp.failed += 1;
+            arp_pending.retain(|hop, _| {
+                let keep = hop != failed;
+                if !keep {
+                    stats.arp.unresolved_drops += 1;
+                }
+                keep
+            });
+        });
+    }
+
+    /// Sends the ARP requests due at `now`. Returns false if `tx` ran out of room.
+    fn send_probes(&mut self, now: Instant, tx: &mut impl Transmit, sent: &mut usize) -> bool {
+        let iface = self.config.iface;
+        while let Some(probe) = self.arp.poll_probe(now) {
+            let repr = arp::Repr {
+                operation: arp::Operation::Request,
+                source_hardware_addr: iface.mac,
+                source_protocol_addr: iface.address(),
+                target_hardware_addr: EthernetAddress::ZERO,
+                target_protocol_addr: probe.target,
+            };
+            let len = ETH + repr.buffer_len();
+            // An unsent probe still counts for the retry schedule: the next one follows.
+            if !count_tx(tx.send(len, |buf| emit_arp_frame(buf, probe.dst_mac, &repr)), len, &mut self.stats, sent) {
+                return false;
+            }
+            self.stats.arp.tx_requests += 1;
+        }
+        true
+    }
+
+    /// Writes every frame that is ready into `tx`, until `tx` has no more room.
+    /// Returns the number of frames written.
+    pub fn poll_transmit(&mut self, now: Instant, tx: &mut impl Transmit) -> usize {
+        self.now = now;
+        let mut sent = 0;
+        let iface = self.config.iface;
+
+        // Gratuitous ARP: a request for our own address announces it.
+        if !self.announced {
+            let me = iface.address();
+            let repr = arp::Repr {
+                operation: arp::Operation::Request,
+                source_hardware_addr: iface.mac,
+                source_protocol_addr: me,
+                target_hardware_addr: EthernetAddress::ZERO,
+                target_protocol_addr: me,
+            };
+            let len = ETH + repr.buffer_len();
+            let ok = tx.send(len, |buf| emit_arp_frame(buf, EthernetAddress::BROADCAST, &repr));
+            if !count_tx(ok, len, &mut self.stats, &mut sent) {
+                return sent;
+            }
+            self.announced = true;
+            self.stats.arp.tx_gratuitous += 1;
+        }
+
+        if !self.send_probes(now, tx, &mut sent) {
+            return sent;
+        }
+
+        // Packets whose next hop has been resolved.
+        let Shard { arp, arp_pending, control, udp, stats, ip_ident, config, pending_resolved, .. } = self;
+        if *pending_resolved {
+            let mut blocked = false;
+            arp_pending.retain(|hop, packet| {
+                let Some(mac) = arp.peek(hop).filter(|_| !blocked) else {
+                    return true;
+                };
+                let len = ETH + packet.len();
+                let ok = tx.send(len, |buf| {
+                    emit_ethernet(buf, iface.mac, mac, ethernet::EtherType::Ipv4);
+                    buf[ETH..].copy_from_slice(packet);
+                });
+                blocked = !count_tx(ok, len, stats, &mut sent);
+                blocked
+            });
+            if blocked {
+                return sent;
+            }
+            *pending_resolved = false;
+        }
+
+        // Locally generated frames, oldest first.
+        while let Some(((), frame)) = control.front() {
+            let len = frame.len();
+            if !count_tx(tx.send(len, |buf| buf.copy_from_slice(frame)), len, stats, &mut sent) {
+                return sent;
+            }
+            control.pop();
+        }
+
+        // UDP datagrams, written straight from the socket's send queue into the frame.
+        let ip_mode = tx_mode(config.checksum.tx_ipv4);
+        let l4_mode = tx_mode(config.checksum.tx_l4);
+        udp.poll_send(|out| {
+            stats.ip.out_requests += 1;
+            let dst_ip = *out.dst.ip();
+            let (hop, mac) = match iface.route(dst_ip) {
+                Ok(NextHop::Broadcast) => (dst_ip, Some(EthernetAddress::BROADCAST)),
+                Ok(NextHop::Unicast(hop)) => match arp.resolve(now, hop) {
+                    Resolution::Known(mac) => (hop, Some(mac)),
+                    Resolution::Pending => (hop, None),
+                    Resolution::NoRoom => {
+                        stats.arp.cache_full += 1;
+                        return true;
+                    }
+                },
+                Err(_) => {
+                    stats.ip.out_no_routes += 1;
+                    return true;
+                }
+            };
+            *ip_ident = ip_ident.wrapping_add(1);
+            let udp_repr =
+                wire::udp::Repr { src_port: out.src.port(), dst_port: out.dst.port(), payload_len: out.payload.len() };
+            let ip_repr = ipv4::Repr {
+                src_addr: *out.src.ip(),
+                dst_addr: dst_ip,
+                protocol: ipv4::Protocol::Udp,
+                payload_len: UDP + out.payload.len(),
+                ttl: iface.ttl,
+                ident: *ip_ident,
+                dont_frag: true,
+                dscp_ecn: 0,
+            };
+            let emit_ip = |buf: &mut [u8]| {
+                let mut dgram = wire::udp::Packet::new_unchecked(&mut buf[IP..]);
+                dgram.payload_mut()[..out.payload.len()].copy_from_slice(out.payload);
+                udp_repr.emit(&mut dgram, ip_repr.src_addr, ip_repr.dst_addr, l4_mode);
+                ip_repr.emit(&mut ipv4::Packet::new_unchecked(buf), ip_mode);
+            };
+            match mac {
+                Some(mac) => {
+                    let len = ETH + ip_repr.buffer_len();
+                    let ok = tx.send(len, |buf| {
+                        emit_ethernet(buf, iface.mac, mac, ethernet::EtherType::Ipv4);
+                        emit_ip(&mut buf[ETH..]);
+                    });
+                    if !count_tx(ok, len, stats, &mut sent) {
+                        return false;
+                    }
+                }
+                None => {
+                    if arp_pending.push_with(hop, ip_repr.buffer_len(), emit_ip).is_err() {
+                        stats.arp.pending_overflow += 1;
+                        return true;
+                    }
+                }
+            }
+            stats.udp.out_datagrams += 1;
+            true
+        });
+        // Datagrams just parked waiting for ARP need their first request now, not next poll.
+        self.send_probes(now, tx, &mut sent);
+        sent
+    }
+
+    /// When [`Shard::handle_timeout`] or [`Shard::poll_transmit`] next has work; `None` if idle.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ready = !self.announced || self.pending_resolved || !self.control.is_empty() || self.udp.has_pending_send();
+        if ready { Some(self.now) } else { self.arp.poll_timeout() }
+    }
+
+    /// One iteration of a poll loop over `port`: receive a burst, run timers, transmit.
+    pub fn poll_port<P: Port>(&mut self, now: Instant, port: &mut P) -> PollReport {
+        let mut report = PollReport::default();
+        let mut batch: Batch<P::Frame> = Batch::new();
+        port.rx_burst(&mut batch);
+        self.handle_rx(now, &batch);
+        report.received = batch.len();
+        for frame in batch.drain(..) {
+            port.release(frame);
+        }
+        self.handle_timeout(now);
+        let mut tx = TxBatcher::new(port);
+        self.poll_transmit(now, &mut tx);
+        let (sent, not_sent) = tx.finish();
+        report.sent = sent;
+        self.stats.ethernet.tx_no_buffer += not_sent as u64;
+        report
+    }
+}
+
+#[cfg(test)]
+mod tests;

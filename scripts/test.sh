@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs every test: formatting, lints, unit and integration
+# tests, benchmark smoke runs, the README's main job, and bounded fuzzing of every parser.
+# CI (.ci/run) and the README's Quick start call this script.
+#
+# Environment:
+#   FUZZ_SECONDS   seconds per fuzz target (default 15; 0 skips fuzzing)
+#   SKIP_INSTALL=1 do not install anything (use what is on the machine)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+step() { printf '\n==> %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  step "apt-get install ${missing[*]}"
+  $SUDO apt-get update -qq || true
+  # On these machines an install can fail once with "cannot stat ... .deb": retry.
+  for attempt in 1 2 3; do
+    if DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; then
+      return 0
+    fi
+    echo "apt-get install failed (attempt $attempt), retrying" >&2
+    sleep 3
+  done
+  return 1
+}
+
+if [ "${SKIP_INSTALL:-0}" != 1 ]; then
+  apt_install tcpdump
+  rustup component add rustfmt clippy >/dev/null 2>&1 || true
+fi
+
+# Tests that need an outside tool (tcpdump) fail instead of skipping when this is set.
+export SHARDNET_REQUIRE_TOOLS=1
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (workspace)"
+cargo test --workspace --locked
+
+step "benchmarks, once each in test mode"
+cargo test --locked -p shardnet-bench --benches
+
+step "the README's main job, short"
+cargo run --locked --release -p shardnet-apps --bin loadgen -- --count 2000
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+if [ "$FUZZ_SECONDS" != 0 ]; then
+  if ! command -v cargo-fuzz >/dev/null 2>&1 && [ "${SKIP_INSTALL:-0}" != 1 ]; then
+    step "cargo install cargo-fuzz"
+    cargo install cargo-fuzz --locked
+  fi
+  if command -v cargo-fuzz >/dev/null 2>&1; then
+    # cargo-fuzz passes -Z flags to rustc; this toolchain is stable, and RUSTC_BOOTSTRAP lets
+    # it accept them (the machine has exactly one toolchain, no nightly can be fetched).
+    export RUSTC_BOOTSTRAP=1
+    (
+      cd stack
+      for target in $(cargo fuzz list); do
+        step "fuzz $target for ${FUZZ_SECONDS}s"
+        mkdir -p "fuzz/corpus/$target"
+        seeds=()
+        [ -d "fuzz/seeds/$target" ] && seeds=("fuzz/seeds/$target")
+        cargo fuzz run "$target" "fuzz/corpus/$target" "${seeds[@]}" -- \
+          -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 12
+      done
+    )
+  else
+    echo "cargo-fuzz is not available: fuzzing skipped" >&2
+    exit 1
+  fi
+fi
+
+step "all tests passed"
