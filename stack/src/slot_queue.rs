@@ -118,7 +118,9 @@ impl<M: Copy> SlotQueue<M> {
         let mut kept = 0;
         for nth in 0..self.len {
             let from = self.slot_index(nth);
-            let Some((meta, len)) = self.meta[from].take() else { continue };
+            let Some((meta, len)) = self.meta[from].take() else {
+                continue;
+            };
             if f(meta, &self.slot(from)[..len]) {
                 let to = self.slot_index(kept);
                 if to != from {

@@ -117,6 +117,7 @@ pub mod classify;
 mod config;
 mod frame;
 mod port;
+pub mod sim;
 mod wire;
 
 pub use config::{Impairments, WireConfig};

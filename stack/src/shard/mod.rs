@@ -99,7 +99,12 @@ struct EchoMeta {
 
 impl Default for EchoMeta {
     fn default() -> Self {
-        EchoMeta { from: Ipv4Addr::UNSPECIFIED, ident: 0, seq_no: 0, received_at: Instant::ZERO }
+        EchoMeta {
+            from: Ipv4Addr::UNSPECIFIED,
+            ident: 0,
+            seq_no: 0,
+            received_at: Instant::ZERO,
+        }
     }
 }
 
@@ -167,22 +172,44 @@ fn count_tx(ok: bool, len: usize, stats: &mut Stats, sent: &mut usize) -> bool {
 }
 
 fn tx_mode(offloaded: bool) -> ChecksumMode {
-    if offloaded { ChecksumMode::Offloaded } else { ChecksumMode::Software }
+    if offloaded {
+        ChecksumMode::Offloaded
+    } else {
+        ChecksumMode::Software
+    }
 }
 
 fn rx_mode(verified: bool) -> ChecksumMode {
-    if verified { ChecksumMode::Offloaded } else { ChecksumMode::Software }
+    if verified {
+        ChecksumMode::Offloaded
+    } else {
+        ChecksumMode::Software
+    }
 }
 
 /// Writes an Ethernet header into `buf[..14]`.
-fn emit_ethernet(buf: &mut [u8], src: EthernetAddress, dst: EthernetAddress, ethertype: ethernet::EtherType) {
-    let repr = ethernet::Repr { src_addr: src, dst_addr: dst, ethertype };
+fn emit_ethernet(
+    buf: &mut [u8],
+    src: EthernetAddress,
+    dst: EthernetAddress,
+    ethertype: ethernet::EtherType,
+) {
+    let repr = ethernet::Repr {
+        src_addr: src,
+        dst_addr: dst,
+        ethertype,
+    };
     repr.emit(&mut ethernet::Frame::new_unchecked(buf));
 }
 
 /// Writes an ARP packet (Ethernet header included) into `buf`, which is `ETH + 28` long.
 fn emit_arp_frame(buf: &mut [u8], eth_dst: EthernetAddress, repr: &arp::Repr) {
-    emit_ethernet(buf, repr.source_hardware_addr, eth_dst, ethernet::EtherType::Arp);
+    emit_ethernet(
+        buf,
+        repr.source_hardware_addr,
+        eth_dst,
+        ethernet::EtherType::Arp,
+    );
     repr.emit(&mut arp::Packet::new_unchecked(&mut buf[ETH..]));
 }
 
@@ -229,7 +256,12 @@ impl Shard {
     }
 
     /// `sendto` on a UDP socket: checks the route (`ENETUNREACH`) and queues the datagram.
-    pub fn udp_send_to(&mut self, h: UdpHandle, dst: Option<SocketAddrV4>, data: &[u8]) -> Result<(), udp::SendError> {
+    pub fn udp_send_to(
+        &mut self,
+        h: UdpHandle,
+        dst: Option<SocketAddrV4>,
+        data: &[u8],
+    ) -> Result<(), udp::SendError> {
         self.udp_send_with(h, dst, data.len(), |buf| buf.copy_from_slice(data))
     }
 
@@ -250,7 +282,8 @@ impl Shard {
             self.stats.ip.out_no_routes += 1;
             return Err(udp::SendError::NetUnreachable);
         }
-        self.udp.send_with(h, Some(target), len, |a| iface.is_broadcast(a), write)
+        self.udp
+            .send_with(h, Some(target), len, |a| iface.is_broadcast(a), write)
     }
 
     fn next_ident(&mut self) -> u16 {
@@ -281,7 +314,9 @@ impl Shard {
         }
         match eth.ethertype() {
             ethernet::EtherType::Arp => self.handle_arp(now, eth.payload()),
-            ethernet::EtherType::Ipv4 => self.handle_ipv4(now, dst.is_broadcast(), eth.payload(), offload),
+            ethernet::EtherType::Ipv4 => {
+                self.handle_ipv4(now, dst.is_broadcast(), eth.payload(), offload)
+            }
             _ => self.stats.ethernet.rx_unknown_ethertype += 1,
         }
     }
@@ -321,7 +356,12 @@ impl Shard {
             && sender != me
             && repr.source_hardware_addr.is_unicast()
             && self.config.iface.cidr.contains(sender);
-        if learnable && self.arp.update(now, sender, repr.source_hardware_addr, for_us) == Update::Resolved {
+        if learnable
+            && self
+                .arp
+                .update(now, sender, repr.source_hardware_addr, for_us)
+                == Update::Resolved
+        {
             self.stats.arp.resolved += 1;
             self.pending_resolved = true;
         }
@@ -341,17 +381,26 @@ impl Shard {
                 target_protocol_addr: sender,
             };
             let eth_dst = repr.source_hardware_addr;
-            match self.control.push_with((), ETH + reply.buffer_len(), |buf| emit_arp_frame(buf, eth_dst, &reply)) {
+            match self.control.push_with((), ETH + reply.buffer_len(), |buf| {
+                emit_arp_frame(buf, eth_dst, &reply)
+            }) {
                 Ok(()) => self.stats.arp.tx_replies += 1,
                 Err(_) => self.stats.icmp.out_dropped += 1,
             }
         }
     }
 
-    fn handle_ipv4(&mut self, now: Instant, link_broadcast: bool, bytes: &[u8], offload: RxOffload) {
+    fn handle_ipv4(
+        &mut self,
+        now: Instant,
+        link_broadcast: bool,
+        bytes: &[u8],
+        offload: RxOffload,
+    ) {
         self.stats.ip.in_receives += 1;
-        let parsed = ipv4::Packet::new_checked(bytes)
-            .and_then(|p| ipv4::Repr::parse(&p, rx_mode(offload.ipv4_checksum_good)).map(|r| (p, r)));
+        let parsed = ipv4::Packet::new_checked(bytes).and_then(|p| {
+            ipv4::Repr::parse(&p, rx_mode(offload.ipv4_checksum_good)).map(|r| (p, r))
+        });
         let (packet, repr) = match parsed {
             Ok(x) => x,
             Err(e) => {
@@ -368,7 +417,11 @@ impl Shard {
         // A packet from a broadcast, multicast or unspecified source is a martian (Linux drops
         // these in ip_route_input_slow).
         let src = repr.src_addr;
-        if src.is_broadcast() || src.is_multicast() || src == iface.address() || iface.is_broadcast(src) {
+        if src.is_broadcast()
+            || src.is_multicast()
+            || src == iface.address()
+            || iface.is_broadcast(src)
+        {
             self.stats.ip.in_addr_errors += 1;
             return;
         }
@@ -385,7 +438,15 @@ impl Shard {
             }
             ipv4::Protocol::Udp => {
                 self.stats.ip.in_delivers += 1;
-                self.handle_udp(now, &repr, to_broadcast, link_broadcast, packet.payload(), whole, offload);
+                self.handle_udp(
+                    now,
+                    &repr,
+                    to_broadcast,
+                    link_broadcast,
+                    packet.payload(),
+                    whole,
+                    offload,
+                );
             }
             ipv4::Protocol::Tcp => {
                 self.stats.ip.in_delivers += 1;
@@ -396,7 +457,12 @@ impl Shard {
                 self.stats.ip.in_unknown_protos += 1;
                 // RFC 1122 3.2.2.1: protocol unreachable, as Linux sends it.
                 if may_send_error(false, to_broadcast, link_broadcast, false, src) {
-                    self.send_dest_unreachable(now, icmp::DstUnreachable::ProtoUnreachable, src, whole);
+                    self.send_dest_unreachable(
+                        now,
+                        icmp::DstUnreachable::ProtoUnreachable,
+                        src,
+                        whole,
+                    );
                 }
             }
         }
@@ -425,25 +491,44 @@ impl Shard {
             }
         };
         match repr {
-            icmp::Repr::EchoRequest { ident, seq_no, data } => {
+            icmp::Repr::EchoRequest {
+                ident,
+                seq_no,
+                data,
+            } => {
                 self.stats.icmp.in_echos += 1;
                 // Linux icmp_echo_ignore_broadcasts = 1 (the default): no smurf amplifier.
                 if broadcast {
                     return;
                 }
-                let reply = icmp::Repr::EchoReply { ident, seq_no, data };
+                let reply = icmp::Repr::EchoReply {
+                    ident,
+                    seq_no,
+                    data,
+                };
                 if self.send_icmp(now, ip.src_addr, &reply).is_ok() {
                     self.stats.icmp.out_echo_reps += 1;
                 }
             }
-            icmp::Repr::EchoReply { ident, seq_no, data } => {
+            icmp::Repr::EchoReply {
+                ident,
+                seq_no,
+                data,
+            } => {
                 self.stats.icmp.in_echo_reps += 1;
-                let meta = EchoMeta { from: ip.src_addr, ident, seq_no, received_at: now };
+                let meta = EchoMeta {
+                    from: ip.src_addr,
+                    ident,
+                    seq_no,
+                    received_at: now,
+                };
                 if self.pings.push(meta, data).is_err() {
                     self.stats.icmp.in_echo_reps_dropped += 1;
                 }
             }
-            icmp::Repr::DstUnreachable { reason, invoking, .. } => {
+            icmp::Repr::DstUnreachable {
+                reason, invoking, ..
+            } => {
                 self.stats.icmp.in_dest_unreachs += 1;
                 if reason == icmp::DstUnreachable::PortUnreachable {
                     self.handle_port_unreachable(invoking);
@@ -480,7 +565,10 @@ impl Shard {
     ) {
         let mode = rx_mode(offload.l4_checksum_good);
         let packet = wire::udp::Packet::new_checked(bytes);
-        let repr = packet.as_ref().map_err(|e| *e).and_then(|p| wire::udp::Repr::parse(p, ip.src_addr, ip.dst_addr, mode));
+        let repr = packet
+            .as_ref()
+            .map_err(|e| *e)
+            .and_then(|p| wire::udp::Repr::parse(p, ip.src_addr, ip.dst_addr, mode));
         let (packet, repr) = match (packet, repr) {
             (Ok(p), Ok(r)) => (p, r),
             (_, Err(e)) => {
@@ -514,30 +602,53 @@ impl Shard {
                 }
                 self.stats.udp.no_ports += 1;
                 if may_send_error(false, to_broadcast, link_broadcast, false, ip.src_addr) {
-                    self.send_dest_unreachable(now, icmp::DstUnreachable::PortUnreachable, ip.src_addr, whole);
+                    self.send_dest_unreachable(
+                        now,
+                        icmp::DstUnreachable::PortUnreachable,
+                        ip.src_addr,
+                        whole,
+                    );
                 }
             }
         }
     }
 
-    fn send_dest_unreachable(&mut self, now: Instant, reason: icmp::DstUnreachable, to: Ipv4Addr, datagram: &[u8]) {
+    fn send_dest_unreachable(
+        &mut self,
+        now: Instant,
+        reason: icmp::DstUnreachable,
+        to: Ipv4Addr,
+        datagram: &[u8],
+    ) {
         if !self.icmp_limit.allow(now) {
             self.stats.icmp.out_rate_limited += 1;
             return;
         }
         // RFC 1812 4.3.2.3: quote as much of the datagram as fits in 576 bytes (Linux does).
         let invoking = &datagram[..datagram.len().min(icmp::MAX_INVOKING_LEN)];
-        let msg = icmp::Repr::DstUnreachable { reason, next_hop_mtu: 0, invoking };
+        let msg = icmp::Repr::DstUnreachable {
+            reason,
+            next_hop_mtu: 0,
+            invoking,
+        };
         if self.send_icmp(now, to, &msg).is_ok() {
             self.stats.icmp.out_dest_unreachs += 1;
         }
     }
 
-    fn send_icmp(&mut self, now: Instant, dst: Ipv4Addr, msg: &icmp::Repr<'_>) -> Result<(), OutputError> {
+    fn send_icmp(
+        &mut self,
+        now: Instant,
+        dst: Ipv4Addr,
+        msg: &icmp::Repr<'_>,
+    ) -> Result<(), OutputError> {
         let len = msg.buffer_len();
         let result = self.output_ip(now, dst, ipv4::Protocol::Icmp, len, |buf| {
             // ICMP checksums are never offloaded.
-            msg.emit(&mut icmp::Packet::new_unchecked(buf), ChecksumMode::Software);
+            msg.emit(
+                &mut icmp::Packet::new_unchecked(buf),
+                ChecksumMode::Software,
+            );
         });
         match result {
             Ok(()) => self.stats.icmp.out_msgs += 1,
@@ -547,8 +658,19 @@ impl Shard {
     }
 
     /// `ping`: sends an ICMP echo request. Replies come back through [`Shard::recv_echo_reply`].
-    pub fn ping(&mut self, now: Instant, dst: Ipv4Addr, ident: u16, seq_no: u16, data: &[u8]) -> Result<(), OutputError> {
-        let msg = icmp::Repr::EchoRequest { ident, seq_no, data };
+    pub fn ping(
+        &mut self,
+        now: Instant,
+        dst: Ipv4Addr,
+        ident: u16,
+        seq_no: u16,
+        data: &[u8],
+    ) -> Result<(), OutputError> {
+        let msg = icmp::Repr::EchoRequest {
+            ident,
+            seq_no,
+            data,
+        };
         self.send_icmp(now, dst, &msg)?;
         self.stats.icmp.out_echos += 1;
         Ok(())
@@ -560,7 +682,13 @@ impl Shard {
         let len = data.len().min(buf.len());
         buf[..len].copy_from_slice(&data[..len]);
         self.pings.pop();
-        Some(EchoReply { from: meta.from, ident: meta.ident, seq_no: meta.seq_no, len, received_at: meta.received_at })
+        Some(EchoReply {
+            from: meta.from,
+            ident: meta.ident,
+            seq_no: meta.seq_no,
+            len,
+            received_at: meta.received_at,
+        })
     }
 
     /// Routes an IP packet of `payload_len` bytes to `dst` and queues it: as a complete frame if
@@ -616,9 +744,12 @@ impl Shard {
                 emit_ethernet(buf, iface.mac, mac, ethernet::EtherType::Ipv4);
                 emit_ip(&mut buf[ETH..]);
             }),
-            None => self.arp_pending.push_with(hop_ip, IP + payload_len, emit_ip).inspect_err(|_| {
-                self.stats.arp.pending_overflow += 1;
-            }),
+            None => self
+                .arp_pending
+                .push_with(hop_ip, IP + payload_len, emit_ip)
+                .inspect_err(|_| {
+                    self.stats.arp.pending_overflow += 1;
+                }),
         };
         queued.map_err(|_| OutputError::NoBuffers)
     }
@@ -626,7 +757,12 @@ impl Shard {
     /// Runs timers due at `now`: ARP retries and expiry.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
-        let Shard { arp, arp_pending, stats, .. } = self;
+        let Shard {
+            arp,
+            arp_pending,
+            stats,
+            ..
+        } = self;
         arp.handle_timeout(now, |failed| {
             stats.arp.failed += 1;
             arp_pending.retain(|hop, _| {
@@ -652,7 +788,12 @@ impl Shard {
             };
             let len = ETH + repr.buffer_len();
             // An unsent probe still counts for the retry schedule: the next one follows.
-            if !count_tx(tx.send(len, |buf| emit_arp_frame(buf, probe.dst_mac, &repr)), len, &mut self.stats, sent) {
+            if !count_tx(
+                tx.send(len, |buf| emit_arp_frame(buf, probe.dst_mac, &repr)),
+                len,
+                &mut self.stats,
+                sent,
+            ) {
                 return false;
             }
             self.stats.arp.tx_requests += 1;
@@ -678,7 +819,9 @@ impl Shard {
                 target_protocol_addr: me,
             };
             let len = ETH + repr.buffer_len();
-            let ok = tx.send(len, |buf| emit_arp_frame(buf, EthernetAddress::BROADCAST, &repr));
+            let ok = tx.send(len, |buf| {
+                emit_arp_frame(buf, EthernetAddress::BROADCAST, &repr)
+            });
             if !count_tx(ok, len, &mut self.stats, &mut sent) {
                 return sent;
             }
@@ -691,7 +834,17 @@ impl Shard {
         }
 
         // Packets whose next hop has been resolved.
-        let Shard { arp, arp_pending, control, udp, stats, ip_ident, config, pending_resolved, .. } = self;
+        let Shard {
+            arp,
+            arp_pending,
+            control,
+            udp,
+            stats,
+            ip_ident,
+            config,
+            pending_resolved,
+            ..
+        } = self;
         if *pending_resolved {
             let mut blocked = false;
             arp_pending.retain(|hop, packet| {
@@ -715,7 +868,12 @@ impl Shard {
         // Locally generated frames, oldest first.
         while let Some(((), frame)) = control.front() {
             let len = frame.len();
-            if !count_tx(tx.send(len, |buf| buf.copy_from_slice(frame)), len, stats, &mut sent) {
+            if !count_tx(
+                tx.send(len, |buf| buf.copy_from_slice(frame)),
+                len,
+                stats,
+                &mut sent,
+            ) {
                 return sent;
             }
             control.pop();
@@ -743,8 +901,11 @@ impl Shard {
                 }
             };
             *ip_ident = ip_ident.wrapping_add(1);
-            let udp_repr =
-                wire::udp::Repr { src_port: out.src.port(), dst_port: out.dst.port(), payload_len: out.payload.len() };
+            let udp_repr = wire::udp::Repr {
+                src_port: out.src.port(),
+                dst_port: out.dst.port(),
+                payload_len: out.payload.len(),
+            };
             let ip_repr = ipv4::Repr {
                 src_addr: *out.src.ip(),
                 dst_addr: dst_ip,
@@ -773,7 +934,10 @@ impl Shard {
                     }
                 }
                 None => {
-                    if arp_pending.push_with(hop, ip_repr.buffer_len(), emit_ip).is_err() {
+                    if arp_pending
+                        .push_with(hop, ip_repr.buffer_len(), emit_ip)
+                        .is_err()
+                    {
                         stats.arp.pending_overflow += 1;
                         return true;
                     }
@@ -789,8 +953,15 @@ impl Shard {
 
     /// When [`Shard::handle_timeout`] or [`Shard::poll_transmit`] next has work; `None` if idle.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let ready = !self.announced || self.pending_resolved || !self.control.is_empty() || self.udp.has_pending_send();
-        if ready { Some(self.now) } else { self.arp.poll_timeout() }
+        let ready = !self.announced
+            || self.pending_resolved
+            || !self.control.is_empty()
+            || self.udp.has_pending_send();
+        if ready {
+            Some(self.now)
+        } else {
+            self.arp.poll_timeout()
+        }
     }
 
     /// One iteration of a poll loop over `port`: receive a burst, run timers, transmit.

@@ -45,7 +45,13 @@ fn tx(s: &mut Shard, now: Instant) -> Vec<Vec<u8>> {
     out.frames
 }
 
-fn arp_frame(op: arp::Operation, smac: EthernetAddress, sip: Ipv4Addr, tmac: EthernetAddress, tip: Ipv4Addr) -> Vec<u8> {
+fn arp_frame(
+    op: arp::Operation,
+    smac: EthernetAddress,
+    sip: Ipv4Addr,
+    tmac: EthernetAddress,
+    tip: Ipv4Addr,
+) -> Vec<u8> {
     let repr = arp::Repr {
         operation: op,
         source_hardware_addr: smac,
@@ -54,7 +60,11 @@ fn arp_frame(op: arp::Operation, smac: EthernetAddress, sip: Ipv4Addr, tmac: Eth
         target_protocol_addr: tip,
     };
     let mut buf = vec![0u8; 60]; // padded to the Ethernet minimum, as a NIC delivers it
-    let dst = if op == arp::Operation::Request { EthernetAddress::BROADCAST } else { tmac };
+    let dst = if op == arp::Operation::Request {
+        EthernetAddress::BROADCAST
+    } else {
+        tmac
+    };
     emit_arp_frame(&mut buf, dst, &repr);
     buf
 }
@@ -69,7 +79,9 @@ fn udp_frame(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> Vec<
 }
 
 fn echo_request(dst_ip: Ipv4Addr, ident: u16, seq: u16, data: &[u8]) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(MAC_B.0, MAC_A.0).ipv4(IP_B.octets(), dst_ip.octets(), 64).icmpv4_echo_request(ident, seq);
+    let b = PacketBuilder::ethernet2(MAC_B.0, MAC_A.0)
+        .ipv4(IP_B.octets(), dst_ip.octets(), 64)
+        .icmpv4_echo_request(ident, seq);
     let mut out = Vec::new();
     b.write(&mut out, data).unwrap();
     out
@@ -88,15 +100,31 @@ fn ip_of(frame: &[u8]) -> (ethernet::Repr, ipv4::Repr, Vec<u8>) {
 #[test]
 fn arp_request_for_our_address_is_answered_and_teaches_the_sender() {
     let mut s = shard(true);
-    rx(&mut s, t(1), &arp_frame(arp::Operation::Request, MAC_B, IP_B, EthernetAddress::ZERO, IP_A));
+    rx(
+        &mut s,
+        t(1),
+        &arp_frame(
+            arp::Operation::Request,
+            MAC_B,
+            IP_B,
+            EthernetAddress::ZERO,
+            IP_A,
+        ),
+    );
     let out = tx(&mut s, t(1));
     assert_eq!(out.len(), 1);
     let eth = ethernet::Frame::new_checked(&out[0][..]).unwrap();
     assert_eq!(eth.dst_addr(), MAC_B);
     let reply = arp::Repr::parse(&arp::Packet::new_checked(eth.payload()).unwrap()).unwrap();
     assert_eq!(reply.operation, arp::Operation::Reply);
-    assert_eq!((reply.source_hardware_addr, reply.source_protocol_addr), (MAC_A, IP_A));
-    assert_eq!((reply.target_hardware_addr, reply.target_protocol_addr), (MAC_B, IP_B));
+    assert_eq!(
+        (reply.source_hardware_addr, reply.source_protocol_addr),
+        (MAC_A, IP_A)
+    );
+    assert_eq!(
+        (reply.target_hardware_addr, reply.target_protocol_addr),
+        (MAC_B, IP_B)
+    );
     assert_eq!(s.arp_cache().peek(IP_B), Some(MAC_B));
     assert_eq!(s.stats().arp.tx_replies, 1);
 }
@@ -105,7 +133,17 @@ fn arp_request_for_our_address_is_answered_and_teaches_the_sender() {
 fn arp_request_for_another_host_is_not_answered_and_not_learned() {
     let mut s = shard(true);
     let other = Ipv4Addr::new(198, 18, 0, 3);
-    rx(&mut s, t(1), &arp_frame(arp::Operation::Request, MAC_B, IP_B, EthernetAddress::ZERO, other));
+    rx(
+        &mut s,
+        t(1),
+        &arp_frame(
+            arp::Operation::Request,
+            MAC_B,
+            IP_B,
+            EthernetAddress::ZERO,
+            other,
+        ),
+    );
     assert!(tx(&mut s, t(1)).is_empty());
     assert_eq!(s.arp_cache().peek(IP_B), None);
     assert_eq!(s.stats().arp.rx_not_for_us, 1);
@@ -122,7 +160,10 @@ fn gratuitous_arp_announces_our_address_once_at_start() {
     let eth = ethernet::Frame::new_checked(&out[0][..]).unwrap();
     assert!(eth.dst_addr().is_broadcast());
     let a = arp::Repr::parse(&arp::Packet::new_checked(eth.payload()).unwrap()).unwrap();
-    assert_eq!((a.source_protocol_addr, a.target_protocol_addr), (IP_A, IP_A));
+    assert_eq!(
+        (a.source_protocol_addr, a.target_protocol_addr),
+        (IP_A, IP_A)
+    );
     assert!(tx(&mut s, t(1)).is_empty());
     assert_eq!(s.poll_timeout(), None);
 }
@@ -139,7 +180,11 @@ fn echo_request_is_answered_with_the_same_data() {
     let icmp = icmp::Packet::new_checked(&payload[..]).unwrap();
     assert_eq!(
         icmp::Repr::parse(&icmp, ChecksumMode::Software).unwrap(),
-        icmp::Repr::EchoReply { ident: 0x1234, seq_no: 7, data: &data }
+        icmp::Repr::EchoReply {
+            ident: 0x1234,
+            seq_no: 7,
+            data: &data
+        }
     );
     assert_eq!(s.stats().icmp.out_echo_reps, 1);
 }
@@ -147,7 +192,11 @@ fn echo_request_is_answered_with_the_same_data() {
 #[test]
 fn broadcast_echo_request_is_ignored_like_linux() {
     let mut s = shard(false);
-    rx(&mut s, t(1), &echo_request(Ipv4Addr::new(198, 18, 0, 255), 1, 1, b"x"));
+    rx(
+        &mut s,
+        t(1),
+        &echo_request(Ipv4Addr::new(198, 18, 0, 255), 1, 1, b"x"),
+    );
     assert!(tx(&mut s, t(1)).is_empty());
     assert_eq!(s.stats().icmp.in_echos, 1);
 }
@@ -159,15 +208,31 @@ fn ping_round_trip_between_our_own_request_and_reply() {
     let out = tx(&mut s, t(0));
     let (_, ip, payload) = ip_of(&out[0]);
     assert_eq!(ip.dst_addr, IP_B);
-    let req = icmp::Repr::parse(&icmp::Packet::new_checked(&payload[..]).unwrap(), ChecksumMode::Software).unwrap();
-    assert_eq!(req, icmp::Repr::EchoRequest { ident: 9, seq_no: 1, data: b"abc" });
-    let b = PacketBuilder::ethernet2(MAC_B.0, MAC_A.0).ipv4(IP_B.octets(), IP_A.octets(), 64).icmpv4_echo_reply(9, 1);
+    let req = icmp::Repr::parse(
+        &icmp::Packet::new_checked(&payload[..]).unwrap(),
+        ChecksumMode::Software,
+    )
+    .unwrap();
+    assert_eq!(
+        req,
+        icmp::Repr::EchoRequest {
+            ident: 9,
+            seq_no: 1,
+            data: b"abc"
+        }
+    );
+    let b = PacketBuilder::ethernet2(MAC_B.0, MAC_A.0)
+        .ipv4(IP_B.octets(), IP_A.octets(), 64)
+        .icmpv4_echo_reply(9, 1);
     let mut reply = Vec::new();
     b.write(&mut reply, b"abc").unwrap();
     rx(&mut s, t(3), &reply);
     let mut buf = [0u8; 16];
     let r = s.recv_echo_reply(&mut buf).unwrap();
-    assert_eq!((r.from, r.ident, r.seq_no, &buf[..r.len], r.received_at), (IP_B, 9, 1, &b"abc"[..], t(3)));
+    assert_eq!(
+        (r.from, r.ident, r.seq_no, &buf[..r.len], r.received_at),
+        (IP_B, 9, 1, &b"abc"[..], t(3))
+    );
     assert!(s.recv_echo_reply(&mut buf).is_none());
 }
 
@@ -182,7 +247,9 @@ fn udp_to_a_closed_port_gets_port_unreachable_quoting_the_datagram() {
     assert_eq!(ip.dst_addr, IP_B);
     let icmp = icmp::Packet::new_checked(&payload[..]).unwrap();
     match icmp::Repr::parse(&icmp, ChecksumMode::Software).unwrap() {
-        icmp::Repr::DstUnreachable { reason, invoking, .. } => {
+        icmp::Repr::DstUnreachable {
+            reason, invoking, ..
+        } => {
             assert_eq!(reason, icmp::DstUnreachable::PortUnreachable);
             assert_eq!(invoking, &frame[ETH..]);
         }
@@ -205,36 +272,59 @@ fn port_unreachables_are_rate_limited() {
 fn udp_datagram_reaches_its_socket_and_the_answer_goes_back() {
     let mut s = shard(false);
     let h = s.udp().open().unwrap();
-    s.udp().bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7)).unwrap();
+    s.udp()
+        .bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7))
+        .unwrap();
     rx(&mut s, t(1), &udp_frame((IP_B, 5000), (IP_A, 7), b"ping"));
     let mut buf = [0u8; 64];
     let r = s.udp().recv_from(h, &mut buf).unwrap();
-    assert_eq!((&buf[..r.len], r.from), (&b"ping"[..], SocketAddrV4::new(IP_B, 5000)));
+    assert_eq!(
+        (&buf[..r.len], r.from),
+        (&b"ping"[..], SocketAddrV4::new(IP_B, 5000))
+    );
     s.udp_send_to(h, Some(r.from), b"pong").unwrap();
     let out = tx(&mut s, t(1));
     assert_eq!(out.len(), 1);
     // Parse with etherparse: an independent check of our UDP/IP emitters and checksums.
     let p = etherparse::SlicedPacket::from_ethernet(&out[0]).unwrap();
-    let Some(etherparse::TransportSlice::Udp(u)) = p.transport else { panic!("not UDP") };
-    assert_eq!((u.source_port(), u.destination_port(), u.payload()), (7, 5000, &b"pong"[..]));
-    let etherparse::NetSlice::Ipv4(ip) = p.net.unwrap() else { panic!("not IPv4") };
+    let Some(etherparse::TransportSlice::Udp(u)) = p.transport else {
+        panic!("not UDP")
+    };
+    assert_eq!(
+        (u.source_port(), u.destination_port(), u.payload()),
+        (7, 5000, &b"pong"[..])
+    );
+    let etherparse::NetSlice::Ipv4(ip) = p.net.unwrap() else {
+        panic!("not IPv4")
+    };
     let header = ip.header().to_header();
     assert_eq!(header.header_checksum, header.calc_header_checksum());
-    assert_eq!(u.to_header().checksum, u.to_header().calc_checksum_ipv4_raw(IP_A.octets(), IP_B.octets(), b"pong").unwrap());
+    assert_eq!(
+        u.to_header().checksum,
+        u.to_header()
+            .calc_checksum_ipv4_raw(IP_A.octets(), IP_B.octets(), b"pong")
+            .unwrap()
+    );
 }
 
 #[test]
 fn datagram_to_unresolved_peer_waits_for_arp_then_goes_out() {
     let mut s = shard(true);
     let h = s.udp().open().unwrap();
-    s.udp_send_to(h, Some(SocketAddrV4::new(IP_B, 7)), b"first").unwrap();
-    s.udp_send_to(h, Some(SocketAddrV4::new(IP_B, 7)), b"second").unwrap();
+    s.udp_send_to(h, Some(SocketAddrV4::new(IP_B, 7)), b"first")
+        .unwrap();
+    s.udp_send_to(h, Some(SocketAddrV4::new(IP_B, 7)), b"second")
+        .unwrap();
     let out = tx(&mut s, t(0));
     assert_eq!(out.len(), 1, "only the ARP request goes out");
     let eth = ethernet::Frame::new_checked(&out[0][..]).unwrap();
     assert_eq!(eth.ethertype(), ethernet::EtherType::Arp);
     assert_eq!(s.poll_timeout(), Some(t(1000)), "next: the ARP retry");
-    rx(&mut s, t(2), &arp_frame(arp::Operation::Reply, MAC_B, IP_B, MAC_A, IP_A));
+    rx(
+        &mut s,
+        t(2),
+        &arp_frame(arp::Operation::Reply, MAC_B, IP_B, MAC_A, IP_A),
+    );
     assert_eq!(s.poll_timeout(), Some(t(2)));
     let out = tx(&mut s, t(2));
     let payloads: Vec<Vec<u8>> = out.iter().map(|f| ip_of(f).2[UDP..].to_vec()).collect();
@@ -247,7 +337,8 @@ fn datagram_to_unresolved_peer_waits_for_arp_then_goes_out() {
 fn unresolved_next_hop_drops_waiting_packets_after_three_requests() {
     let mut s = shard(true);
     let h = s.udp().open().unwrap();
-    s.udp_send_to(h, Some(SocketAddrV4::new(IP_B, 7)), b"lost").unwrap();
+    s.udp_send_to(h, Some(SocketAddrV4::new(IP_B, 7)), b"lost")
+        .unwrap();
     let mut requests = 0;
     let mut now = t(0);
     while let Some(next) = s.poll_timeout() {
@@ -267,10 +358,18 @@ fn off_link_destination_goes_to_the_gateway_mac() {
     let gw_mac = EthernetAddress([2, 0, 0, 0, 0, 0xfe]);
     s.arp.update(t(0), GATEWAY, gw_mac, true);
     let h = s.udp().open().unwrap();
-    s.udp_send_to(h, Some(SocketAddrV4::new(Ipv4Addr::new(198, 19, 1, 1), 53)), b"q").unwrap();
+    s.udp_send_to(
+        h,
+        Some(SocketAddrV4::new(Ipv4Addr::new(198, 19, 1, 1), 53)),
+        b"q",
+    )
+    .unwrap();
     let out = tx(&mut s, t(0));
     let (e, ip, _) = ip_of(&out[0]);
-    assert_eq!((e.dst_addr, ip.dst_addr), (gw_mac, Ipv4Addr::new(198, 19, 1, 1)));
+    assert_eq!(
+        (e.dst_addr, ip.dst_addr),
+        (gw_mac, Ipv4Addr::new(198, 19, 1, 1))
+    );
 }
 
 #[test]
@@ -280,7 +379,11 @@ fn no_route_is_enetunreach_at_send_time() {
     let mut s = Shard::new(config);
     let h = s.udp().open().unwrap();
     assert_eq!(
-        s.udp_send_to(h, Some(SocketAddrV4::new(Ipv4Addr::new(198, 19, 1, 1), 53)), b"q"),
+        s.udp_send_to(
+            h,
+            Some(SocketAddrV4::new(Ipv4Addr::new(198, 19, 1, 1), 53)),
+            b"q"
+        ),
         Err(SendError::NetUnreachable)
     );
     assert_eq!(s.stats().ip.out_no_routes, 1);
@@ -296,14 +399,19 @@ fn connected_socket_learns_econnrefused_from_port_unreachable() {
     let out = tx(&mut s, t(0));
     // B answers with port unreachable quoting our datagram.
     let quoted = &out[0][ETH..];
-    let b = PacketBuilder::ethernet2(MAC_B.0, MAC_A.0).ipv4(IP_B.octets(), IP_A.octets(), 64).icmpv4(
-        etherparse::Icmpv4Type::DestinationUnreachable(etherparse::icmpv4::DestUnreachableHeader::Port),
-    );
+    let b = PacketBuilder::ethernet2(MAC_B.0, MAC_A.0)
+        .ipv4(IP_B.octets(), IP_A.octets(), 64)
+        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port,
+        ));
     let mut frame = Vec::new();
     b.write(&mut frame, quoted).unwrap();
     rx(&mut s, t(1), &frame);
     let mut buf = [0u8; 8];
-    assert_eq!(s.udp().recv_from(h, &mut buf), Err(RecvError::ConnectionRefused));
+    assert_eq!(
+        s.udp().recv_from(h, &mut buf),
+        Err(RecvError::ConnectionRefused)
+    );
 }
 
 #[test]
@@ -346,7 +454,11 @@ fn malformed_and_foreign_frames_are_dropped_under_named_reasons() {
     rx(&mut s, t(1), &f);
     assert_eq!(s.stats().udp_drops.get(wire::Error::BadLength), 1);
     // For another IP address.
-    rx(&mut s, t(1), &udp_frame((IP_B, 5000), (Ipv4Addr::new(198, 18, 0, 9), 9), b"x"));
+    rx(
+        &mut s,
+        t(1),
+        &udp_frame((IP_B, 5000), (Ipv4Addr::new(198, 18, 0, 9), 9), b"x"),
+    );
     assert_eq!(s.stats().ip.in_addr_errors, 1);
     // A fragment (MF set; header checksum fixed up incrementally).
     let mut f = good.clone();
@@ -370,7 +482,10 @@ fn malformed_and_foreign_frames_are_dropped_under_named_reasons() {
 #[test]
 fn tcp_segments_are_counted_until_the_tcp_layer_handles_them() {
     let mut s = shard(false);
-    let b = PacketBuilder::ethernet2(MAC_B.0, MAC_A.0).ipv4(IP_B.octets(), IP_A.octets(), 64).tcp(4000, 80, 1, 1000).syn();
+    let b = PacketBuilder::ethernet2(MAC_B.0, MAC_A.0)
+        .ipv4(IP_B.octets(), IP_A.octets(), 64)
+        .tcp(4000, 80, 1, 1000)
+        .syn();
     let mut f = Vec::new();
     b.write(&mut f, &[]).unwrap();
     rx(&mut s, t(1), &f);
@@ -383,12 +498,21 @@ fn transmit_backpressure_keeps_frames_for_the_next_poll() {
     let mut s = shard(false);
     let h = s.udp().open().unwrap();
     for i in 0..5u8 {
-        s.udp_send_to(h, Some(SocketAddrV4::new(IP_B, 7)), &[i]).unwrap();
+        s.udp_send_to(h, Some(SocketAddrV4::new(IP_B, 7)), &[i])
+            .unwrap();
     }
-    let mut out = VecTransmit { limit: Some(2), ..VecTransmit::default() };
+    let mut out = VecTransmit {
+        limit: Some(2),
+        ..VecTransmit::default()
+    };
     assert_eq!(s.poll_transmit(t(0), &mut out), 2);
     assert_eq!(s.poll_timeout(), Some(t(0)));
     let rest = tx(&mut s, t(0));
-    let all: Vec<u8> = out.frames.iter().chain(rest.iter()).map(|f| ip_of(f).2[UDP]).collect();
+    let all: Vec<u8> = out
+        .frames
+        .iter()
+        .chain(rest.iter())
+        .map(|f| ip_of(f).2[UDP])
+        .collect();
     assert_eq!(all, vec![0, 1, 2, 3, 4]);
 }
