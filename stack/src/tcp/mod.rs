@@ -2,11 +2,16 @@
 //! segments and the next deadline out.
 
 pub mod congestion;
+pub mod isn;
 pub mod reassembly;
 pub mod recv_buffer;
 pub mod rtt;
 pub mod sack_scoreboard;
+pub mod segment;
 pub mod send_buffer;
 pub mod seq;
+pub mod state;
 
+pub use segment::{Flags, Incoming, Options, Outgoing, Timestamps};
 pub use seq::{Mss, SeqNum, Window, WindowScale};
+pub use state::State;
