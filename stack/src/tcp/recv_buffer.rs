@@ -507,8 +507,9 @@ mod tests {
     impl Harness {
         fn deliver(&mut self, s: usize, l: usize) -> Result<(), TestCaseError> {
             let e = (s + l).min(self.stream.len());
-            // The caller trims what lies before RCV.NXT.
-            if e <= self.rcv_nxt {
+            // The caller trims what lies before RCV.NXT (and the sender sends nothing past
+            // the end of the stream).
+            if e <= self.rcv_nxt || s >= e {
                 return Ok(());
             }
             let s = s.max(self.rcv_nxt);
@@ -623,13 +624,18 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Event {
-        Segment(usize, usize),
+        /// A segment anywhere in the stream.
+        Anywhere(usize, usize),
+        /// A segment near RCV.NXT: starting up to 10 bytes before it (a partial or whole
+        /// duplicate) or up to 80 after it (out of order, possibly past the window).
+        Near(usize, usize),
         Read(usize, bool),
     }
 
     fn event(len: usize) -> impl Strategy<Value = Event> {
         prop_oneof![
-            4 => (0..len, 1usize..40).prop_map(|(s, l)| Event::Segment(s, l)),
+            1 => (0..len, 1usize..40).prop_map(|(s, l)| Event::Anywhere(s, l)),
+            6 => (0usize..90, 1usize..12).prop_map(|(d, l)| Event::Near(d, l)),
             1 => (0usize..64, any::<bool>()).prop_map(|(n, z)| Event::Read(n, z)),
         ]
     }
@@ -645,7 +651,7 @@ mod tests {
             cap in 1usize..80,
             max_ranges in 0usize..6,
             isn in any::<u32>(),
-            seed_events in proptest::collection::vec(event(300), 0..120),
+            seed_events in proptest::collection::vec(event(300), 0..200),
         ) {
             let len = stream.len();
             let mut h = Harness {
@@ -662,7 +668,8 @@ mod tests {
             };
             for ev in seed_events {
                 match ev {
-                    Event::Segment(s, l) => h.deliver(s % len, l)?,
+                    Event::Anywhere(s, l) => h.deliver(s % len, l)?,
+                    Event::Near(d, l) => h.deliver((h.rcv_nxt + d).saturating_sub(10), l)?,
                     Event::Read(n, z) => h.read(n, z)?,
                 }
             }
