@@ -205,6 +205,11 @@ impl Window {
     pub const fn is_zero(self) -> bool {
         self.0 == 0
     }
+
+    /// True for a zero window (the same as [`Window::is_zero`]).
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
 }
 
 /// A maximum segment size: the largest payload of one segment.
@@ -215,6 +220,8 @@ impl Window {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Mss(u16);
 
+// An MSS is never zero: it has a length but no emptiness.
+#[allow(clippy::len_without_is_empty)]
 impl Mss {
     /// Linux's `TCP_MIN_MSS`.
     pub const MIN: Mss = Mss(88);
