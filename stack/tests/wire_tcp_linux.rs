@@ -651,7 +651,7 @@ proptest! {
         prop_assert_eq!(repr.urgent_at, urgent);
         prop_assert_eq!(repr.payload, &payload[..]);
         // Last one wins, window scale clamped to 14.
-        let last = |pick: fn(&TcpOptionElement) -> Option<u64>| elements.iter().filter_map(pick).last();
+        let last = |pick: fn(&TcpOptionElement) -> Option<u64>| elements.iter().rev().find_map(pick);
         prop_assert_eq!(
             repr.max_seg_size.map(u64::from),
             last(|e| match e { TcpOptionElement::MaximumSegmentSize(m) => Some(u64::from(*m)), _ => None })

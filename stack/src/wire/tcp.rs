@@ -600,8 +600,8 @@ impl<'a> Repr<'a> {
         mode: ChecksumMode,
     ) -> Result<Repr<'a>> {
         segment.check_len()?;
-        // RFC 9293 3.10.7.4 and Linux `tcp_v4_rcv`: the checksum is checked before anything
-        // else in the segment is believed.
+        // RFC 9293 3.1: receivers check the checksum (MUST-3). Like Linux `tcp_v4_rcv`, check it
+        // before believing anything else in the segment; NIC-verified frames skip this.
         if mode == ChecksumMode::Software && !segment.verify_checksum(src, dst) {
             return Err(Error::BadChecksum);
         }
@@ -804,7 +804,7 @@ impl<'a> Repr<'a> {
         }
         if let Some(shift) = self.window_scale {
             put(TcpOption::NoOperation);
-            // RFC 7323 2.3: "the shift count must be limited to 14".
+            // RFC 7323 2.3: "the shift count MUST be limited to 14".
             put(TcpOption::WindowScale(shift.min(MAX_WINDOW_SCALE)));
         }
         let blocks = self.sack_blocks_emitted();

@@ -7,7 +7,7 @@
 //!
 //! Strictness: a malformed option (a length of zero or one, a length that runs past the option
 //! area, a wrong length for a kind with a fixed size) yields [`Error::BadOption`] and ends the
-//! iteration. RFC 9293 3.1 (MUST-7): "a TCP implementation MUST be prepared to handle an illegal
+//! iteration. RFC 9293 3.2 (MUST-7): "a TCP implementation MUST be prepared to handle an illegal
 //! option length (e.g., zero); a suggested procedure is to reset the connection and log the error
 //! cause." Linux is more lenient: `tcp_parse_options` stops parsing at a length below 2 or past
 //! the end, and silently ignores a known kind whose length is wrong, without dropping the
@@ -314,18 +314,18 @@ impl<'a> TcpOption<'a> {
         let Some(&kind) = bytes.first() else {
             return Err(Error::Truncated);
         };
-        // RFC 9293 3.2: "Case 1: A single octet of option-kind." Only EOL and NOP.
+        // RFC 9293 3.1 (Options): "Case 1: A single octet of option-kind." Only EOL and NOP.
         match kind {
             kind::END_OF_LIST => return Ok((TcpOption::EndOfList, 1)),
             kind::NO_OPERATION => return Ok((TcpOption::NoOperation, 1)),
             _ => {}
         }
-        // RFC 9293 3.2: "Case 2: An octet of option-kind (Kind), an octet of option-length, and
-        // the actual option-data octets. The option-length counts the two octets of option-kind
-        // and option-length as well as the option-data octets."
+        // RFC 9293 3.1 (Options): "Case 2: An octet of option-kind (Kind), an octet of
+        // option-length, and the actual option-data octets. The option-length counts the two
+        // octets of option-kind and option-length as well as the option-data octets."
         let len = usize::from(*bytes.get(1).ok_or(Error::BadOption)?);
         if len < KIND_LEN {
-            // RFC 9293 3.1 MUST-7: illegal option length (e.g., zero).
+            // RFC 9293 3.2 (MUST-7): illegal option length (e.g., zero).
             return Err(Error::BadOption);
         }
         // An option running past the option area.
