@@ -1416,7 +1416,8 @@ mod tests {
     struct Step {
         adv_una: u32,
         adv_nxt: u32,
-        blocks: Vec<(i64, i64)>,
+        /// (anchored at snd_nxt rather than snd_una, offset, length)
+        blocks: Vec<(bool, i64, i64)>,
         raw_blocks: Vec<(u32, u32)>,
         mss: usize,
         hr: i64,
@@ -1427,7 +1428,14 @@ mod tests {
         (
             0u32..500,
             0u32..900,
-            proptest::collection::vec((-300i64..1700, -30i64..900), 0..6),
+            proptest::collection::vec(
+                (
+                    any::<bool>(),
+                    prop_oneof![-300i64..1700, -2i64..3],
+                    prop_oneof![-30i64..900, -2i64..3],
+                ),
+                0..6,
+            ),
             proptest::collection::vec((any::<u32>(), any::<u32>()), 0..2),
             0usize..500,
             -200i64..1700,
@@ -1475,7 +1483,13 @@ mod tests {
                 let mut blocks: Vec<(SeqNum, SeqNum)> = st
                     .blocks
                     .iter()
-                    .map(|&(lo, len)| (rel(una, lo), rel(una, lo + len)))
+                    .map(|&(at_nxt, lo, len)| {
+                        if at_nxt {
+                            (rel(nxt, lo - len), rel(nxt, lo))
+                        } else {
+                            (rel(una, lo), rel(una, lo + len))
+                        }
+                    })
                     .collect();
                 blocks.extend(st.raw_blocks.iter().map(|&(l, r)| (SeqNum(l), SeqNum(r))));
                 let raw: Vec<(u32, u32)> = blocks.iter().map(|&(l, r)| (l.0, r.0)).collect();
