@@ -27,7 +27,7 @@ impl Default for Keepalive {
 }
 
 /// Settings of one connection.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcpConfig {
     /// Send buffer size in bytes (`SO_SNDBUF`).
     pub send_buffer: usize,
