@@ -14,7 +14,10 @@ use common::{ExpectedRow, LinuxFrame, linux_frame, linux_frames, linux_frames_wi
 use shardnet::wire::{
     ChecksumMode, Error, Ipv4Addr, arp, checksum,
     ethernet::{self, EtherType},
-    icmp, ipv4, udp,
+    icmp, ipv4,
+    tcp::{self, Flags},
+    tcp_option::{SackBlock, TcpOption},
+    udp,
 };
 use std::collections::BTreeSet;
 use std::fmt::Display;
@@ -31,6 +34,7 @@ enum Layer {
     Ipv4,
     Icmp,
     Udp,
+    Tcp,
 }
 
 /// Why a dissection stopped: the layer and the parser's error.
@@ -78,9 +82,10 @@ enum L4<'a> {
         packet: udp::Packet<&'a [u8]>,
         repr: udp::Repr,
     },
-    /// TCP: parsed by the TCP section of this file once `wire::tcp` exists; until then the
-    /// dissection stops at the IPv4 layer for TCP frames.
-    Tcp { segment: &'a [u8] },
+    Tcp {
+        segment: tcp::Segment<&'a [u8]>,
+        repr: tcp::Repr<'a>,
+    },
     /// A fragment with a non-zero offset: it holds no transport header, only payload bytes.
     LaterFragment { payload: &'a [u8] },
 }
@@ -166,7 +171,17 @@ fn dissect_l4<'a>(
             .map_err(at(Layer::Udp))?;
             Ok(L4::Udp { packet, repr })
         }
-        ipv4::Protocol::Tcp if !ip.is_fragment() => Ok(L4::Tcp { segment: bytes }),
+        ipv4::Protocol::Tcp if !ip.is_fragment() => {
+            let segment = tcp::Segment::new_checked(bytes).map_err(at(Layer::Tcp))?;
+            let repr = tcp::Repr::parse(
+                &segment,
+                ip_repr.src_addr,
+                ip_repr.dst_addr,
+                ChecksumMode::Software,
+            )
+            .map_err(at(Layer::Tcp))?;
+            Ok(L4::Tcp { segment, repr })
+        }
         // The capture holds no other protocol and no fragmented UDP or TCP.
         _ => Err(Failure {
             layer: Layer::Ipv4,
@@ -178,23 +193,6 @@ fn dissect_l4<'a>(
 // ---------------------------------------------------------------------------------------------
 // Comparison with expected.tsv.
 // ---------------------------------------------------------------------------------------------
-
-/// Columns not compared yet, with the reason. Every other non-empty column of every row must be
-/// compared, or the test fails: no field of expected.tsv is silently skipped.
-const NOT_YET_COMPARED: &[(&str, &str)] = &[
-    // TCP: `wire::tcp` is not merged yet.
-    ("l4_src_port", "TCP frames: wire::tcp not merged yet"),
-    ("l4_dst_port", "TCP frames: wire::tcp not merged yet"),
-    ("tcp_seq", "wire::tcp not merged yet"),
-    ("tcp_ack", "wire::tcp not merged yet"),
-    ("tcp_flags", "wire::tcp not merged yet"),
-    ("tcp_window", "wire::tcp not merged yet"),
-    ("tcp_options", "wire::tcp not merged yet"),
-    ("tcp_hdr_len", "wire::tcp not merged yet"),
-    ("payload_len", "TCP frames: wire::tcp not merged yet"),
-    ("l4_checksum", "TCP frames: wire::tcp not merged yet"),
-    ("l4_checksum_ok", "TCP frames: wire::tcp not merged yet"),
-];
 
 /// Compares our values with one expected.tsv row and records which columns were compared.
 struct Checker<'r> {
@@ -228,6 +226,16 @@ impl<'r> Checker<'r> {
         }
     }
 
+    /// We found nothing for `column` (e.g. no TCP options): tshark must not have either.
+    fn check_absent(&mut self, column: &'static str) {
+        self.compared.insert(column);
+        if let Some(theirs) = self.row.get(column) {
+            self.mismatches.push(format!(
+                "{column}: tshark {theirs:?}, shardnet found nothing"
+            ));
+        }
+    }
+
     /// A checksum verdict column (`good`/`bad`/`unverified`); `None` means we did not verify.
     fn check_verdict(&mut self, column: &'static str, verified: Option<bool>) {
         let ours = match verified {
@@ -243,11 +251,11 @@ impl<'r> Checker<'r> {
         self.mismatches.push(what);
     }
 
-    /// All mismatches, plus every non-empty column that nothing compared.
+    /// All mismatches, plus every non-empty column that nothing compared: no field of
+    /// expected.tsv is silently skipped.
     fn finish(mut self) -> Vec<String> {
         for column in self.row.non_empty_columns() {
-            let exempt = NOT_YET_COMPARED.iter().any(|(c, _)| *c == column);
-            if !self.compared.contains(column) && !exempt {
+            if !self.compared.contains(column) {
                 self.mismatches.push(format!(
                     "{column} = {:?} was not compared",
                     self.row.get(column).unwrap_or_default()
@@ -457,11 +465,137 @@ fn compare_l4(c: &mut Checker<'_>, ip: &ipv4::Repr, l4: &L4<'_>) {
                 ));
             }
         }
-        L4::Tcp { .. } => {}
+        L4::Tcp { segment, repr } => compare_tcp(c, ip, segment, repr),
         L4::LaterFragment { payload } => {
             c.check("payload_len", payload.len());
         }
     }
+}
+
+fn compare_tcp(
+    c: &mut Checker<'_>,
+    ip: &ipv4::Repr,
+    segment: &tcp::Segment<&[u8]>,
+    repr: &tcp::Repr<'_>,
+) {
+    c.check("l4_src_port", repr.src_port);
+    c.check("l4_dst_port", repr.dst_port);
+    c.check("tcp_seq", repr.seq_number);
+    // The raw field, also when ACK is clear (a SYN carries zero there).
+    c.check("tcp_ack", segment.ack_number());
+    c.check("tcp_flags", format!("{:#04x}", segment.flags().bits()));
+    c.check("tcp_window", repr.window_len);
+    c.check("tcp_hdr_len", segment.header_len());
+    c.check("payload_len", repr.payload.len());
+    c.check("l4_checksum", hex16(segment.checksum()));
+    c.check_verdict(
+        "l4_checksum_ok",
+        Some(segment.verify_checksum(ip.src_addr, ip.dst_addr)),
+    );
+    // The options twice: as the iterator walks them (every NOP, in wire order), and as the
+    // Repr understood them (every option but padding must have landed in a Repr field).
+    if segment.options().is_empty() {
+        c.check_absent("tcp_options");
+    } else {
+        c.check("tcp_options", render_tcp_options(segment));
+    }
+    let understood = understood_tcp_options(repr);
+    let listed: BTreeSet<String> = c
+        .row
+        .get("tcp_options")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|o| !o.is_empty() && *o != "nop" && *o != "eol")
+        .map(str::to_owned)
+        .collect();
+    if understood != listed {
+        c.fail(format!(
+            "tcp::Repr understood options {understood:?}, tshark lists {listed:?}"
+        ));
+    }
+    // The Repr keeps ACK out of `flags` and in `ack_number`.
+    if repr.flags | repr.ack_number.map_or(Flags::empty(), |_| Flags::ACK) != segment.flags()
+        || repr.ack_number.is_some() != segment.ack()
+        || repr.ack_number.is_some_and(|a| a != segment.ack_number())
+    {
+        c.fail(format!(
+            "Repr flags {:?} / ack {:?} against the header's {:?}",
+            repr.flags,
+            repr.ack_number,
+            segment.flags()
+        ));
+    }
+    if repr.payload != segment.payload() {
+        c.fail("Repr payload is not the segment's payload()".to_owned());
+    }
+}
+
+/// Renders a TCP option the way expected.tsv writes it.
+fn render_tcp_option(option: &TcpOption<'_>) -> String {
+    match option {
+        TcpOption::EndOfList => "eol".to_owned(),
+        TcpOption::NoOperation => "nop".to_owned(),
+        TcpOption::MaxSegmentSize(mss) => format!("mss={mss}"),
+        TcpOption::WindowScale(shift) => format!("wscale={shift}"),
+        TcpOption::SackPermitted => "sackOK".to_owned(),
+        TcpOption::SackRange(blocks) => render_sack(blocks),
+        TcpOption::Timestamps { tsval, tsecr } => format!("ts={tsval}/{tsecr}"),
+        TcpOption::FastOpenCookie(cookie) => render_cookie(cookie),
+        TcpOption::Unknown { kind, data } => format!("unknown(kind={kind},len={})", data.len()),
+    }
+}
+
+fn render_sack(blocks: &[SackBlock]) -> String {
+    let blocks: Vec<String> = blocks
+        .iter()
+        .map(|b| format!("{}-{}", b.left, b.right))
+        .collect();
+    format!("sack={}", blocks.join(";"))
+}
+
+fn render_cookie(cookie: &[u8]) -> String {
+    if cookie.is_empty() {
+        "tfo=cookiereq".to_owned()
+    } else {
+        let hex: String = cookie.iter().map(|b| format!("{b:02x}")).collect();
+        format!("tfo=cookie:{hex}")
+    }
+}
+
+/// The options of a segment in wire order, through our option iterator.
+fn render_tcp_options(segment: &tcp::Segment<&[u8]>) -> String {
+    let rendered: Vec<String> = segment
+        .option_iter()
+        .map(|o| match o {
+            Ok(o) => render_tcp_option(&o),
+            Err(e) => format!("error({e:?})"),
+        })
+        .collect();
+    rendered.join(",")
+}
+
+/// The options a parsed `tcp::Repr` holds, rendered like expected.tsv (padding has no field).
+fn understood_tcp_options(repr: &tcp::Repr<'_>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if let Some(mss) = repr.max_seg_size {
+        out.insert(format!("mss={mss}"));
+    }
+    if repr.sack_permitted {
+        out.insert("sackOK".to_owned());
+    }
+    if let Some(ts) = repr.timestamp {
+        out.insert(format!("ts={}/{}", ts.tsval, ts.tsecr));
+    }
+    if let Some(shift) = repr.window_scale {
+        out.insert(format!("wscale={shift}"));
+    }
+    if !repr.sack_ranges.is_empty() {
+        out.insert(render_sack(&repr.sack_ranges));
+    }
+    if let Some(cookie) = repr.fast_open {
+        out.insert(render_cookie(cookie.as_bytes()));
+    }
+    out
 }
 
 #[test]
@@ -648,7 +782,11 @@ fn linux_fragments_are_recognised() {
                 data,
             } => {
                 assert_eq!((ident, seq_no), (head.echo_ident(), head.echo_seq_no()));
-                assert_eq!((ident, seq_no), (905, 1));
+                let row = common::expected_row(*n1);
+                assert_eq!(
+                    (Some(u64::from(ident)), Some(u64::from(seq_no))),
+                    (row.number("icmp_id"), row.number("icmp_seq"))
+                );
                 assert_eq!(data.len(), 2000);
             }
             other => panic!("frames {n1}+{n2}: {other:?}"),
@@ -811,6 +949,301 @@ fn record_route_options_are_carried_and_skipped() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// TCP.
+// ---------------------------------------------------------------------------------------------
+
+/// The IPv4 and TCP `Repr`s of a TCP frame.
+fn tcp_of(frame: &LinuxFrame) -> (ipv4::Repr, tcp::Segment<&[u8]>, tcp::Repr<'_>) {
+    let d = dissect(&frame.bytes).unwrap();
+    match d.l3 {
+        L3::Ipv4 {
+            repr: ip,
+            l4: L4::Tcp { segment, repr },
+            ..
+        } => (ip, segment, repr),
+        other => panic!("frame {} is not TCP: {other:?}", frame.number),
+    }
+}
+
+/// The `ts=TSval/TSecr` entry of a row's tcp_options column.
+fn tsv_timestamp(row: &ExpectedRow) -> tcp::TcpTimestamp {
+    let options = row.get("tcp_options").unwrap();
+    let ts = options
+        .split(',')
+        .find_map(|o| o.strip_prefix("ts="))
+        .unwrap();
+    let (tsval, tsecr) = ts.split_once('/').unwrap();
+    tcp::TcpTimestamp {
+        tsval: tsval.parse().unwrap(),
+        tsecr: tsecr.parse().unwrap(),
+    }
+}
+
+#[test]
+fn linux_syn_options_are_all_understood() {
+    let frames = linux_frames();
+    let rows = common::expected_rows();
+    let mut syns = Vec::new();
+    for (frame, row) in frames.iter().zip(&rows) {
+        let Ok(Dissection {
+            l3:
+                L3::Ipv4 {
+                    l4: L4::Tcp { segment, repr },
+                    ..
+                },
+            ..
+        }) = dissect(&frame.bytes)
+        else {
+            continue;
+        };
+        if !repr.flags.syn() {
+            continue;
+        }
+        let n = frame.number;
+        syns.push(n);
+        // Every option is one our iterator knows by name: none is Unknown or malformed.
+        for option in segment.option_iter() {
+            assert!(
+                matches!(option, Ok(ref o) if !matches!(o, TcpOption::Unknown { .. })),
+                "frame {n}: {option:?}"
+            );
+        }
+        // Linux's SYN options, understood: MSS 1460 (MTU 1500 - 40), SACK-Permitted,
+        // timestamps, and the window scale it chose (README: 10 in this capture; from the row).
+        assert_eq!(repr.max_seg_size, Some(1460), "frame {n}");
+        assert!(repr.sack_permitted, "frame {n}");
+        assert_eq!(repr.timestamp, Some(tsv_timestamp(row)), "frame {n}");
+        let wscale = row
+            .get("tcp_options")
+            .unwrap()
+            .split(',')
+            .find_map(|o| o.strip_prefix("wscale="))
+            .map(|w| w.parse::<u8>().unwrap());
+        assert_eq!(repr.window_scale, wscale, "frame {n}");
+        assert!(repr.window_scale.is_some_and(|w| w <= 14), "frame {n}");
+        assert!(repr.sack_ranges.is_empty(), "frame {n}");
+        // RFC 9293 3.4: a SYN occupies one sequence number (plus its data, with TFO).
+        assert_eq!(repr.segment_len(), 1 + repr.payload.len(), "frame {n}");
+        if repr.ack_number.is_none() {
+            // RFC 7323 3.2: "The TSecr field is valid only if the ACK bit is set"; Linux zeroes it.
+            assert_eq!(repr.timestamp.map(|t| t.tsecr), Some(0), "frame {n}");
+        }
+    }
+    // 17/18, 36 (refused), 38/39 and 46/47 (Fast Open), 53/54, 81/82.
+    assert_eq!(syns, [17, 18, 36, 38, 39, 46, 47, 53, 54, 81, 82]);
+
+    // Each SYN|ACK acknowledges its SYN (and echoes its TSval).
+    for (syn, syn_ack) in [(17, 18), (38, 39), (46, 47), (53, 54), (81, 82)] {
+        let (_, _, a) = tcp_of(&frames[syn - 1]);
+        let (_, _, b) = tcp_of(&frames[syn_ack - 1]);
+        assert_eq!((a.src_port, a.dst_port), (b.dst_port, b.src_port));
+        let next = a
+            .seq_number
+            .wrapping_add(u32::try_from(a.segment_len()).unwrap());
+        assert_eq!(b.ack_number, Some(next), "frame {syn_ack}");
+        assert_eq!(
+            b.timestamp.map(|t| t.tsecr),
+            a.timestamp.map(|t| t.tsval),
+            "frame {syn_ack}"
+        );
+    }
+
+    // Fast Open (RFC 7413): a cookie request in the first SYN, the cookie in its SYN|ACK, the
+    // same cookie and data in the second SYN, and the data acknowledged by its SYN|ACK.
+    let (_, _, request) = tcp_of(&frames[38 - 1]);
+    let (_, _, grant) = tcp_of(&frames[39 - 1]);
+    let (_, _, with_data) = tcp_of(&frames[46 - 1]);
+    let (_, _, accepted) = tcp_of(&frames[47 - 1]);
+    assert!(request.fast_open.is_some_and(|c| c.is_request()));
+    assert!(request.payload.is_empty());
+    let cookie = grant.fast_open.unwrap();
+    assert!(!cookie.is_request());
+    let expected_cookie = rows[39 - 1]
+        .get("tcp_options")
+        .unwrap()
+        .split(',')
+        .find_map(|o| o.strip_prefix("tfo=cookie:"))
+        .unwrap();
+    let ours: String = cookie
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(ours, expected_cookie);
+    assert_eq!(with_data.fast_open, Some(cookie));
+    assert_eq!(with_data.payload, b"tfo-2\n");
+    assert_eq!(
+        accepted.ack_number,
+        Some(with_data.seq_number.wrapping_add(1 + 6)),
+        "README: ack = ISN + 7"
+    );
+    assert_eq!(
+        accepted.fast_open, None,
+        "Linux sends no option once the cookie was good"
+    );
+    // Without TFO, the SYN|ACK of a connection carries no Fast Open option.
+    for n in [17, 18, 36, 53, 54, 81, 82] {
+        assert_eq!(tcp_of(&frames[n - 1]).2.fast_open, None, "frame {n}");
+    }
+}
+
+#[test]
+fn sack_blocks_match_the_retransmission_scenario() {
+    let frames = linux_frames();
+    let tcp = |n: usize| tcp_of(&frames[n - 1]).2;
+    let (syn, syn_ack) = (tcp(53), tcp(54));
+    assert!(
+        syn.sack_permitted && syn_ack.sack_permitted,
+        "SACK negotiated"
+    );
+
+    // Five full-size segments from A, back to back; the second one starts with "DROP" and is
+    // the one B's nftables rule dropped after the capture point.
+    let data: Vec<tcp::Repr<'_>> = (56..=60).map(tcp).collect();
+    for pair in data.windows(2) {
+        let end = pair[0]
+            .seq_number
+            .wrapping_add(u32::try_from(pair[0].payload.len()).unwrap());
+        assert_eq!(pair[1].seq_number, end);
+    }
+    for (i, seg) in data.iter().enumerate() {
+        assert_eq!(seg.payload.len(), 1448, "segment {}", i + 1);
+        assert_eq!(
+            seg.payload.starts_with(b"DROP"),
+            i == 1,
+            "segment {}",
+            i + 1
+        );
+        assert_eq!((seg.src_port, seg.dst_port), (syn.src_port, syn.dst_port));
+    }
+    let start = |i: usize| data[i].seq_number;
+    let end = |i: usize| start(i).wrapping_add(1448);
+    let lost = start(1);
+
+    // 61: B acknowledges segment 1, with no SACK: nothing is out of order yet.
+    let first_ack = tcp(61);
+    assert_eq!(first_ack.ack_number, Some(lost));
+    assert!(first_ack.sack_ranges.is_empty());
+
+    // 62-64: duplicate ACKs for the hole, each with one SACK block that grows as segments 3,
+    // 4 and 5 arrive: [start(3), end(3)), then to end(4), then to end(5).
+    for (frame, last) in [(62, 2), (63, 3), (64, 4)] {
+        let ack = tcp(frame);
+        assert_eq!(ack.ack_number, Some(lost), "frame {frame}: a duplicate ACK");
+        assert_eq!(
+            &ack.sack_ranges[..],
+            &[SackBlock {
+                left: start(2),
+                right: end(last),
+            }],
+            "frame {frame}"
+        );
+        // RFC 2018 3: a block reports data above the cumulative ACK.
+        let block = ack.sack_ranges[0];
+        assert!(block.left.wrapping_sub(lost) < block.right.wrapping_sub(lost));
+        assert_ne!(block.left, lost);
+        // The emitted option keeps the block (3 fit with timestamps, Linux sends 1 here).
+        assert_eq!(ack.sack_blocks_emitted(), 1, "frame {frame}");
+    }
+
+    // 65: A fast-retransmits exactly the lost segment.
+    let retransmission = tcp(65);
+    assert_eq!(retransmission.seq_number, lost);
+    assert_eq!(retransmission.payload, data[1].payload);
+    assert!(retransmission.payload.starts_with(b"DROP"));
+
+    // 66: the hole is filled, one cumulative ACK covers all five segments, no SACK left.
+    let cumulative = tcp(66);
+    assert_eq!(cumulative.ack_number, Some(end(4)));
+    assert_eq!(end(4).wrapping_sub(start(0)), 5 * 1448);
+    assert!(cumulative.sack_ranges.is_empty());
+
+    // No other frame of the capture carries SACK blocks.
+    for frame in &frames {
+        if let Ok(Dissection {
+            l3:
+                L3::Ipv4 {
+                    l4: L4::Tcp { repr, .. },
+                    ..
+                },
+            ..
+        }) = dissect(&frame.bytes)
+        {
+            assert_eq!(
+                !repr.sack_ranges.is_empty(),
+                (62..=64).contains(&frame.number),
+                "frame {}",
+                frame.number
+            );
+        }
+    }
+}
+
+#[test]
+fn linux_tcp_checksums_verify_with_the_pseudo_header() {
+    let mut segments = 0;
+    for frame in linux_frames() {
+        let Ok(Dissection {
+            l3:
+                L3::Ipv4 {
+                    repr: ip,
+                    l4: L4::Tcp { segment, repr },
+                    ..
+                },
+            ..
+        }) = dissect(&frame.bytes)
+        else {
+            continue;
+        };
+        segments += 1;
+        let n = frame.number;
+        assert!(
+            segment.verify_checksum(ip.src_addr, ip.dst_addr),
+            "frame {n}"
+        );
+        let other = Ipv4Addr::from(u32::from(ip.src_addr) ^ 0x0000_0100);
+        assert_eq!(
+            tcp::Repr::parse(&segment, other, ip.dst_addr, ChecksumMode::Software),
+            Err(Error::BadChecksum),
+            "frame {n}"
+        );
+        assert_eq!(
+            tcp::Repr::parse(&segment, other, ip.dst_addr, ChecksumMode::Offloaded),
+            Ok(repr),
+            "frame {n}"
+        );
+        // Recomputed from scratch: pseudo-header (protocol 6, TCP length from the IP header),
+        // then the segment with a zero checksum field.
+        let mut zeroed = segment.as_bytes().to_vec();
+        zeroed[16..18].fill(0);
+        let len = u16::try_from(zeroed.len()).unwrap();
+        let ours = checksum::pseudo_header(ip.src_addr, ip.dst_addr, 6, len)
+            .add_bytes(&zeroed)
+            .finish();
+        assert_eq!(ours, segment.checksum(), "frame {n}");
+        // A flipped bit anywhere in the header or options, or in the first and last payload
+        // bytes, fails the checksum.
+        let bytes = segment.as_bytes();
+        let hl = segment.header_len();
+        let positions = (0..hl)
+            .chain([hl, bytes.len() - 1])
+            .filter(|&i| i < bytes.len());
+        for i in positions {
+            let mut bent = bytes.to_vec();
+            bent[i] ^= 0x10;
+            let verdict = tcp::Segment::new_checked(&bent[..]).and_then(|s| {
+                tcp::Repr::parse(&s, ip.src_addr, ip.dst_addr, ChecksumMode::Software).map(|_| ())
+            });
+            assert!(
+                verdict.is_err(),
+                "frame {n}: flipping byte {i} went unnoticed"
+            );
+        }
+    }
+    assert_eq!(segments, 58, "frames 17-70 and 81-84");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Round trip: parse, emit, compare with Linux's bytes.
 // ---------------------------------------------------------------------------------------------
 
@@ -952,9 +1385,16 @@ fn round_trip(frame: &LinuxFrame, d: &Dissection<'_>, exact: &mut usize) -> Vec<
                     );
                     out.extend(diff("udp", &buf, l4_bytes, &[]));
                 }
-                L4::Tcp { .. } => {
-                    // Covered once wire::tcp lands; not counted as exact until then.
-                    exclusions_used = true;
+                L4::Tcp { repr: tcp_repr, .. } => {
+                    // Header, options in Linux's layout, payload and checksum: all of it.
+                    let mut buf = vec![0u8; tcp_repr.buffer_len()];
+                    tcp_repr.emit(
+                        &mut tcp::Segment::new_unchecked(&mut buf[..]),
+                        repr.src_addr,
+                        repr.dst_addr,
+                        ChecksumMode::Software,
+                    );
+                    out.extend(diff("tcp", &buf, l4_bytes, &[]));
                 }
                 // Raw payload bytes: nothing of ours to emit.
                 L4::LaterFragment { .. } => exclusions_used = true,
@@ -981,8 +1421,13 @@ fn emitting_the_parsed_reprs_reproduces_linux_bytes() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    // Frames 1-16: ARP, ICMP echo, port unreachable, UDP: rebuilt byte for byte.
-    assert_eq!(exact, 16, "frames rebuilt with nothing excluded");
+    // All but the 4 tagged frames (71-74), the 2 with IP options (75-76) and the 4 fragments
+    // (77-80) are rebuilt byte for byte with nothing excluded.
+    assert_eq!(
+        exact,
+        84 - 4 - 2 - 4,
+        "frames rebuilt with nothing excluded"
+    );
 }
 
 /// Untagged frames without options or fragmentation, rebuilt the way the shard transmits:
@@ -1023,14 +1468,29 @@ fn plain_linux_frames_are_rebuilt_whole_by_nested_emit() {
                         u.payload_mut().copy_from_slice(udp_packet.payload());
                         udp_repr.emit(&mut u, repr.src_addr, repr.dst_addr, ChecksumMode::Software);
                     }
-                    L4::Tcp { .. } | L4::LaterFragment { .. } => continue,
+                    L4::Tcp { repr: tcp_repr, .. } => {
+                        // Zero-copy transmit: payload in place first, then the header.
+                        let l4 = ip.payload_mut();
+                        l4[tcp_repr.header_len()..].copy_from_slice(tcp_repr.payload);
+                        tcp_repr.emit_header(
+                            &mut tcp::Segment::new_unchecked(l4),
+                            repr.src_addr,
+                            repr.dst_addr,
+                            ChecksumMode::Software,
+                        );
+                    }
+                    L4::LaterFragment { .. } => continue,
                 }
             }
         }
         assert_eq!(buf, frame.bytes, "frame {}", frame.number);
         rebuilt += 1;
     }
-    assert_eq!(rebuilt, 16, "frames 1-16");
+    assert_eq!(
+        rebuilt,
+        84 - 4 - 2 - 4,
+        "all but the tagged, option and fragment frames"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1197,7 +1657,54 @@ fn probe_l4(full: &L4<'_>, ip: &ipv4::Repr, bytes: &[u8]) -> Vec<String> {
             }
             Err(e) => out.push(format!("udp: {e:?}")),
         },
-        L4::Tcp { .. } | L4::LaterFragment { .. } => {}
+        L4::Tcp {
+            segment: full_segment,
+            repr: full_repr,
+        } => match tcp::Segment::new_checked(bytes) {
+            Ok(s) => {
+                let hl = full_segment.header_len();
+                // The header is intact, the payload cut short (TCP has no length field; the
+                // IPv4 total length, which the dissection above checked, is what bounds it).
+                if bytes.len() < hl
+                    || s.header_len() != hl
+                    || s.options() != full_segment.options()
+                    || s.payload() != &bytes[hl..]
+                {
+                    out.push(format!(
+                        "tcp view accepted {} bytes inconsistently",
+                        bytes.len()
+                    ));
+                }
+                // The checksum catches the cut. Should it ever verify anyway, everything but
+                // the payload must be what the full segment said.
+                match tcp::Repr::parse(&s, ip.src_addr, ip.dst_addr, ChecksumMode::Software) {
+                    Err(Error::BadChecksum) => {}
+                    Ok(r)
+                        if r.payload.len() == bytes.len() - hl
+                            && tcp::Repr {
+                                payload: full_repr.payload,
+                                ..r
+                            } == *full_repr => {}
+                    other => out.push(format!("tcp Repr of {} bytes: {other:?}", bytes.len())),
+                }
+                // Without the checksum, the options still parse to the full segment's.
+                match tcp::Repr::parse(&s, ip.src_addr, ip.dst_addr, ChecksumMode::Offloaded) {
+                    Ok(r)
+                        if tcp::Repr {
+                            payload: full_repr.payload,
+                            ..r
+                        } == *full_repr => {}
+                    other => out.push(format!("offloaded tcp Repr: {other:?}")),
+                }
+            }
+            Err(Error::Truncated) if bytes.len() < full_segment.header_len() => {
+                // Accessors that clamp must not panic on the rejected bytes either.
+                let s = tcp::Segment::new_unchecked(bytes);
+                let _ = (s.options(), s.payload(), s.option_iter().count());
+            }
+            Err(e) => out.push(format!("tcp: {e:?} at {}", bytes.len())),
+        },
+        L4::LaterFragment { .. } => {}
     }
     out
 }
