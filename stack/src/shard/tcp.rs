@@ -262,6 +262,25 @@ impl TcpEndpoints {
         self.slots.iter().filter(|s| s.tcb.as_ref().is_some_and(|t| t.state() == state)).count()
     }
 
+    /// One line per connection, like `ss -tn`: state, addresses, and whether the application
+    /// still holds it.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for s in &self.slots {
+            if let Some(t) = &s.tcb {
+                out.push_str(&format!(
+                    "{:<11} {} -> {} owned={} {:?}\n",
+                    t.state().name(),
+                    t.local(),
+                    t.remote(),
+                    s.owned,
+                    t
+                ));
+            }
+        }
+        out
+    }
+
     /// The connection of `h`, if the handle is current.
     pub fn get(&self, h: TcpHandle) -> Option<&Tcb> {
         let s = self.slots.get(h.index as usize)?;

@@ -259,10 +259,6 @@ impl Tcb {
         }
     }
 
-    fn fin_acked(&self) -> bool {
-        self.fin_seq.is_some_and(|f| self.snd_una.after(f))
-    }
-
     pub(super) fn update_send_window(&mut self, wnd: u32, seq: SeqNum, ack: SeqNum) {
         self.snd_wnd = wnd;
         self.snd_wl1 = seq;

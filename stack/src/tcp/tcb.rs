@@ -747,10 +747,8 @@ impl Tcb {
                 self.dupacks = 0;
                 // Go back: resend from SND.UNA, skipping what the peer SACKed (RFC 6675 5.1
                 // keeps the scoreboard across a timeout).
+                // An unacknowledged FIN is resent at its own sequence number after the data.
                 self.snd_nxt = self.snd_una;
-                if self.fin_seq.is_some_and(|f| f.after_eq(self.snd_una)) {
-                    self.fin_seq = None;
-                }
             }
         }
         self.rto_at = Some(now + self.rtt.rto());
@@ -835,14 +833,23 @@ impl Tcb {
         self.next_data_len().is_some() || self.fin_sendable()
     }
 
-    fn fin_sendable(&self) -> bool {
+    /// True if our FIN goes out at `seq` now: it is queued, all data before it is sent, and it
+    /// is not acknowledged. Its sequence number is fixed the first time it is sent.
+    fn fin_at(&self, seq: SeqNum) -> bool {
         self.fin_queued
-            && self.fin_seq.is_none()
-            && self.snd_nxt == self.data_end()
-            && matches!(
-                self.state,
-                State::FinWait1 | State::LastAck | State::Closing
-            )
+            && matches!(self.state, State::FinWait1 | State::LastAck | State::Closing)
+            && seq == self.data_end()
+            && !self.fin_acked()
+            && self.fin_seq.is_none_or(|f| f == seq)
+    }
+
+    fn fin_sendable(&self) -> bool {
+        self.fin_at(self.snd_nxt)
+    }
+
+    /// True once the peer has acknowledged our FIN.
+    pub(super) fn fin_acked(&self) -> bool {
+        self.fin_seq.is_some_and(|f| self.snd_una.after(f))
     }
 
     /// How much new data may go out at SND.NXT now, per the send window, the congestion window,
@@ -1113,10 +1120,14 @@ impl Tcb {
             }
         }
         if self.ack_now && self.state != State::Closed {
+            // Linux tcp_acceptable_seq(): a pure ACK carries the highest sequence number sent
+            // (not a SND.NXT rewound by a timeout, which the peer may already have passed and
+            // would find unacceptable), or the right edge of the peer's window if lower.
             let seq = if self.state == State::SynReceived {
                 self.iss + 1u32
             } else {
-                self.snd_nxt
+                let wnd_end = self.snd_una + self.snd_wnd;
+                if self.snd_max.after(wnd_end) { wnd_end.max(self.snd_nxt) } else { self.snd_max }
             };
             let seg = self.segment(now, seq, Flags::NONE, 0, 0);
             if !emit(&seg, &self.send_buf) {
@@ -1257,13 +1268,7 @@ impl Tcb {
         if end == self.data_end() {
             flags |= Flags::PSH;
         }
-        let with_fin = self.fin_queued
-            && end == self.data_end()
-            && matches!(
-                self.state,
-                State::FinWait1 | State::LastAck | State::Closing
-            )
-            && (self.fin_seq.is_none() || self.fin_seq == Some(end));
+        let with_fin = self.fin_at(end);
         if with_fin {
             flags |= Flags::FIN;
         }
