@@ -31,7 +31,10 @@ const PORT: u16 = 80;
 
 /// The byte at `offset` of the stream of connection `conn` in direction `dir`.
 fn stream_byte(seed: u64, conn: usize, dir: u8, offset: usize) -> u8 {
-    let x = (offset as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed ^ ((conn as u64) << 40) ^ (u64::from(dir) << 56);
+    let x = (offset as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ seed
+        ^ ((conn as u64) << 40)
+        ^ (u64::from(dir) << 56);
     (x >> 29) as u8 ^ (offset as u8)
 }
 
@@ -62,7 +65,16 @@ struct End {
 
 impl End {
     fn new(to_send: usize) -> End {
-        End { handle: None, to_send, sent: 0, received: 0, eof: false, shut: false, closed: false, failed: None }
+        End {
+            handle: None,
+            to_send,
+            sent: 0,
+            received: 0,
+            eof: false,
+            shut: false,
+            closed: false,
+            failed: None,
+        }
     }
 }
 
@@ -92,7 +104,11 @@ fn stack(mac: EthernetAddress, ip: Ipv4Addr, seed: u64) -> Shard {
         fin_timeout: Duration::from_secs(10),
         // If the RST of an abort is lost and the peer has nothing to send, only keepalive ends
         // the peer's side (as with any TCP); short timers keep the run short.
-        keepalive: Some(Keepalive { idle: Duration::from_secs(20), interval: Duration::from_secs(2), probes: 3 }),
+        keepalive: Some(Keepalive {
+            idle: Duration::from_secs(20),
+            interval: Duration::from_secs(2),
+            probes: 3,
+        }),
         ..TcpConfig::default()
     };
     config.isn_key = [seed as u8; 16];
@@ -100,12 +116,24 @@ fn stack(mac: EthernetAddress, ip: Ipv4Addr, seed: u64) -> Shard {
 }
 
 /// Moves data for one end: writes what fits, reads what arrived (checking every byte).
-fn pump(shard: &mut Shard, now: Instant, seed: u64, id: usize, end: &mut End, dir_out: u8, close: Close, is_client: bool, abort_after: usize) {
+fn pump(
+    shard: &mut Shard,
+    now: Instant,
+    seed: u64,
+    id: usize,
+    end: &mut End,
+    dir_out: u8,
+    close: Close,
+    is_client: bool,
+    abort_after: usize,
+) {
     let Some(h) = end.handle else { return };
     if end.closed {
         return;
     }
-    let Some(tcb) = shard.tcp().get_mut(h) else { return };
+    let Some(tcb) = shard.tcp().get_mut(h) else {
+        return;
+    };
     // Write.
     while end.sent < end.to_send && !end.shut {
         let want = (end.to_send - end.sent).min(16 * 1024);
@@ -131,7 +159,12 @@ fn pump(shard: &mut Shard, now: Instant, seed: u64, id: usize, end: &mut End, di
         let at = end.received;
         match tcb.recv_with(|data| {
             for (i, b) in data.iter().enumerate() {
-                assert_eq!(*b, stream_byte(seed, id, dir_in, at + i), "seed {seed}: conn {id} byte {} corrupted or out of order", at + i);
+                assert_eq!(
+                    *b,
+                    stream_byte(seed, id, dir_in, at + i),
+                    "seed {seed}: conn {id} byte {} corrupted or out of order",
+                    at + i
+                );
             }
             data.len()
         }) {
@@ -147,7 +180,10 @@ fn pump(shard: &mut Shard, now: Instant, seed: u64, id: usize, end: &mut End, di
             }
         }
     }
-    if is_client && close == Close::ClientAborts && (end.sent >= abort_after || end.sent == end.to_send) {
+    if is_client
+        && close == Close::ClientAborts
+        && (end.sent >= abort_after || end.sent == end.to_send)
+    {
         shard.tcp().abort(now, h);
         end.closed = true;
         return;
@@ -207,7 +243,11 @@ fn run(seed: u64) {
         })
         .collect();
 
-    let wire = Wire::new(WireConfig { seed, pool_size: 2048, ..WireConfig::default() });
+    let wire = Wire::new(WireConfig {
+        seed,
+        pool_size: 2048,
+        ..WireConfig::default()
+    });
     let (pc, ps) = (wire.add_port(MAC_C, 1), wire.add_port(MAC_S, 1));
     let (port_c, port_s) = (wire.port(pc, 0).unwrap(), wire.port(ps, 0).unwrap());
     let mut sim: Simulation<MemoryPort> = Simulation::new(wire);
@@ -215,14 +255,20 @@ fn run(seed: u64) {
     sim.add(stack(MAC_S, IP_S, seed ^ 0xffff), port_s);
     // Resolve ARP on a clean wire, then impair it.
     let now = sim.now();
-    sim.nodes[CLIENT].shard.ping(now, IP_S, 1, 1, b"hi").unwrap();
+    sim.nodes[CLIENT]
+        .shard
+        .ping(now, IP_S, 1, 1, b"hi")
+        .unwrap();
     while sim.step().unwrap() {}
     sim.wire.set_impairments(impairments.clone());
 
     let listener: ListenHandle = sim.nodes[SERVER].shard.tcp().listen(PORT, 64).unwrap();
     for c in conns.iter_mut() {
         let now = sim.now();
-        let h = sim.nodes[CLIENT].shard.tcp_connect(now, SocketAddrV4::new(IP_S, PORT)).unwrap();
+        let h = sim.nodes[CLIENT]
+            .shard
+            .tcp_connect(now, SocketAddrV4::new(IP_S, PORT))
+            .unwrap();
         c.client_port = sim.nodes[CLIENT].shard.tcp().get(h).unwrap().local().port();
         c.client.handle = Some(h);
     }
@@ -232,19 +278,46 @@ fn run(seed: u64) {
             let now = s.now();
             while let Ok(h) = s.nodes[SERVER].shard.tcp().accept(listener) {
                 let remote = s.nodes[SERVER].shard.tcp().get(h).unwrap().remote();
-                let idx = conns.iter().position(|c| c.client_port == remote.port()).expect("accepted a connection we opened");
+                let idx = conns
+                    .iter()
+                    .position(|c| c.client_port == remote.port())
+                    .expect("accepted a connection we opened");
                 conns[idx].server.handle = Some(h);
             }
             for (id, c) in conns.iter_mut().enumerate() {
                 let (close, abort_after) = (c.close, c.abort_after);
-                pump(&mut s.nodes[CLIENT].shard, now, seed, id, &mut c.client, 0, close, true, abort_after);
-                pump(&mut s.nodes[SERVER].shard, now, seed, id, &mut c.server, 1, close, false, 0);
+                pump(
+                    &mut s.nodes[CLIENT].shard,
+                    now,
+                    seed,
+                    id,
+                    &mut c.client,
+                    0,
+                    close,
+                    true,
+                    abort_after,
+                );
+                pump(
+                    &mut s.nodes[SERVER].shard,
+                    now,
+                    seed,
+                    id,
+                    &mut c.server,
+                    1,
+                    close,
+                    false,
+                    0,
+                );
             }
             // A client that aborted before its handshake completed leaves no server end; the
             // connection count below still waits for any half-open remains to go.
-            let server_done = |c: &Conn| c.server.closed || (c.close == Close::ClientAborts && c.server.handle.is_none());
+            let server_done = |c: &Conn| {
+                c.server.closed || (c.close == Close::ClientAborts && c.server.handle.is_none())
+            };
             conns.iter().all(|c| c.client.closed && server_done(c))
-                && s.nodes.iter_mut().all(|n| n.shard.tcp().connection_count() == 0)
+                && s.nodes
+                    .iter_mut()
+                    .all(|n| n.shard.tcp().connection_count() == 0)
         })
         .unwrap();
     let summary = format!(
@@ -253,10 +326,17 @@ fn run(seed: u64) {
     );
     if !finished {
         for (id, c) in conns.iter().enumerate() {
-            eprintln!("conn {id} {:?}\n  client {:?}\n  server {:?}", c.close, c.client, c.server);
+            eprintln!(
+                "conn {id} {:?}\n  client {:?}\n  server {:?}",
+                c.close, c.client, c.server
+            );
         }
         for (n, node) in sim.nodes.iter_mut().enumerate() {
-            eprintln!("node {n}: {} connections: {}", node.shard.tcp().connection_count(), node.shard.tcp().describe());
+            eprintln!(
+                "node {n}: {} connections: {}",
+                node.shard.tcp().connection_count(),
+                node.shard.tcp().describe()
+            );
         }
     }
     for (id, c) in conns.iter().enumerate() {
@@ -264,11 +344,27 @@ fn run(seed: u64) {
             .iter()
             .map(|(n, h)| h.and_then(|h| sim.nodes[*n].shard.tcp().get(h).map(|t| t.state())))
             .collect();
-        assert!(finished, "{summary}: not finished by {deadline}: conn {id} {:?} client {:?} server {:?} states {states:?}", c.close, c.client, c.server);
+        assert!(
+            finished,
+            "{summary}: not finished by {deadline}: conn {id} {:?} client {:?} server {:?} states {states:?}",
+            c.close, c.client, c.server
+        );
         if c.close != Close::ClientAborts {
-            assert_eq!(c.server.received, c.client.to_send, "{summary}: conn {id} upstream bytes: {:?} client {:?} server {:?}", c.close, c.client, c.server);
-            assert_eq!(c.client.received, c.server.to_send, "{summary}: conn {id} downstream bytes");
-            assert!(c.client.failed.is_none() && c.server.failed.is_none(), "{summary}: conn {id} failed: {:?} {:?}", c.client.failed, c.server.failed);
+            assert_eq!(
+                c.server.received, c.client.to_send,
+                "{summary}: conn {id} upstream bytes: {:?} client {:?} server {:?}",
+                c.close, c.client, c.server
+            );
+            assert_eq!(
+                c.client.received, c.server.to_send,
+                "{summary}: conn {id} downstream bytes"
+            );
+            assert!(
+                c.client.failed.is_none() && c.server.failed.is_none(),
+                "{summary}: conn {id} failed: {:?} {:?}",
+                c.client.failed,
+                c.server.failed
+            );
         } else {
             assert!(c.server.received <= c.client.sent, "{summary}: conn {id}");
         }
@@ -276,16 +372,26 @@ fn run(seed: u64) {
     // Let TIME-WAIT and the wire drain, then nothing may be left.
     while sim.step().unwrap() {}
     for n in sim.nodes.iter_mut() {
-        assert_eq!(n.shard.tcp().connection_count(), 0, "{summary}: connections leaked");
+        assert_eq!(
+            n.shard.tcp().connection_count(),
+            0,
+            "{summary}: connections leaked"
+        );
     }
     assert!(sim.wire.all_pools_full(), "{summary}: frames leaked");
 }
 
 fn seeds() -> Vec<u64> {
-    if let Some(seed) = std::env::var("SHARDNET_SEED").ok().and_then(|s| s.parse().ok()) {
+    if let Some(seed) = std::env::var("SHARDNET_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         return vec![seed];
     }
-    let n = std::env::var("SHARDNET_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    let n = std::env::var("SHARDNET_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
     (0..n).collect()
 }
 

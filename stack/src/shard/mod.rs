@@ -275,7 +275,11 @@ impl Shard {
     }
 
     /// `connect`: a TCP connection to `remote` from the interface address and an ephemeral port.
-    pub fn tcp_connect(&mut self, now: Instant, remote: SocketAddrV4) -> Result<TcpHandle, ConnectError> {
+    pub fn tcp_connect(
+        &mut self,
+        now: Instant,
+        remote: SocketAddrV4,
+    ) -> Result<TcpHandle, ConnectError> {
         if self.config.iface.route(*remote.ip()).is_err() {
             self.stats.ip.out_no_routes += 1;
             return Err(ConnectError::NetUnreachable);
@@ -653,7 +657,14 @@ impl Shard {
         }
     }
 
-    fn handle_tcp(&mut self, now: Instant, ip: &ipv4::Repr, broadcast: bool, bytes: &[u8], offload: RxOffload) {
+    fn handle_tcp(
+        &mut self,
+        now: Instant,
+        ip: &ipv4::Repr,
+        broadcast: bool,
+        bytes: &[u8],
+        offload: RxOffload,
+    ) {
         self.stats.tcp.in_segs += 1;
         // RFC 1122 4.2.3.10: a SYN to a broadcast or multicast address is silently discarded;
         // TCP has nothing to say to a broadcast at all.
@@ -1021,7 +1032,14 @@ impl Shard {
             true
         });
         // TCP segments, their payload copied straight from the connection's send buffer.
-        let Shard { tcp, arp, arp_pending, stats, ip_ident, .. } = self;
+        let Shard {
+            tcp,
+            arp,
+            arp_pending,
+            stats,
+            ip_ident,
+            ..
+        } = self;
         tcp.poll_output(now, &mut |local, remote, seg, buf| {
             let dst_ip = *remote.ip();
             let (hop, mac) = match iface.route(dst_ip) {
@@ -1055,7 +1073,12 @@ impl Shard {
             let emit_ip = |packet: &mut [u8]| {
                 let l4 = &mut packet[IP..];
                 buf.copy_out(seg.payload_offset, &mut l4[hdr_len..]);
-                header.emit_header(&mut wire::tcp::Segment::new_unchecked(l4), *local.ip(), dst_ip, l4_mode);
+                header.emit_header(
+                    &mut wire::tcp::Segment::new_unchecked(l4),
+                    *local.ip(),
+                    dst_ip,
+                    l4_mode,
+                );
                 ip_repr.emit(&mut ipv4::Packet::new_unchecked(packet), ip_mode);
             };
             match mac {
@@ -1070,7 +1093,10 @@ impl Shard {
                     }
                 }
                 None => {
-                    if arp_pending.push_with(hop, ip_repr.buffer_len(), emit_ip).is_err() {
+                    if arp_pending
+                        .push_with(hop, ip_repr.buffer_len(), emit_ip)
+                        .is_err()
+                    {
                         stats.arp.pending_overflow += 1;
                     }
                 }

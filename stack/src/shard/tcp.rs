@@ -173,11 +173,18 @@ pub fn incoming<'a>(repr: &wire_tcp::Repr<'a>) -> Incoming<'a> {
         mss: repr.max_seg_size,
         window_scale: repr.window_scale,
         sack_permitted: repr.sack_permitted,
-        timestamps: repr.timestamp.map(|t| Timestamps { tsval: t.tsval, tsecr: t.tsecr }),
+        timestamps: repr.timestamp.map(|t| Timestamps {
+            tsval: t.tsval,
+            tsecr: t.tsecr,
+        }),
         ..Options::default()
     };
     for b in repr.sack_ranges.iter() {
-        if options.sack_blocks.try_push((SeqNum(b.left), SeqNum(b.right))).is_err() {
+        if options
+            .sack_blocks
+            .try_push((SeqNum(b.left), SeqNum(b.right)))
+            .is_err()
+        {
             break;
         }
     }
@@ -192,12 +199,20 @@ pub fn incoming<'a>(repr: &wire_tcp::Repr<'a>) -> Incoming<'a> {
 }
 
 /// The wire header of an outgoing segment (the payload is copied separately).
-pub fn outgoing_repr(local: SocketAddrV4, remote: SocketAddrV4, seg: &Outgoing) -> wire_tcp::Repr<'static> {
+pub fn outgoing_repr(
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    seg: &Outgoing,
+) -> wire_tcp::Repr<'static> {
     let mut sack = wire_tcp_option_blocks();
     for (l, r) in seg.options.sack_blocks.iter() {
-        let _ = sack.push(crate::wire::tcp_option::SackBlock { left: l.get(), right: r.get() });
+        let _ = sack.push(crate::wire::tcp_option::SackBlock {
+            left: l.get(),
+            right: r.get(),
+        });
     }
-    let flags = wire_tcp::Flags::from_bits_truncate(u16::from(seg.flags.bits())).difference(wire_tcp::Flags::ACK);
+    let flags = wire_tcp::Flags::from_bits_truncate(u16::from(seg.flags.bits()))
+        .difference(wire_tcp::Flags::ACK);
     wire_tcp::Repr {
         src_port: local.port(),
         dst_port: remote.port(),
@@ -210,7 +225,10 @@ pub fn outgoing_repr(local: SocketAddrV4, remote: SocketAddrV4, seg: &Outgoing) 
         window_scale: seg.options.window_scale,
         sack_permitted: seg.options.sack_permitted,
         sack_ranges: sack,
-        timestamp: seg.options.timestamps.map(|t| wire_tcp::TcpTimestamp { tsval: t.tsval, tsecr: t.tsecr }),
+        timestamp: seg.options.timestamps.map(|t| wire_tcp::TcpTimestamp {
+            tsval: t.tsval,
+            tsecr: t.tsecr,
+        }),
         fast_open: None,
         payload: &[],
     }
@@ -259,7 +277,10 @@ impl TcpEndpoints {
 
     /// Connections in `state`.
     pub fn count_in(&self, state: State) -> usize {
-        self.slots.iter().filter(|s| s.tcb.as_ref().is_some_and(|t| t.state() == state)).count()
+        self.slots
+            .iter()
+            .filter(|s| s.tcb.as_ref().is_some_and(|t| t.state() == state))
+            .count()
     }
 
     /// One line per connection, like `ss -tn`: state, addresses, and whether the application
@@ -269,11 +290,12 @@ impl TcpEndpoints {
         for s in &self.slots {
             if let Some(t) = &s.tcb {
                 out.push_str(&format!(
-                    "{:<11} {} -> {} owned={} {:?}\n",
+                    "{:<11} {} -> {} owned={} next={:?} {:?}\n",
                     t.state().name(),
                     t.local(),
                     t.remote(),
                     s.owned,
+                    t.poll_timeout(),
                     t
                 ));
             }
@@ -307,14 +329,27 @@ impl TcpEndpoints {
         if self.listeners.contains_key(&port) {
             return Err(ListenError::AddrInUse);
         }
-        self.listeners.insert(port, Listener { backlog, half_open: 0, accept_queue: VecDeque::with_capacity(backlog) });
+        self.listeners.insert(
+            port,
+            Listener {
+                backlog,
+                half_open: 0,
+                accept_queue: VecDeque::with_capacity(backlog),
+            },
+        );
         Ok(ListenHandle { port })
     }
 
     /// `accept`: the oldest completed connection, or `EAGAIN`.
     pub fn accept(&mut self, l: ListenHandle) -> Result<TcpHandle, AcceptError> {
-        let listener = self.listeners.get_mut(&l.port).ok_or(AcceptError::BadHandle)?;
-        let h = listener.accept_queue.pop_front().ok_or(AcceptError::WouldBlock)?;
+        let listener = self
+            .listeners
+            .get_mut(&l.port)
+            .ok_or(AcceptError::BadHandle)?;
+        let h = listener
+            .accept_queue
+            .pop_front()
+            .ok_or(AcceptError::WouldBlock)?;
         if let Some(s) = self.slots.get_mut(h.index as usize) {
             s.owned = true;
             s.listener = None;
@@ -324,9 +359,15 @@ impl TcpEndpoints {
 
     /// Closes a listener; connections not yet accepted are reset, as on Linux.
     pub fn close_listener(&mut self, now: Instant, l: ListenHandle) {
-        let Some(listener) = self.listeners.remove(&l.port) else { return };
+        let Some(listener) = self.listeners.remove(&l.port) else {
+            return;
+        };
         for h in listener.accept_queue {
-            if let Some(tcb) = self.slots.get_mut(h.index as usize).and_then(|s| s.tcb.as_mut()) {
+            if let Some(tcb) = self
+                .slots
+                .get_mut(h.index as usize)
+                .and_then(|s| s.tcb.as_mut())
+            {
                 tcb.abort(now);
             }
         }
@@ -352,12 +393,23 @@ impl TcpEndpoints {
                 s.tcb = Some(tcb);
                 s.owned = owned;
                 s.listener = listener;
-                TcpHandle { index, generation: s.generation }
+                TcpHandle {
+                    index,
+                    generation: s.generation,
+                }
             }
             None => {
                 let index = self.slots.len() as u32;
-                self.slots.push(Slot { generation: 0, tcb: Some(tcb), owned, listener });
-                TcpHandle { index, generation: 0 }
+                self.slots.push(Slot {
+                    generation: 0,
+                    tcb: Some(tcb),
+                    owned,
+                    listener,
+                });
+                TcpHandle {
+                    index,
+                    generation: 0,
+                }
             }
         };
         self.flows.insert(key, h.index);
@@ -369,7 +421,11 @@ impl TcpEndpoints {
         let span = u32::from(range.end() - range.start()) + 1;
         for _ in 0..span {
             let port = self.next_port;
-            self.next_port = if port >= *range.end() { *range.start() } else { port + 1 };
+            self.next_port = if port >= *range.end() {
+                *range.start()
+            } else {
+                port + 1
+            };
             let key = (SocketAddrV4::new(local_ip, port), remote);
             if !self.flows.contains_key(&key) && !self.listeners.contains_key(&port) {
                 return Some(port);
@@ -379,12 +435,21 @@ impl TcpEndpoints {
     }
 
     /// `connect`: a new connection in SYN-SENT from `local_ip` to `remote`.
-    pub fn connect(&mut self, now: Instant, local_ip: Ipv4Addr, remote: SocketAddrV4) -> Result<TcpHandle, ConnectError> {
-        let port = self.ephemeral_port(local_ip, remote).ok_or(ConnectError::AddrNotAvailable)?;
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local_ip: Ipv4Addr,
+        remote: SocketAddrV4,
+    ) -> Result<TcpHandle, ConnectError> {
+        let port = self
+            .ephemeral_port(local_ip, remote)
+            .ok_or(ConnectError::AddrNotAvailable)?;
         let local = SocketAddrV4::new(local_ip, port);
         let iss = self.isn.isn(now, local, remote);
         let tcb = Tcb::connect(self.config, local, remote, iss, now);
-        let h = self.alloc_slot(tcb, true, None).ok_or(ConnectError::NoBuffers)?;
+        let h = self
+            .alloc_slot(tcb, true, None)
+            .ok_or(ConnectError::NoBuffers)?;
         self.stats.active_opens += 1;
         Ok(h)
     }
@@ -417,7 +482,13 @@ impl TcpEndpoints {
     }
 
     /// A segment for `local` from `remote` arrived.
-    pub fn on_segment(&mut self, now: Instant, local: SocketAddrV4, remote: SocketAddrV4, seg: &Incoming<'_>) {
+    pub fn on_segment(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &Incoming<'_>,
+    ) {
         if let Some(&index) = self.flows.get(&(local, remote)) {
             let mut reopen = false;
             if let Some(slot) = self.slots.get_mut(index as usize)
@@ -427,7 +498,11 @@ impl TcpEndpoints {
                 // RFC 9293 3.10.7.4 / RFC 6191: a new SYN for a connection in TIME-WAIT whose
                 // sequence number is past the old one's may start a new incarnation (Linux
                 // tcp_timewait_state_process accepts it).
-                if before == State::TimeWait && seg.flags.syn() && !seg.flags.ack() && self.listeners.contains_key(&local.port()) {
+                if before == State::TimeWait
+                    && seg.flags.syn()
+                    && !seg.flags.ack()
+                    && self.listeners.contains_key(&local.port())
+                {
                     reopen = true;
                 } else {
                     tcb.on_segment(now, seg);
@@ -438,12 +513,17 @@ impl TcpEndpoints {
                             && let Some(l) = self.listeners.get_mut(&port)
                         {
                             l.half_open = l.half_open.saturating_sub(1);
-                            l.accept_queue.push_back(TcpHandle { index, generation: slot.generation });
+                            l.accept_queue.push_back(TcpHandle {
+                                index,
+                                generation: slot.generation,
+                            });
                         }
                     } else if before == State::SynSent && after == State::Established {
                         self.stats.established += 1;
                     }
-                    if tcb.error() == Some(crate::tcp::TcpError::ConnectionReset) && before.is_synchronized() {
+                    if tcb.error() == Some(crate::tcp::TcpError::ConnectionReset)
+                        && before.is_synchronized()
+                    {
                         self.stats.estab_resets += 1;
                     }
                 }
@@ -489,7 +569,15 @@ impl TcpEndpoints {
         } else {
             (SeqNum(0), seg.seq + seg.seg_len(), Flags::RST | Flags::ACK)
         };
-        let out = Outgoing { seq, ack, flags, window: 0, options: Options::default(), payload_offset: 0, payload_len: 0 };
+        let out = Outgoing {
+            seq,
+            ack,
+            flags,
+            window: 0,
+            options: Options::default(),
+            payload_offset: 0,
+            payload_len: 0,
+        };
         self.strays.push_back((local, remote, out));
         self.stats.out_rsts += 1;
     }
@@ -502,7 +590,8 @@ impl TcpEndpoints {
             if let Some(port) = s.listener.take()
                 && let Some(l) = self.listeners.get_mut(&port)
             {
-                if tcb.state() == State::Closed && !l.accept_queue.iter().any(|h| h.index == index) {
+                if tcb.state() == State::Closed && !l.accept_queue.iter().any(|h| h.index == index)
+                {
                     l.half_open = l.half_open.saturating_sub(1);
                 }
                 l.accept_queue.retain(|h| h.index != index);
@@ -536,7 +625,10 @@ impl TcpEndpoints {
         if !self.strays.is_empty() {
             return Some(Instant::ZERO);
         }
-        self.slots.iter().filter_map(|s| s.tcb.as_ref()?.poll_timeout()).min()
+        self.slots
+            .iter()
+            .filter_map(|s| s.tcb.as_ref()?.poll_timeout())
+            .min()
     }
 
     /// Hands every segment due now to `emit` (local, remote, segment, send buffer for the

@@ -1,12 +1,12 @@
 //! Packet-level tests of the shard: frames in (built with etherparse, independently of our own
 //! emitters), frames out (parsed with our views), a fake clock.
 
+use super::tcp;
 use super::*;
 use crate::ip::Ipv4Cidr;
 use crate::port::VecTransmit;
 use crate::udp::{RecvError, SendError};
 use etherparse::PacketBuilder;
-use super::tcp;
 
 const MAC_A: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x0a]);
 const MAC_B: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x0b]);
@@ -480,8 +480,16 @@ fn malformed_and_foreign_frames_are_dropped_under_named_reasons() {
     assert_eq!(s.stats().ethernet.rx_frames, 10);
 }
 
-fn tcp_frame(flags: impl FnOnce(etherparse::PacketBuilderStep<etherparse::TcpHeader>) -> etherparse::PacketBuilderStep<etherparse::TcpHeader>, seq: u32, payload: &[u8]) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(MAC_B.0, MAC_A.0).ipv4(IP_B.octets(), IP_A.octets(), 64).tcp(4000, 80, seq, 65535);
+fn tcp_frame(
+    flags: impl FnOnce(
+        etherparse::PacketBuilderStep<etherparse::TcpHeader>,
+    ) -> etherparse::PacketBuilderStep<etherparse::TcpHeader>,
+    seq: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(MAC_B.0, MAC_A.0)
+        .ipv4(IP_B.octets(), IP_A.octets(), 64)
+        .tcp(4000, 80, seq, 65535);
     let mut f = Vec::new();
     flags(b).write(&mut f, payload).unwrap();
     f
@@ -489,7 +497,9 @@ fn tcp_frame(flags: impl FnOnce(etherparse::PacketBuilderStep<etherparse::TcpHea
 
 fn tcp_of(frame: &[u8]) -> etherparse::TcpHeader {
     let p = etherparse::SlicedPacket::from_ethernet(frame).unwrap();
-    let Some(etherparse::TransportSlice::Tcp(t)) = p.transport else { panic!("not TCP") };
+    let Some(etherparse::TransportSlice::Tcp(t)) = p.transport else {
+        panic!("not TCP")
+    };
     t.to_header()
 }
 
@@ -523,13 +533,21 @@ fn listener_answers_syn_and_the_connection_is_accepted_after_the_handshake() {
     let l = s.tcp().listen(80, 16).unwrap();
     assert_eq!(s.tcp().listen(80, 16), Err(tcp::ListenError::AddrInUse));
     rx(&mut s, t(1), &tcp_frame(|b| b.syn(), 100, &[]));
-    assert_eq!(s.tcp().accept(l), Err(tcp::AcceptError::WouldBlock), "not before the handshake completes");
+    assert_eq!(
+        s.tcp().accept(l),
+        Err(tcp::AcceptError::WouldBlock),
+        "not before the handshake completes"
+    );
     let out = tx(&mut s, t(1));
     let h = tcp_of(&out[0]);
     assert!(h.syn && h.ack);
     assert_eq!(h.acknowledgment_number, 101);
     let iss = h.sequence_number;
-    rx(&mut s, t(2), &tcp_frame(|b| b.ack(iss.wrapping_add(1)), 101, b"hello"));
+    rx(
+        &mut s,
+        t(2),
+        &tcp_frame(|b| b.ack(iss.wrapping_add(1)), 101, b"hello"),
+    );
     let c = s.tcp().accept(l).unwrap();
     let mut buf = [0u8; 16];
     let n = s.tcp().get_mut(c).unwrap().recv(&mut buf).unwrap();

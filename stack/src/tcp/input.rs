@@ -123,6 +123,12 @@ impl Tcb {
             && !seg.flags.ack()
             && seg.seq == self.irs
         {
+            // Echo the retransmitted SYN's timestamp, so that the peer's RTT sample measures this
+            // exchange, not the lost one (Linux tcp_check_req refreshes ts_recent the same way).
+            if let (true, Some(ts)) = (self.ts_ok, seg.options.timestamps) {
+                self.ts_recent = ts.tsval;
+                self.ts_recent_at = now;
+            }
             self.syn_due = true;
             return;
         }
@@ -272,10 +278,18 @@ impl Tcb {
 
     fn take_rtt_sample(&mut self, now: Instant, seg: &Incoming<'_>) {
         if self.ts_ok {
-            // RFC 7323 4.1: RTT from the echoed timestamp of an ACK that acknowledges new data;
-            // retransmissions are no problem (Karn's ambiguity does not arise).
+            // RFC 7323 4.1: RTT from the echoed timestamp of an ACK that acknowledges new data.
+            // Karn's rule applied to timestamps: an echo of a TSval sent before our latest
+            // retransmission measures how long the peer waited for a hole to fill (TS.Recent only
+            // follows in-order data, RFC 7323 4.3), not the path; after a long backoff that would
+            // inflate SRTT by seconds. RFC 7323 4.1 leaves the choice of samples to the sender.
+            let after_rexmit = |tsecr: u32| {
+                self.last_rexmit_ts
+                    .is_none_or(|r| (tsecr.wrapping_sub(r) as i32) >= 0)
+            };
             if let Some(ts) = seg.options.timestamps
                 && ts.tsecr != 0
+                && after_rexmit(ts.tsecr)
             {
                 let ms = self.ts_now(now).wrapping_sub(ts.tsecr);
                 let rtt = Duration::from_millis(u64::from(ms));

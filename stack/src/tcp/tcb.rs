@@ -196,6 +196,9 @@ pub struct Tcb {
     pub(super) rtt: RttEstimator,
     /// Karn's algorithm without timestamps: the one segment being timed.
     pub(super) rtt_probe: Option<(SeqNum, Instant)>,
+    /// Our timestamp clock when we last retransmitted: echoes of older TSvals are not RTT
+    /// samples (see `take_rtt_sample`).
+    pub(super) last_rexmit_ts: Option<u32>,
     pub(super) cc: Congestion,
     pub(super) scoreboard: Scoreboard,
     pub(super) dupacks: u32,
@@ -219,6 +222,8 @@ pub struct Tcb {
     pub(super) unacked_segs: u32,
     pub(super) pending_rst: Option<PendingRst>,
     pub(super) probe_due: bool,
+    /// The persist timer expired on a small non-zero window: send what fits, once.
+    pub(super) force_send: bool,
     pub(super) last_challenge_ack: Option<Instant>,
 
     pub(super) error: Option<TcpError>,
@@ -241,6 +246,12 @@ impl fmt::Debug for Tcb {
             .field("snd_wnd", &self.snd_wnd)
             .field("rcv_nxt", &self.rcv_nxt)
             .field("cwnd", &self.cc.cwnd())
+            .field("rto_at", &self.rto_at)
+            .field("recovery", &self.recovery)
+            .field("retransmit_head", &self.retransmit_head)
+            .field("ack_now", &self.ack_now)
+            .field("fin_seq", &self.fin_seq)
+            .field("send_buf", &self.send_buf.len())
             .finish_non_exhaustive()
     }
 }
@@ -297,6 +308,7 @@ impl Tcb {
             syn_due: false,
             rtt: RttEstimator::new(config.rto),
             rtt_probe: None,
+            last_rexmit_ts: None,
             cc: Congestion::new(config.congestion, mss),
             scoreboard: Scoreboard::new(config.max_ooo_ranges),
             dupacks: 0,
@@ -314,6 +326,7 @@ impl Tcb {
             unacked_segs: 0,
             pending_rst: None,
             probe_due: false,
+            force_send: false,
             last_challenge_ack: None,
             error: None,
             app_closed: false,
@@ -697,10 +710,19 @@ impl Tcb {
         }
         if self.persist_at.is_some_and(|t| t <= now) {
             self.persist_at = None;
-            if self.snd_wnd == 0 && self.snd_una == self.snd_max && self.unsent_data() > 0 {
-                self.probe_due = true;
-                self.stats.window_probes += 1;
+            if self.snd_una == self.snd_max
+                && self.unsent_data() > 0
+                && self.next_data_len().is_none()
+            {
                 self.persist_backoff = (self.persist_backoff + 1).min(16);
+                if self.snd_wnd == 0 {
+                    self.probe_due = true;
+                    self.stats.window_probes += 1;
+                } else {
+                    // A window too small for sender SWS avoidance: after the override timeout,
+                    // send what fits (Linux tcp_write_wakeup does the same).
+                    self.force_send = true;
+                }
             }
         }
         if self.keepalive_at.is_some_and(|t| t <= now) {
@@ -837,7 +859,10 @@ impl Tcb {
     /// is not acknowledged. Its sequence number is fixed the first time it is sent.
     fn fin_at(&self, seq: SeqNum) -> bool {
         self.fin_queued
-            && matches!(self.state, State::FinWait1 | State::LastAck | State::Closing)
+            && matches!(
+                self.state,
+                State::FinWait1 | State::LastAck | State::Closing
+            )
             && seq == self.data_end()
             && !self.fin_acked()
             && self.fin_seq.is_none_or(|f| f == seq)
@@ -886,7 +911,10 @@ impl Tcb {
         if len == 0 {
             return None;
         }
-        if len < mss {
+        // Data already sent once (after a timeout SND.NXT is below SND.MAX) goes out as the
+        // window allows: silly-window avoidance and Nagle are about new data. So does a segment
+        // the persist timer forces out (RFC 9293 3.8.6.2.1's override timeout).
+        if len < mss && !self.snd_nxt.before(self.snd_max) && !self.force_send {
             let window_limited = len < unsent.min(mss);
             if window_limited {
                 // RFC 9293 3.8.6.2.1: send a partial segment only if it is at least half of the
@@ -1127,7 +1155,11 @@ impl Tcb {
                 self.iss + 1u32
             } else {
                 let wnd_end = self.snd_una + self.snd_wnd;
-                if self.snd_max.after(wnd_end) { wnd_end.max(self.snd_nxt) } else { self.snd_max }
+                if self.snd_max.after(wnd_end) {
+                    wnd_end.max(self.snd_nxt)
+                } else {
+                    self.snd_max
+                }
             };
             let seg = self.segment(now, seq, Flags::NONE, 0, 0);
             if !emit(&seg, &self.send_buf) {
@@ -1238,11 +1270,13 @@ impl Tcb {
                 self.rto_at = Some(now + self.rtt.rto());
             }
         }
-        // A zero window with data waiting and nothing in flight: the persist timer probes it.
-        if self.snd_wnd == 0
-            && self.unsent_data() > 0
+        // Data waiting, nothing in flight, and a window too small (or zero) to send into: the
+        // persist timer makes sure a lost window update cannot stall the connection (Linux
+        // tcp_check_probe_timer arms it whenever nothing is in flight and the queue is blocked).
+        if self.unsent_data() > 0
             && self.snd_una == self.snd_max
             && self.persist_at.is_none()
+            && self.next_data_len().is_none()
         {
             self.arm_persist(now);
         }
@@ -1278,6 +1312,7 @@ impl Tcb {
         }
         if retransmission {
             self.stats.retrans_segs += 1;
+            self.last_rexmit_ts = Some(self.ts_now(now));
         } else if !self.ts_ok && self.rtt_probe.is_none() {
             // Karn: time only segments sent once.
             self.rtt_probe = Some((end, now));
@@ -1298,6 +1333,7 @@ impl Tcb {
             self.rto_at = Some(now + self.rtt.rto());
         }
         self.persist_at = None;
+        self.force_send = false;
         true
     }
 }
