@@ -92,7 +92,9 @@ fn established(config: TcpConfig) -> Tcb {
     let mut tcb = Tcb::connect(config, LOCAL, REMOTE, ISS, t(0));
     let syn = only(&mut tcb, t(0));
     assert!(syn.flags.syn() && !syn.flags.ack());
-    tcb.on_segment(t(10), &seg(Flags::SYN | Flags::ACK, IRS, ISS + 1));
+    let mut synack = seg(Flags::SYN | Flags::ACK, IRS, ISS + 1);
+    synack.options.mss = Some(1460);
+    tcb.on_segment(t(10), &synack);
     assert_eq!(tcb.state(), State::Established);
     let ack = only(&mut tcb, t(10));
     assert_eq!(
@@ -774,4 +776,100 @@ fn data_retransmissions_give_up_with_etimedout() {
     }
     assert_eq!(n, 3);
     assert_eq!(tcb.error(), Some(TcpError::TimedOut));
+}
+
+// ----- regressions found by the seeded simulation -----
+
+#[test]
+fn retransmission_after_timeout_fits_a_small_window_despite_sws_avoidance() {
+    let mut tcb = established(TcpConfig { mss: 1000, ..plain() });
+    tcb.send(&[5u8; 3000]).unwrap();
+    // The peer acknowledges nothing but shrinks its window to 300 bytes.
+    tcb.on_segment(t(11), &Incoming { window: 300, ..seg(Flags::ACK, IRS + 1, ISS + 1) });
+    // Only a 300-byte partial segment would fit: SWS avoidance holds new data...
+    assert!(out(&mut tcb, t(20)).is_empty());
+    // ...but once sent data times out, it is retransmitted as the window allows.
+    let mut tcb = established(TcpConfig { mss: 1000, ..plain() });
+    tcb.send(&[5u8; 3000]).unwrap();
+    assert_eq!(out(&mut tcb, t(20)).len(), 3);
+    tcb.on_segment(t(21), &Incoming { window: 300, ..seg(Flags::ACK, IRS + 1, ISS + 1) });
+    let at = tcb.poll_timeout().unwrap();
+    tcb.on_timeout(at);
+    let r = out(&mut tcb, at);
+    assert_eq!(r.len(), 1, "one retransmission, not silence");
+    assert_eq!((r[0].0.seq, r[0].0.payload_len), (SeqNum(ISS + 1), 300));
+}
+
+#[test]
+fn persist_timer_forces_data_into_a_small_window() {
+    let mut tcb = established(TcpConfig { mss: 1000, ..plain() });
+    tcb.on_segment(t(11), &Incoming { window: 300, ..seg(Flags::ACK, IRS + 1, ISS + 1) });
+    tcb.send(&[5u8; 3000]).unwrap();
+    assert!(out(&mut tcb, t(20)).is_empty(), "held by sender SWS avoidance");
+    let at = tcb.poll_timeout().expect("the persist timer runs for a small window too");
+    tcb.on_timeout(at);
+    let (s, p) = out(&mut tcb, at).remove(0);
+    assert_eq!((s.seq, p.len()), (SeqNum(ISS + 1), 300));
+}
+
+#[test]
+fn pure_ack_after_a_timeout_carries_snd_max() {
+    let mut tcb = established(TcpConfig { mss: 1000, ..plain() });
+    tcb.send(&[5u8; 2000]).unwrap();
+    assert_eq!(out(&mut tcb, t(20)).len(), 2);
+    let at = tcb.poll_timeout().unwrap();
+    tcb.on_timeout(at);
+    out(&mut tcb, at); // the retransmission of the first segment
+    // Data from the peer: our ACK's sequence number is the highest we sent (Linux
+    // tcp_acceptable_seq), which the peer finds acceptable whatever it already received.
+    tcb.set_quickack(true);
+    tcb.on_segment(at + Duration::from_millis(1), &data(IRS + 1, ISS + 1, b"x"));
+    let acks: Vec<Outgoing> = out(&mut tcb, at + Duration::from_millis(1)).into_iter().map(|(s, _)| s).collect();
+    let pure = acks.iter().find(|s| s.payload_len == 0).expect("an ACK");
+    assert_eq!(pure.seq, SeqNum(ISS + 2001));
+}
+
+#[test]
+fn fin_keeps_its_sequence_number_across_a_timeout() {
+    let mut tcb = established(plain());
+    tcb.send(b"abc").unwrap();
+    tcb.close(t(20));
+    let segs = out(&mut tcb, t(20));
+    let fin_seq = segs.iter().find(|(s, _)| s.flags.fin()).map(|(s, p)| s.seq + p.len()).unwrap();
+    assert_eq!(fin_seq, SeqNum(ISS + 4));
+    let at = tcb.poll_timeout().unwrap();
+    tcb.on_timeout(at);
+    out(&mut tcb, at);
+    // The ACK of the original FIN arrives after the timeout: nothing more is sent, and the
+    // connection moves on to FIN-WAIT-2.
+    tcb.on_segment(at + Duration::from_millis(1), &seg(Flags::ACK, IRS + 1, ISS + 5));
+    assert_eq!(tcb.state(), State::FinWait2);
+    assert!(out(&mut tcb, at + Duration::from_millis(1)).is_empty());
+}
+
+#[test]
+fn timestamp_echoes_from_before_a_retransmission_are_not_rtt_samples() {
+    let config = TcpConfig { timestamps: true, ..plain() };
+    let mut tcb = Tcb::connect(config, LOCAL, REMOTE, ISS, t(0));
+    let syn = only(&mut tcb, t(0));
+    let ts0 = syn.options.timestamps.unwrap().tsval;
+    let mut synack = seg(Flags::SYN | Flags::ACK, IRS, ISS + 1);
+    synack.options.timestamps = Some(Timestamps { tsval: 1, tsecr: ts0 });
+    tcb.on_segment(t(10), &synack);
+    out(&mut tcb, t(10));
+    let srtt = tcb.srtt().unwrap();
+    tcb.send(&[1u8; 100]).unwrap();
+    let first = out(&mut tcb, t(20)).remove(0).0;
+    let old_tsval = first.options.timestamps.unwrap().tsval;
+    // Time out twice, then an ACK echoing the TSval of the first transmission arrives 30 s later.
+    let mut now = t(20);
+    for _ in 0..2 {
+        now = tcb.poll_timeout().unwrap();
+        tcb.on_timeout(now);
+        out(&mut tcb, now);
+    }
+    let mut ack = seg(Flags::ACK, IRS + 1, ISS + 101);
+    ack.options.timestamps = Some(Timestamps { tsval: 2, tsecr: old_tsval });
+    tcb.on_segment(t(30_000), &ack);
+    assert_eq!(tcb.srtt(), Some(srtt), "a 30 s sample would have been taken");
 }
