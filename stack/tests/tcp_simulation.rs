@@ -195,7 +195,9 @@ fn pump(
         Close::ServerFirst => !is_client || end.eof,
         Close::Both | Close::ClientAborts => true,
     };
-    if done_sending && my_turn && !end.shut {
+    // shutdown(SHUT_WR) in SYN-SENT closes the connection outright (RFC 9293 3.10.4, and Linux's
+    // tcp_close_state), so an application shuts down only once connected.
+    if done_sending && my_turn && !end.shut && tcb.state().is_synchronized() {
         tcb.shutdown_write();
         end.shut = true;
     }

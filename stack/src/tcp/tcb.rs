@@ -771,6 +771,10 @@ impl Tcb {
                 // keeps the scoreboard across a timeout).
                 // An unacknowledged FIN is resent at its own sequence number after the data.
                 self.snd_nxt = self.snd_una;
+                // RFC 9293 3.8.6.1: "the sending TCP must regularly retransmit to the receiving
+                // TCP even when the window is zero": the head goes out whatever the window (it
+                // doubles as a window probe, as in Linux's tcp_retransmit_timer).
+                self.retransmit_head = true;
             }
         }
         self.rto_at = Some(now + self.rtt.rto());

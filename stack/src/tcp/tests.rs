@@ -782,31 +782,64 @@ fn data_retransmissions_give_up_with_etimedout() {
 
 #[test]
 fn retransmission_after_timeout_fits_a_small_window_despite_sws_avoidance() {
-    let mut tcb = established(TcpConfig { mss: 1000, ..plain() });
+    let mut tcb = established(TcpConfig {
+        mss: 1000,
+        ..plain()
+    });
     tcb.send(&[5u8; 3000]).unwrap();
     // The peer acknowledges nothing but shrinks its window to 300 bytes.
-    tcb.on_segment(t(11), &Incoming { window: 300, ..seg(Flags::ACK, IRS + 1, ISS + 1) });
+    tcb.on_segment(
+        t(11),
+        &Incoming {
+            window: 300,
+            ..seg(Flags::ACK, IRS + 1, ISS + 1)
+        },
+    );
     // Only a 300-byte partial segment would fit: SWS avoidance holds new data...
     assert!(out(&mut tcb, t(20)).is_empty());
-    // ...but once sent data times out, it is retransmitted as the window allows.
-    let mut tcb = established(TcpConfig { mss: 1000, ..plain() });
+    // ...but once sent data times out, the head segment is retransmitted whatever the window
+    // (RFC 9293 3.8.6.1; Linux tcp_retransmit_timer), never held back.
+    let mut tcb = established(TcpConfig {
+        mss: 1000,
+        ..plain()
+    });
     tcb.send(&[5u8; 3000]).unwrap();
     assert_eq!(out(&mut tcb, t(20)).len(), 3);
-    tcb.on_segment(t(21), &Incoming { window: 300, ..seg(Flags::ACK, IRS + 1, ISS + 1) });
+    tcb.on_segment(
+        t(21),
+        &Incoming {
+            window: 300,
+            ..seg(Flags::ACK, IRS + 1, ISS + 1)
+        },
+    );
     let at = tcb.poll_timeout().unwrap();
     tcb.on_timeout(at);
     let r = out(&mut tcb, at);
     assert_eq!(r.len(), 1, "one retransmission, not silence");
-    assert_eq!((r[0].0.seq, r[0].0.payload_len), (SeqNum(ISS + 1), 300));
+    assert_eq!((r[0].0.seq, r[0].0.payload_len), (SeqNum(ISS + 1), 1000));
 }
 
 #[test]
 fn persist_timer_forces_data_into_a_small_window() {
-    let mut tcb = established(TcpConfig { mss: 1000, ..plain() });
-    tcb.on_segment(t(11), &Incoming { window: 300, ..seg(Flags::ACK, IRS + 1, ISS + 1) });
+    let mut tcb = established(TcpConfig {
+        mss: 1000,
+        ..plain()
+    });
+    tcb.on_segment(
+        t(11),
+        &Incoming {
+            window: 300,
+            ..seg(Flags::ACK, IRS + 1, ISS + 1)
+        },
+    );
     tcb.send(&[5u8; 3000]).unwrap();
-    assert!(out(&mut tcb, t(20)).is_empty(), "held by sender SWS avoidance");
-    let at = tcb.poll_timeout().expect("the persist timer runs for a small window too");
+    assert!(
+        out(&mut tcb, t(20)).is_empty(),
+        "held by sender SWS avoidance"
+    );
+    let at = tcb
+        .poll_timeout()
+        .expect("the persist timer runs for a small window too");
     tcb.on_timeout(at);
     let (s, p) = out(&mut tcb, at).remove(0);
     assert_eq!((s.seq, p.len()), (SeqNum(ISS + 1), 300));
@@ -814,7 +847,10 @@ fn persist_timer_forces_data_into_a_small_window() {
 
 #[test]
 fn pure_ack_after_a_timeout_carries_snd_max() {
-    let mut tcb = established(TcpConfig { mss: 1000, ..plain() });
+    let mut tcb = established(TcpConfig {
+        mss: 1000,
+        ..plain()
+    });
     tcb.send(&[5u8; 2000]).unwrap();
     assert_eq!(out(&mut tcb, t(20)).len(), 2);
     let at = tcb.poll_timeout().unwrap();
@@ -824,7 +860,10 @@ fn pure_ack_after_a_timeout_carries_snd_max() {
     // tcp_acceptable_seq), which the peer finds acceptable whatever it already received.
     tcb.set_quickack(true);
     tcb.on_segment(at + Duration::from_millis(1), &data(IRS + 1, ISS + 1, b"x"));
-    let acks: Vec<Outgoing> = out(&mut tcb, at + Duration::from_millis(1)).into_iter().map(|(s, _)| s).collect();
+    let acks: Vec<Outgoing> = out(&mut tcb, at + Duration::from_millis(1))
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
     let pure = acks.iter().find(|s| s.payload_len == 0).expect("an ACK");
     assert_eq!(pure.seq, SeqNum(ISS + 2001));
 }
@@ -835,26 +874,39 @@ fn fin_keeps_its_sequence_number_across_a_timeout() {
     tcb.send(b"abc").unwrap();
     tcb.close(t(20));
     let segs = out(&mut tcb, t(20));
-    let fin_seq = segs.iter().find(|(s, _)| s.flags.fin()).map(|(s, p)| s.seq + p.len()).unwrap();
+    let fin_seq = segs
+        .iter()
+        .find(|(s, _)| s.flags.fin())
+        .map(|(s, p)| s.seq + p.len())
+        .unwrap();
     assert_eq!(fin_seq, SeqNum(ISS + 4));
     let at = tcb.poll_timeout().unwrap();
     tcb.on_timeout(at);
     out(&mut tcb, at);
     // The ACK of the original FIN arrives after the timeout: nothing more is sent, and the
     // connection moves on to FIN-WAIT-2.
-    tcb.on_segment(at + Duration::from_millis(1), &seg(Flags::ACK, IRS + 1, ISS + 5));
+    tcb.on_segment(
+        at + Duration::from_millis(1),
+        &seg(Flags::ACK, IRS + 1, ISS + 5),
+    );
     assert_eq!(tcb.state(), State::FinWait2);
     assert!(out(&mut tcb, at + Duration::from_millis(1)).is_empty());
 }
 
 #[test]
 fn timestamp_echoes_from_before_a_retransmission_are_not_rtt_samples() {
-    let config = TcpConfig { timestamps: true, ..plain() };
+    let config = TcpConfig {
+        timestamps: true,
+        ..plain()
+    };
     let mut tcb = Tcb::connect(config, LOCAL, REMOTE, ISS, t(0));
     let syn = only(&mut tcb, t(0));
     let ts0 = syn.options.timestamps.unwrap().tsval;
     let mut synack = seg(Flags::SYN | Flags::ACK, IRS, ISS + 1);
-    synack.options.timestamps = Some(Timestamps { tsval: 1, tsecr: ts0 });
+    synack.options.timestamps = Some(Timestamps {
+        tsval: 1,
+        tsecr: ts0,
+    });
     tcb.on_segment(t(10), &synack);
     out(&mut tcb, t(10));
     let srtt = tcb.srtt().unwrap();
@@ -869,7 +921,106 @@ fn timestamp_echoes_from_before_a_retransmission_are_not_rtt_samples() {
         out(&mut tcb, now);
     }
     let mut ack = seg(Flags::ACK, IRS + 1, ISS + 101);
-    ack.options.timestamps = Some(Timestamps { tsval: 2, tsecr: old_tsval });
+    ack.options.timestamps = Some(Timestamps {
+        tsval: 2,
+        tsecr: old_tsval,
+    });
     tcb.on_segment(t(30_000), &ack);
-    assert_eq!(tcb.srtt(), Some(srtt), "a 30 s sample would have been taken");
+    assert_eq!(
+        tcb.srtt(),
+        Some(srtt),
+        "a 30 s sample would have been taken"
+    );
+}
+
+#[test]
+fn fin_wait_1_goes_straight_to_time_wait_when_the_fin_acks_our_fin() {
+    let mut tcb = established(plain());
+    tcb.close(t(20));
+    out(&mut tcb, t(20));
+    tcb.on_segment(t(30), &seg(Flags::ACK | Flags::FIN, IRS + 1, ISS + 2));
+    assert_eq!(tcb.state(), State::TimeWait);
+}
+
+#[test]
+fn close_in_syn_received_sends_fin_once_established() {
+    let mut tcb = passive(plain());
+    tcb.close(t(1));
+    assert_eq!(tcb.state(), State::SynReceived);
+    tcb.on_segment(t(5), &seg(Flags::ACK, IRS + 1, ISS + 1));
+    assert_eq!(tcb.state(), State::FinWait1);
+    let fin = only(&mut tcb, t(5));
+    assert!(fin.flags.fin());
+    assert_eq!(fin.seq, SeqNum(ISS + 1));
+}
+
+#[test]
+fn send_after_the_peer_reset_is_econnreset_and_read_too() {
+    let mut tcb = established(plain());
+    tcb.on_segment(t(20), &seg(Flags::RST | Flags::ACK, IRS + 1, ISS + 1));
+    assert_eq!(
+        tcb.send(b"x"),
+        Err(SendError::Failed(TcpError::ConnectionReset))
+    );
+    let mut buf = [0u8; 1];
+    assert_eq!(
+        tcb.recv(&mut buf),
+        Err(RecvError::Failed(TcpError::ConnectionReset))
+    );
+    assert_eq!(TcpError::ConnectionReset.errno(), "ECONNRESET");
+}
+
+#[test]
+fn shutdown_in_syn_sent_closes_like_linux() {
+    let mut tcb = Tcb::connect(plain(), LOCAL, REMOTE, ISS, t(0));
+    only(&mut tcb, t(0));
+    tcb.shutdown_write();
+    assert_eq!(tcb.state(), State::Closed);
+}
+
+#[test]
+fn newreno_and_cubic_are_selectable_per_connection() {
+    use super::congestion::Algorithm;
+    for algorithm in [Algorithm::NewReno, Algorithm::Cubic] {
+        let mut tcb = established(TcpConfig {
+            congestion: algorithm,
+            mss: 1000,
+            ..plain()
+        });
+        tcb.send(&[0u8; 10_000]).unwrap();
+        let n = out(&mut tcb, t(20)).len();
+        assert_eq!(n, 10, "initial window of 10 segments (RFC 6928)");
+        tcb.on_segment(t(30), &seg(Flags::ACK, IRS + 1, ISS + 1001));
+        let before = tcb.cwnd();
+        // Three duplicate ACKs: NewReno halves the flight, CUBIC keeps 70% of cwnd (RFC 9438 4.6).
+        for i in 0..3 {
+            tcb.on_segment(t(31 + i), &seg(Flags::ACK, IRS + 1, ISS + 1001));
+        }
+        let after = tcb.cwnd();
+        let ratio = after as f64 / before as f64;
+        match algorithm {
+            // RFC 5681 eq. 4: ssthresh = FlightSize / 2 (9000 bytes in flight).
+            Algorithm::NewReno => assert_eq!(after, 4500),
+            Algorithm::Cubic => assert!((0.65..=0.75).contains(&ratio), "{ratio}"),
+        }
+    }
+}
+
+#[test]
+fn timeout_retransmits_the_head_even_into_a_zero_window() {
+    let mut tcb = established(plain());
+    tcb.send(b"data").unwrap();
+    out(&mut tcb, t(20));
+    // The peer closes its window without acknowledging the data.
+    tcb.on_segment(
+        t(21),
+        &Incoming {
+            window: 0,
+            ..seg(Flags::ACK, IRS + 1, ISS + 1)
+        },
+    );
+    let at = tcb.poll_timeout().unwrap();
+    tcb.on_timeout(at);
+    let (s, p) = out(&mut tcb, at).remove(0);
+    assert_eq!((s.seq, p.as_slice()), (SeqNum(ISS + 1), &b"data"[..]));
 }
