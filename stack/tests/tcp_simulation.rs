@@ -103,11 +103,13 @@ fn stack(mac: EthernetAddress, ip: Ipv4Addr, seed: u64) -> Shard {
         msl: Duration::from_secs(2),
         fin_timeout: Duration::from_secs(10),
         // If the RST of an abort is lost and the peer has nothing to send, only keepalive ends
-        // the peer's side (as with any TCP); short timers keep the run short.
+        // the peer's side (as with any TCP). The timers are short to keep runs short, but long
+        // enough to outlast a legitimate RTO backoff under 20 % loss (a 3-probe, 2 s keepalive
+        // declared a live peer dead at seed 1861).
         keepalive: Some(Keepalive {
-            idle: Duration::from_secs(20),
-            interval: Duration::from_secs(2),
-            probes: 3,
+            idle: Duration::from_secs(60),
+            interval: Duration::from_secs(10),
+            probes: 9,
         }),
         ..TcpConfig::default()
     };
@@ -274,7 +276,7 @@ fn run(seed: u64) {
         c.client_port = sim.nodes[CLIENT].shard.tcp().get(h).unwrap().local().port();
         c.client.handle = Some(h);
     }
-    let deadline = sim.now() + Duration::from_secs(600);
+    let deadline = sim.now() + Duration::from_secs(1200);
     let finished = sim
         .run_until(deadline, |s| {
             let now = s.now();
