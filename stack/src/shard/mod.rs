@@ -19,6 +19,7 @@ pub mod rss;
 pub mod stats;
 pub mod tcp;
 
+use crate::errno::errno_enum;
 use crate::ip::arp_cache::{ArpCache, ArpConfig, Resolution, Update};
 use crate::ip::icmp::{IcmpRateLimit, may_send_error};
 use crate::ip::{InterfaceConfig, NextHop};
@@ -120,27 +121,17 @@ impl Default for EchoMeta {
     }
 }
 
-/// Why an IP packet could not be sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutputError {
-    /// No route (off-link, no gateway), or a destination we never send to: `ENETUNREACH`.
-    NoRoute,
-    /// The packet could not be queued (control or ARP queue full, ARP cache full): `ENOBUFS`.
-    NoBuffers,
-    /// Larger than the MTU: `EMSGSIZE`.
-    TooLong,
-}
-
-impl OutputError {
-    /// The errno name a Linux program would see.
-    pub const fn errno(self) -> &'static str {
-        match self {
-            OutputError::NoRoute => "ENETUNREACH",
-            OutputError::NoBuffers => "ENOBUFS",
-            OutputError::TooLong => "EMSGSIZE",
-        }
+errno_enum!(
+    /// Why an IP packet could not be sent.
+    OutputError {
+        /// No route (off-link, no gateway), or a destination we never send to.
+        NoRoute => "ENETUNREACH",
+        /// The packet could not be queued (control or ARP queue full, ARP cache full).
+        NoBuffers => "ENOBUFS",
+        /// Larger than the MTU.
+        TooLong => "EMSGSIZE",
     }
-}
+);
 
 /// What one [`Shard::poll_port`] call moved.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -170,6 +161,90 @@ pub struct Shard {
     /// An ARP answer arrived for a next hop that packets may be waiting on.
     pending_resolved: bool,
     now: Instant,
+}
+
+/// Where an outgoing IP packet goes on the link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Egress {
+    /// To this MAC now.
+    Mac(EthernetAddress),
+    /// To this next hop once ARP has resolved it.
+    Park(Ipv4Addr),
+}
+
+/// Routes `dst` and resolves its next hop; `None` (counted) if the packet cannot go anywhere.
+fn egress(
+    iface: &InterfaceConfig,
+    arp: &mut ArpCache,
+    stats: &mut Stats,
+    now: Instant,
+    dst: Ipv4Addr,
+) -> Option<Egress> {
+    stats.ip.out_requests += 1;
+    match iface.route(dst) {
+        Ok(NextHop::Broadcast) => Some(Egress::Mac(EthernetAddress::BROADCAST)),
+        Ok(NextHop::Unicast(hop)) => match arp.resolve(now, hop) {
+            Resolution::Known(mac) => Some(Egress::Mac(mac)),
+            Resolution::Pending => Some(Egress::Park(hop)),
+            Resolution::NoRoom => {
+                stats.arp.cache_full += 1;
+                None
+            }
+        },
+        Err(_) => {
+            stats.ip.out_no_routes += 1;
+            None
+        }
+    }
+}
+
+/// What became of a packet handed to [`send_or_park`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sent {
+    /// Written into a transmit frame.
+    Frame,
+    /// Waiting in the ARP queue.
+    Parked,
+    /// The ARP queue was full (counted).
+    Dropped,
+    /// The transmit side had no room: stop and try again at the next poll.
+    NoRoom,
+}
+
+/// Writes an IP packet of `ip_len` bytes (filled by `emit_ip`) into a frame for `egress`, or
+/// parks it in the ARP queue until its next hop is resolved.
+#[allow(clippy::too_many_arguments)]
+fn send_or_park(
+    tx: &mut impl Transmit,
+    arp_pending: &mut SlotQueue<Ipv4Addr>,
+    stats: &mut Stats,
+    sent: &mut usize,
+    src_mac: EthernetAddress,
+    egress: Egress,
+    ip_len: usize,
+    emit_ip: impl FnOnce(&mut [u8]),
+) -> Sent {
+    match egress {
+        Egress::Mac(mac) => {
+            let len = ETH + ip_len;
+            let ok = tx.send(len, |frame| {
+                emit_ethernet(frame, src_mac, mac, ethernet::EtherType::Ipv4);
+                emit_ip(&mut frame[ETH..]);
+            });
+            if count_tx(ok, len, stats, sent) {
+                Sent::Frame
+            } else {
+                Sent::NoRoom
+            }
+        }
+        Egress::Park(hop) => match arp_pending.push_with(hop, ip_len, emit_ip) {
+            Ok(()) => Sent::Parked,
+            Err(_) => {
+                stats.arp.pending_overflow += 1;
+                Sent::Dropped
+            }
+        },
+    }
 }
 
 /// Counts a frame handed to the transmit side (or refused by it). Returns `ok`.
@@ -968,22 +1043,9 @@ impl Shard {
         let ip_mode = tx_mode(config.checksum.tx_ipv4);
         let l4_mode = tx_mode(config.checksum.tx_l4);
         udp.poll_send(|out| {
-            stats.ip.out_requests += 1;
             let dst_ip = *out.dst.ip();
-            let (hop, mac) = match iface.route(dst_ip) {
-                Ok(NextHop::Broadcast) => (dst_ip, Some(EthernetAddress::BROADCAST)),
-                Ok(NextHop::Unicast(hop)) => match arp.resolve(now, hop) {
-                    Resolution::Known(mac) => (hop, Some(mac)),
-                    Resolution::Pending => (hop, None),
-                    Resolution::NoRoom => {
-                        stats.arp.cache_full += 1;
-                        return true;
-                    }
-                },
-                Err(_) => {
-                    stats.ip.out_no_routes += 1;
-                    return true;
-                }
+            let Some(egress) = egress(&iface, arp, stats, now, dst_ip) else {
+                return true;
             };
             *ip_ident = ip_ident.wrapping_add(1);
             let udp_repr = wire::udp::Repr {
@@ -1007,30 +1069,24 @@ impl Shard {
                 udp_repr.emit(&mut dgram, ip_repr.src_addr, ip_repr.dst_addr, l4_mode);
                 ip_repr.emit(&mut ipv4::Packet::new_unchecked(buf), ip_mode);
             };
-            match mac {
-                Some(mac) => {
-                    let len = ETH + ip_repr.buffer_len();
-                    let ok = tx.send(len, |buf| {
-                        emit_ethernet(buf, iface.mac, mac, ethernet::EtherType::Ipv4);
-                        emit_ip(&mut buf[ETH..]);
-                    });
-                    if !count_tx(ok, len, stats, &mut sent) {
-                        return false;
-                    }
-                }
-                None => {
-                    if arp_pending
-                        .push_with(hop, ip_repr.buffer_len(), emit_ip)
-                        .is_err()
-                    {
-                        stats.arp.pending_overflow += 1;
-                        return true;
-                    }
-                }
+            let len = ip_repr.buffer_len();
+            match send_or_park(
+                tx,
+                arp_pending,
+                stats,
+                &mut sent,
+                iface.mac,
+                egress,
+                len,
+                emit_ip,
+            ) {
+                Sent::NoRoom => return false,
+                Sent::Dropped => {}
+                Sent::Frame | Sent::Parked => stats.udp.out_datagrams += 1,
             }
-            stats.udp.out_datagrams += 1;
             true
         });
+
         // TCP segments, their payload copied straight from the connection's send buffer.
         let Shard {
             tcp,
@@ -1042,21 +1098,9 @@ impl Shard {
         } = self;
         tcp.poll_output(now, &mut |local, remote, seg, buf| {
             let dst_ip = *remote.ip();
-            let (hop, mac) = match iface.route(dst_ip) {
-                Ok(NextHop::Unicast(hop)) => match arp.resolve(now, hop) {
-                    Resolution::Known(mac) => (hop, Some(mac)),
-                    Resolution::Pending => (hop, None),
-                    Resolution::NoRoom => {
-                        stats.arp.cache_full += 1;
-                        return true;
-                    }
-                },
-                Ok(NextHop::Broadcast) | Err(_) => {
-                    stats.ip.out_no_routes += 1;
-                    return true;
-                }
+            let Some(egress) = egress(&iface, arp, stats, now, dst_ip) else {
+                return true;
             };
-            stats.ip.out_requests += 1;
             *ip_ident = ip_ident.wrapping_add(1);
             let header = tcp::outgoing_repr(local, remote, seg);
             let hdr_len = header.header_len();
@@ -1073,35 +1117,25 @@ impl Shard {
             let emit_ip = |packet: &mut [u8]| {
                 let l4 = &mut packet[IP..];
                 buf.copy_out(seg.payload_offset, &mut l4[hdr_len..]);
-                header.emit_header(
-                    &mut wire::tcp::Segment::new_unchecked(l4),
-                    *local.ip(),
-                    dst_ip,
-                    l4_mode,
-                );
+                let mut segment = wire::tcp::Segment::new_unchecked(l4);
+                header.emit_header(&mut segment, *local.ip(), dst_ip, l4_mode);
                 ip_repr.emit(&mut ipv4::Packet::new_unchecked(packet), ip_mode);
             };
-            match mac {
-                Some(mac) => {
-                    let len = ETH + ip_repr.buffer_len();
-                    let ok = tx.send(len, |frame| {
-                        emit_ethernet(frame, iface.mac, mac, ethernet::EtherType::Ipv4);
-                        emit_ip(&mut frame[ETH..]);
-                    });
-                    if !count_tx(ok, len, stats, &mut sent) {
-                        return false;
-                    }
-                }
-                None => {
-                    if arp_pending
-                        .push_with(hop, ip_repr.buffer_len(), emit_ip)
-                        .is_err()
-                    {
-                        stats.arp.pending_overflow += 1;
-                    }
-                }
+            let len = ip_repr.buffer_len();
+            match send_or_park(
+                tx,
+                arp_pending,
+                stats,
+                &mut sent,
+                iface.mac,
+                egress,
+                len,
+                emit_ip,
+            ) {
+                Sent::NoRoom => return false,
+                Sent::Dropped => {}
+                Sent::Frame | Sent::Parked => stats.tcp.out_segs += 1,
             }
-            stats.tcp.out_segs += 1;
             true
         });
         // Packets just parked waiting for ARP need their first request now, not next poll.

@@ -7,6 +7,7 @@
 //! timer wheel that makes this O(1) per timer for a million connections belongs to the shards
 //! milestone.
 
+use crate::errno::errno_enum;
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::segment::{Flags, Incoming, Options, Outgoing, Timestamps};
 use crate::tcp::send_buffer::SendBuffer;
@@ -35,33 +36,6 @@ impl ListenHandle {
     pub fn port(&self) -> u16 {
         self.port
     }
-}
-
-macro_rules! errno_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[doc = $doc:literal])* $variant:ident => $errno:literal,)* }) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum $name {
-            $($(#[doc = $doc])* $variant,)*
-        }
-
-        impl $name {
-            /// The errno name a Linux program would see.
-            pub const fn errno(self) -> &'static str {
-                match self {
-                    $($name::$variant => $errno,)*
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.errno())
-            }
-        }
-
-        impl core::error::Error for $name {}
-    };
 }
 
 errno_enum!(
