@@ -16,7 +16,6 @@
 
 use crate::errno::errno_enum;
 use crate::slot_queue::SlotQueue;
-use core::fmt;
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::collections::HashMap;
 
