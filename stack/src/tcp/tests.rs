@@ -914,9 +914,8 @@ fn timestamp_echoes_from_before_a_retransmission_are_not_rtt_samples() {
     let first = out(&mut tcb, t(20)).remove(0).0;
     let old_tsval = first.options.timestamps.unwrap().tsval;
     // Time out twice, then an ACK echoing the TSval of the first transmission arrives 30 s later.
-    let mut now = t(20);
     for _ in 0..2 {
-        now = tcb.poll_timeout().unwrap();
+        let now = tcb.poll_timeout().unwrap();
         tcb.on_timeout(now);
         out(&mut tcb, now);
     }
