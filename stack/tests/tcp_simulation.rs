@@ -14,6 +14,7 @@ use rand_core::{RngCore, SeedableRng};
 use shardnet::ip::{InterfaceConfig, Ipv4Cidr};
 use shardnet::shard::tcp::{ListenHandle, TcpHandle};
 use shardnet::shard::{Shard, ShardConfig};
+use shardnet::tcp::congestion::Algorithm;
 use shardnet::tcp::{Keepalive, RecvError, SendError, State, TcpConfig};
 use shardnet::time::{Duration, Instant};
 use shardnet::wire::{EthernetAddress, Ipv4Addr};
@@ -88,6 +89,21 @@ struct Conn {
     client_port: u16,
 }
 
+/// TCP options and congestion control vary with the seed, so that peers without SACK (reno
+/// recovery), without timestamps (Karn-timed RTT) and without window scaling, and both
+/// congestion controllers, are all exercised.
+fn tcp_variant(seed: u64) -> (bool, bool, bool, Algorithm) {
+    let sack = seed % 3 != 1;
+    let timestamps = seed % 5 != 2;
+    let window_scaling = seed % 7 != 3;
+    let congestion = if seed % 2 == 0 {
+        Algorithm::Cubic
+    } else {
+        Algorithm::NewReno
+    };
+    (sack, timestamps, window_scaling, congestion)
+}
+
 fn stack(mac: EthernetAddress, ip: Ipv4Addr, seed: u64) -> Shard {
     let mut config = ShardConfig::new(InterfaceConfig {
         mac,
@@ -114,6 +130,11 @@ fn stack(mac: EthernetAddress, ip: Ipv4Addr, seed: u64) -> Shard {
         ..TcpConfig::default()
     };
     config.isn_key = [seed as u8; 16];
+    let (sack, timestamps, window_scaling, congestion) = tcp_variant(seed);
+    config.tcp.sack = sack;
+    config.tcp.timestamps = timestamps;
+    config.tcp.window_scaling = window_scaling;
+    config.tcp.congestion = congestion;
     Shard::new(config)
 }
 
@@ -166,7 +187,7 @@ fn pump(
                 assert_eq!(
                     *b,
                     stream_byte(seed, id, dir_in, at + i),
-                    "seed {seed}: conn {id} byte {} corrupted or out of order",
+                    "seed {seed}: conn {id} byte {} corrupted or out of order (read by the client: {is_client})",
                     at + i
                 );
             }
@@ -258,7 +279,7 @@ fn run(seed: u64) {
     let (port_c, port_s) = (wire.port(pc, 0).unwrap(), wire.port(ps, 0).unwrap());
     let mut sim: Simulation<MemoryPort> = Simulation::new(wire);
     sim.add(stack(MAC_C, IP_C, seed), port_c);
-    sim.add(stack(MAC_S, IP_S, seed ^ 0xffff), port_s);
+    sim.add(stack(MAC_S, IP_S, seed), port_s);
     // Resolve ARP on a clean wire, then impair it.
     let now = sim.now();
     sim.nodes[CLIENT]
@@ -327,8 +348,11 @@ fn run(seed: u64) {
         })
         .unwrap();
     let summary = format!(
-        "seed {seed}: {n_conns} connections, loss {:.3} dup {:.3} reorder {:.3}; replay with SHARDNET_SEED={seed}",
-        impairments.loss, impairments.duplicate, impairments.reorder
+        "seed {seed}: {n_conns} connections, loss {:.3} dup {:.3} reorder {:.3}, (sack, ts, wscale, cc) {:?}; replay with SHARDNET_SEED={seed}",
+        impairments.loss,
+        impairments.duplicate,
+        impairments.reorder,
+        tcp_variant(seed)
     );
     if !finished {
         for (id, c) in conns.iter().enumerate() {

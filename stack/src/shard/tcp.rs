@@ -415,12 +415,25 @@ impl TcpEndpoints {
         local_ip: Ipv4Addr,
         remote: SocketAddrV4,
     ) -> Result<TcpHandle, ConnectError> {
+        let config = self.config;
+        self.connect_with(now, local_ip, remote, config)
+    }
+
+    /// `connect` with settings of its own (what socket options set before `connect` decide:
+    /// buffer sizes, `TCP_CONGESTION`, `TCP_NODELAY`, keepalive, ...).
+    pub fn connect_with(
+        &mut self,
+        now: Instant,
+        local_ip: Ipv4Addr,
+        remote: SocketAddrV4,
+        config: TcpConfig,
+    ) -> Result<TcpHandle, ConnectError> {
         let port = self
             .ephemeral_port(local_ip, remote)
             .ok_or(ConnectError::AddrNotAvailable)?;
         let local = SocketAddrV4::new(local_ip, port);
         let iss = self.isn.isn(now, local, remote);
-        let tcb = Tcb::connect(self.config, local, remote, iss, now);
+        let tcb = Tcb::connect(config, local, remote, iss, now);
         let h = self
             .alloc_slot(tcb, true, None)
             .ok_or(ConnectError::NoBuffers)?;

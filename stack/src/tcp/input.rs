@@ -349,8 +349,13 @@ impl Tcb {
                     self.recovery = None;
                     self.cc.on_recovery_end(now);
                 }
-                // A partial ACK: stay in recovery; NextSeg() picks the next hole.
-                Some(_) => {}
+                // A partial ACK: stay in recovery. With SACK, NextSeg() picks the next hole;
+                // without it, RFC 6582 3.2 (5): "retransmit the first unacknowledged segment".
+                Some(_) => {
+                    if !self.sack_ok {
+                        self.retransmit_head = true;
+                    }
+                }
                 None => {
                     let cwnd_limited = flight_before as usize + mss > self.cc.cwnd();
                     self.cc

@@ -1300,8 +1300,15 @@ impl Tcb {
         // The options may not leave room for a full payload (SACK blocks): trim to fit the MSS.
         let opts = Self::option_len(&self.options_for(now, false));
         let room = self.mss.len().saturating_sub(opts).max(1);
-        let len = len.min(room);
+        // A range may reach past the data to the FIN's sequence number (NextSeg() and the
+        // loss-recovery rules count sequence space, and the FIN occupies one): the payload is
+        // only ever bytes the send buffer holds, and the FIN is sent as a flag.
+        let held = self.data_end().distance_from(seq) as usize;
+        let len = len.min(room).min(held);
         let end = seq + len;
+        if len == 0 && !self.fin_at(end) {
+            return true;
+        }
         let mut flags = Flags::NONE;
         if end == self.data_end() {
             flags |= Flags::PSH;

@@ -1023,3 +1023,63 @@ fn timeout_retransmits_the_head_even_into_a_zero_window() {
     let (s, p) = out(&mut tcb, at).remove(0);
     assert_eq!((s.seq, p.as_slice()), (SeqNum(ISS + 1), &b"data"[..]));
 }
+
+#[test]
+fn partial_ack_without_sack_retransmits_the_next_hole_at_once() {
+    let mut tcb = established(TcpConfig {
+        mss: 100,
+        ..plain()
+    });
+    tcb.send(&[1u8; 600]).unwrap();
+    assert_eq!(out(&mut tcb, t(20)).len(), 6);
+    // Segments 1 and 3 are lost: three duplicate ACKs for 1, fast retransmit of 1.
+    for i in 0..3 {
+        tcb.on_segment(t(30 + i), &seg(Flags::ACK, IRS + 1, ISS + 1));
+    }
+    let (r, _) = out(&mut tcb, t(33)).remove(0);
+    assert_eq!(r.seq, SeqNum(ISS + 1));
+    // The retransmission fills the first hole: a partial ACK up to the second hole.
+    tcb.on_segment(t(40), &seg(Flags::ACK, IRS + 1, ISS + 201));
+    let (r, _) = out(&mut tcb, t(40)).remove(0);
+    assert_eq!(
+        r.seq,
+        SeqNum(ISS + 201),
+        "RFC 6582 3.2 (5): no waiting for three more dupacks"
+    );
+}
+
+#[test]
+fn recovery_retransmits_a_lost_fin_as_a_fin_never_as_a_data_byte() {
+    // Found by simulation seed 1684: NextSeg() named the FIN's sequence number as a hole, and a
+    // byte from beyond the send buffer went out in its place.
+    let mut tcb = established(TcpConfig {
+        mss: 100,
+        ..plain()
+    });
+    tcb.send(&[1u8; 300]).unwrap();
+    tcb.close(t(20));
+    let segs = out(&mut tcb, t(20));
+    assert!(segs.last().unwrap().0.flags.fin());
+    // All data arrives, the FIN is lost: duplicate ACKs for the FIN's sequence number.
+    tcb.on_segment(t(30), &seg(Flags::ACK, IRS + 1, ISS + 301));
+    for i in 0..3 {
+        tcb.on_segment(t(31 + i), &seg(Flags::ACK, IRS + 1, ISS + 301));
+    }
+    let mut now = t(34);
+    for _ in 0..5 {
+        for (s, p) in out(&mut tcb, now) {
+            assert!(
+                s.payload_len == 0 || p.iter().all(|b| *b == 1),
+                "only real data bytes"
+            );
+            assert!(
+                !(s.seq == SeqNum(ISS + 301) && s.payload_len > 0),
+                "the FIN's place carries no data: {s:?}"
+            );
+        }
+        if let Some(at) = tcb.poll_timeout() {
+            now = at.max(now);
+            tcb.on_timeout(now);
+        }
+    }
+}
