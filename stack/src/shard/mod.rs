@@ -1116,7 +1116,12 @@ impl Shard {
             };
             let emit_ip = |packet: &mut [u8]| {
                 let l4 = &mut packet[IP..];
-                buf.copy_out(seg.payload_offset, &mut l4[hdr_len..]);
+                let copied = buf.copy_out(seg.payload_offset, &mut l4[hdr_len..]);
+                // Every payload byte comes from the send buffer, never from a stale frame.
+                debug_assert_eq!(
+                    copied, seg.payload_len,
+                    "segment payload beyond the send buffer"
+                );
                 let mut segment = wire::tcp::Segment::new_unchecked(l4);
                 header.emit_header(&mut segment, *local.ip(), dst_ip, l4_mode);
                 ip_repr.emit(&mut ipv4::Packet::new_unchecked(packet), ip_mode);
