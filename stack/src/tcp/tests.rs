@@ -1083,3 +1083,26 @@ fn recovery_retransmits_a_lost_fin_as_a_fin_never_as_a_data_byte() {
         }
     }
 }
+
+#[test]
+fn rst_in_syn_received_of_a_passive_open_ends_it_silently() {
+    let mut tcb = passive(plain());
+    tcb.on_segment(t(5), &seg(Flags::RST, IRS + 1, 0));
+    assert_eq!(tcb.state(), State::Closed);
+    assert_eq!(tcb.error(), None, "the listener goes on; nobody is told");
+    assert!(out(&mut tcb, t(5)).is_empty());
+}
+
+#[test]
+fn ack_far_below_the_window_is_answered_by_a_challenge_ack_and_dropped() {
+    let mut tcb = established(plain());
+    tcb.send(b"abc").unwrap();
+    out(&mut tcb, t(20));
+    // RFC 5961 5.2: SEG.ACK < SND.UNA - MAX.SND.WND is unacceptable.
+    let old_ack = ISS.wrapping_sub(1_000_000);
+    tcb.on_segment(t(21), &data(IRS + 1, old_ack, b"zz"));
+    let ack = only(&mut tcb, t(21));
+    assert_eq!(ack.ack, SeqNum(IRS + 1), "its data was not accepted");
+    assert_eq!(tcb.recv_available(), 0);
+    assert_eq!(tcb.stats().challenge_acks, 1);
+}
