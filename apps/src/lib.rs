@@ -1,1 +1,42 @@
-//! apps
+//! shardnet's apps: the load generator and (later) the echo server, with what they share.
+//!
+//! For now the load generator runs both ends of a UDP request/response test on the in-process
+//! memory wire; the echo server and the kernel-socket mode come with the TCP socket API.
+
+use shardnet::ip::{InterfaceConfig, Ipv4Cidr};
+use shardnet::shard::{Shard, ShardConfig};
+use shardnet::wire::{EthernetAddress, Ipv4Addr};
+
+/// A host of the in-process test network (198.18.0.0/24, RFC 2544's benchmarking range).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Host {
+    /// Its MAC address.
+    pub mac: EthernetAddress,
+    /// Its IPv4 address.
+    pub ip: Ipv4Addr,
+}
+
+/// The client side of the memory-wire test network.
+pub const CLIENT: Host = Host {
+    mac: EthernetAddress([0x02, 0x5e, 0, 0, 0, 0x01]),
+    ip: Ipv4Addr::new(198, 18, 0, 1),
+};
+/// The server side of the memory-wire test network.
+pub const SERVER: Host = Host {
+    mac: EthernetAddress([0x02, 0x5e, 0, 0, 0, 0x02]),
+    ip: Ipv4Addr::new(198, 18, 0, 2),
+};
+
+/// A shard for `host` on a /24 with MTU 1500, UDP queues of `queue_len` datagrams.
+pub fn shard_for(host: Host, queue_len: usize) -> Shard {
+    let mut config = ShardConfig::new(InterfaceConfig {
+        mac: host.mac,
+        cidr: Ipv4Cidr::new(host.ip, 24).unwrap_or_else(|_| unreachable!("24 is a valid prefix")),
+        gateway: None,
+        mtu: 1500,
+        ttl: 64,
+    });
+    config.udp.rx_queue_len = queue_len;
+    config.udp.tx_queue_len = queue_len;
+    Shard::new(config)
+}

@@ -18,6 +18,7 @@ pub mod ip;
 pub mod port;
 pub mod shard;
 pub mod slot_queue;
+pub mod tcp;
 pub mod time;
 pub mod udp;
 pub mod wire;

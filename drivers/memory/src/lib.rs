@@ -112,6 +112,7 @@
 //! wire core that one thread advances (AF_XDP's fill, rx, tx and completion rings are the
 //! model), at the price of exact cross-thread determinism, which no multi-threaded run has
 //! anyway.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod classify;
 mod config;

@@ -9,6 +9,7 @@
 //!
 //! A failing writer (disk full, ...) never breaks the data path: the frame still moves, the
 //! failure is counted and the first error kept for [`PcapPort::take_error`].
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::{DataLink, Endianness, TsResolution};

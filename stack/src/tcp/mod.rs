@@ -1,0 +1,17 @@
+//! TCP (RFC 9293), written as a sans-IO state machine: segments and the current time in,
+//! segments and the next deadline out.
+
+pub mod congestion;
+pub mod isn;
+pub mod reassembly;
+pub mod recv_buffer;
+pub mod rtt;
+pub mod sack_scoreboard;
+pub mod segment;
+pub mod send_buffer;
+pub mod seq;
+pub mod state;
+
+pub use segment::{Flags, Incoming, Options, Outgoing, Timestamps};
+pub use seq::{Mss, SeqNum, Window, WindowScale};
+pub use state::State;

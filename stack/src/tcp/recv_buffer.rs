@@ -1,0 +1,690 @@
+//! The receive buffer: in-order bytes waiting for the application, followed by the space where
+//! out-of-order segments are stored at their offset until the holes before them fill.
+//!
+//! A ring of `capacity` bytes allocated once in [`RecvBuffer::new`]. Logically:
+//!
+//! ```text
+//! | readable (in order, for the app) | RCV.NXT ... out-of-order ranges and holes ... |
+//! 0                                  readable()                                    capacity
+//!                                    <------------------ window() ----------------->
+//! ```
+//!
+//! Out-of-order offsets are relative to `RCV.NXT`, the first byte after the readable ones;
+//! which of them are held is tracked by an [`Assembler`], which also orders them for SACK
+//! (RFC 2018). No method panics or allocates, whatever its arguments.
+
+use super::reassembly::{Assembler, TooManyHoles};
+use super::seq::SeqNum;
+
+/// What [`RecvBuffer::write_at`] did with a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Written {
+    /// Bytes by which the in-order edge (`RCV.NXT`, and [`RecvBuffer::readable`]) advanced:
+    /// the segment's own bytes plus any out-of-order data it joined.
+    pub in_order: usize,
+    /// Bytes of this segment newly stored (not held before, and inside the window).
+    pub stored: usize,
+    /// The segment held no new byte: it was non-empty, lay wholly inside the window, and
+    /// every byte of it was held already. Material for a D-SACK block (RFC 2883).
+    pub duplicate: bool,
+}
+
+/// A connection's receive buffer: readable in-order data plus out-of-order data beyond it.
+///
+/// Invariants: `readable <= capacity`; every assembler range lies within
+/// `[0, capacity - readable)`; no range starts at offset 0 between calls (data at the edge is
+/// always made readable); `head < capacity` (or 0 when the capacity is 0) and `head == 0`
+/// whenever nothing at all is held.
+#[derive(Debug)]
+pub struct RecvBuffer {
+    buf: Box<[u8]>,
+    /// Physical index of the first readable byte.
+    head: usize,
+    readable: usize,
+    ooo: Assembler,
+}
+
+impl RecvBuffer {
+    /// A buffer of `capacity` bytes that tracks at most `max_ranges` out-of-order ranges
+    /// (clamped to `capacity / 2`, the most a window of `capacity` bytes can hold, since each
+    /// range is preceded by a hole). Both are allocated here, once.
+    ///
+    /// Sequence numbers are converted from offsets modulo 2^32, so `capacity` should not
+    /// exceed the largest window, [`super::Window::MAX`] (1 GiB).
+    pub fn new(capacity: usize, max_ranges: usize) -> Self {
+        RecvBuffer {
+            buf: vec![0u8; capacity].into_boxed_slice(),
+            head: 0,
+            readable: 0,
+            ooo: Assembler::new(max_ranges.min(capacity / 2)),
+        }
+    }
+
+    /// The buffer's size in bytes.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// In-order bytes the application can read.
+    pub fn readable(&self) -> usize {
+        self.readable
+    }
+
+    /// Bytes that may be advertised as the receive window from `RCV.NXT`:
+    /// `capacity - readable`. Out-of-order data already held lies inside this window (it is
+    /// counted as free, as RFC 9293's RCV.WND is measured from RCV.NXT).
+    pub fn window(&self) -> usize {
+        self.capacity() - self.readable
+    }
+
+    /// True when data beyond a hole is held.
+    pub fn has_out_of_order(&self) -> bool {
+        !self.ooo.is_empty()
+    }
+
+    /// The out-of-order ranges (offsets relative to `RCV.NXT`), for inspection.
+    pub fn assembler(&self) -> &Assembler {
+        &self.ooo
+    }
+
+    /// Physical index of logical offset `off` from the first readable byte
+    /// (`off <= capacity`).
+    fn phys(&self, off: usize) -> usize {
+        let i = self.head + off;
+        if i >= self.buf.len() {
+            i - self.buf.len()
+        } else {
+            i
+        }
+    }
+
+    /// Copies `data` to logical offset `at` (from the first readable byte), wrapping;
+    /// `at + data.len() <= capacity`.
+    fn copy_in(&mut self, at: usize, data: &[u8]) {
+        let p = self.phys(at);
+        let first = data.len().min(self.buf.len() - p);
+        let (a, b) = data.split_at(first);
+        if let Some(dst) = self.buf.get_mut(p..p + a.len()) {
+            dst.copy_from_slice(a);
+        }
+        if let Some(dst) = self.buf.get_mut(..b.len()) {
+            dst.copy_from_slice(b);
+        }
+    }
+
+    /// Stores a segment's data whose first byte is `offset` bytes after `RCV.NXT` (the caller
+    /// has already trimmed anything before `RCV.NXT`).
+    ///
+    /// RFC 9293 3.10.7.4: segments may be tailored to the window "by trimming off any portions
+    /// that lie outside the window", so bytes beyond [`RecvBuffer::window`] are dropped here.
+    /// Data at offset 0 becomes readable together with every out-of-order byte now contiguous
+    /// with it; data further on is held out of order (SHLD-31: "Segments with higher beginning
+    /// sequence numbers may be held for later processing"). Bytes already held are written
+    /// again; a correct peer resends the same bytes for the same sequence numbers.
+    ///
+    /// # Errors
+    ///
+    /// [`TooManyHoles`] when an out-of-order segment touches no held range and the assembler
+    /// tracks `max_ranges` already; nothing is stored then. Data at offset 0 is never refused.
+    pub fn write_at(&mut self, offset: usize, data: &[u8]) -> Result<Written, TooManyHoles> {
+        let window = self.window();
+        let keep = window.saturating_sub(offset).min(data.len());
+        let trimmed = keep < data.len();
+        let Some(data) = data.get(..keep) else {
+            return Ok(Written::default());
+        };
+        if data.is_empty() {
+            return Ok(Written::default());
+        }
+        let stored = keep - self.ooo.covered(offset, keep);
+        let in_order = if offset == 0 {
+            // Joins whatever it overlaps or touches: drop/trim ranges it covers, then collect
+            // the one that now starts at the edge.
+            self.copy_in(self.readable, data);
+            self.ooo.advance(keep);
+            keep + self.ooo.take_front()
+        } else {
+            self.ooo.add(offset, keep)?;
+            self.copy_in(self.readable + offset, data);
+            0
+        };
+        self.readable += in_order;
+        Ok(Written {
+            in_order,
+            stored,
+            duplicate: stored == 0 && !trimmed,
+        })
+    }
+
+    /// Drops `n <= readable` bytes the application consumed.
+    fn consume(&mut self, n: usize) {
+        self.head = self.phys(n);
+        self.readable -= n;
+        if self.readable == 0 && self.ooo.is_empty() {
+            self.head = 0;
+        }
+    }
+
+    /// Copies readable bytes into `dst` (as many as fit), consumes them and returns the count.
+    pub fn read(&mut self, dst: &mut [u8]) -> usize {
+        let (a, b) = self.peek(0, dst.len());
+        let n = a.len() + b.len();
+        let (da, rest) = dst.split_at_mut(a.len());
+        da.copy_from_slice(a);
+        if let Some(db) = rest.get_mut(..b.len()) {
+            db.copy_from_slice(b);
+        }
+        self.consume(n);
+        n
+    }
+
+    /// Zero-copy read: lends `f` the first contiguous run of readable bytes (up to the end of
+    /// the ring; call again for the rest after a wrap) and consumes the `f(run)` bytes it
+    /// reports (clamped to the run's length). `f` is called exactly once, with an empty slice
+    /// when nothing is readable. Returns the count consumed.
+    pub fn read_with(&mut self, f: impl FnOnce(&[u8]) -> usize) -> usize {
+        let (run, _) = self.peek(0, self.readable);
+        let n = f(run).min(run.len());
+        self.consume(n);
+        n
+    }
+
+    /// The readable bytes `[offset, offset + len)`, clamped to what is readable, as up to two
+    /// slices (the second non-empty only across the ring's wrap). Consumes nothing.
+    pub fn peek(&self, offset: usize, len: usize) -> (&[u8], &[u8]) {
+        let start = offset.min(self.readable);
+        let end = offset.saturating_add(len).min(self.readable);
+        let n = end - start;
+        let p = self.phys(start);
+        let first = n.min(self.buf.len() - p);
+        (
+            self.buf.get(p..p + first).unwrap_or_default(),
+            self.buf.get(..n - first).unwrap_or_default(),
+        )
+    }
+
+    /// SACK blocks `(left edge, right edge)` (the right edge is the first sequence number
+    /// after the block, RFC 2018 3) for the out-of-order data, given the current `RCV.NXT`.
+    ///
+    /// RFC 2018 4: "The first SACK block ... MUST specify the contiguous block of data
+    /// containing the segment which triggered this ACK, unless that segment advanced the
+    /// Acknowledgment Number field in the header"; the others follow from most to least
+    /// recently updated, as Linux orders them. At most `max` blocks, and never more than 4
+    /// (what 40 bytes of options hold; pass 3 with timestamps, one less again when a D-SACK
+    /// block goes first, RFC 2883 4). No block contains `rcv_nxt`: held ranges start at
+    /// offset 1 or later.
+    pub fn sack_blocks(
+        &self,
+        rcv_nxt: SeqNum,
+        max: usize,
+    ) -> impl Iterator<Item = (SeqNum, SeqNum)> + '_ {
+        self.ooo
+            .recent_ranges()
+            .take(max.min(4))
+            .map(move |(off, len)| (rcv_nxt + off, rcv_nxt + off + len))
+    }
+
+    /// Forgets all data, readable and out of order (the buffer keeps its storage).
+    pub fn clear(&mut self) {
+        self.head = 0;
+        self.readable = 0;
+        self.ooo.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn read_all(b: &mut RecvBuffer) -> Vec<u8> {
+        let mut out = vec![0u8; b.readable()];
+        let n = b.read(&mut out);
+        out.truncate(n);
+        out
+    }
+
+    fn blocks(b: &RecvBuffer, rcv_nxt: u32, max: usize) -> Vec<(u32, u32)> {
+        b.sack_blocks(SeqNum(rcv_nxt), max)
+            .map(|(l, r)| (l.get(), r.get()))
+            .collect()
+    }
+
+    #[test]
+    fn in_order_data_becomes_readable() {
+        let mut b = RecvBuffer::new(16, 4);
+        let w = b.write_at(0, b"hello").unwrap();
+        assert_eq!(
+            w,
+            Written {
+                in_order: 5,
+                stored: 5,
+                duplicate: false
+            }
+        );
+        assert_eq!(b.readable(), 5);
+        assert_eq!(read_all(&mut b), b"hello");
+        assert_eq!(b.readable(), 0);
+    }
+
+    #[test]
+    fn window_shrinks_as_data_is_held_and_grows_as_the_app_reads() {
+        let mut b = RecvBuffer::new(10, 4);
+        assert_eq!(b.window(), 10);
+        b.write_at(0, b"abcd").unwrap();
+        assert_eq!(b.window(), 6);
+        // Out-of-order data sits inside the advertised window: it does not shrink it.
+        b.write_at(2, b"xy").unwrap();
+        assert_eq!(b.window(), 6);
+        b.write_at(0, b"ef").unwrap();
+        assert_eq!((b.readable(), b.window()), (8, 2));
+        let mut two = [0u8; 3];
+        assert_eq!(b.read(&mut two), 3);
+        assert_eq!(&two, b"abc");
+        assert_eq!(b.window(), 5);
+        assert_eq!(read_all(&mut b), b"defxy");
+        assert_eq!(b.window(), 10);
+    }
+
+    #[test]
+    fn data_beyond_the_window_is_trimmed() {
+        let mut b = RecvBuffer::new(8, 4);
+        let w = b.write_at(0, b"0123456789").unwrap();
+        assert_eq!((w.in_order, w.stored, w.duplicate), (8, 8, false));
+        assert_eq!(b.window(), 0);
+        // A zero window keeps nothing, and that is not a duplicate.
+        assert_eq!(b.write_at(0, b"89").unwrap(), Written::default());
+        let mut four = [0u8; 4];
+        b.read(&mut four);
+        // Window of 4: an out-of-order segment straddling its right edge keeps what fits.
+        let w = b.write_at(2, b"abcdef").unwrap();
+        assert_eq!((w.in_order, w.stored, w.duplicate), (0, 2, false));
+        assert_eq!(blocks(&b, 100, 4), [(102, 104)]);
+        // Entirely beyond the window: nothing kept, nothing refused.
+        assert_eq!(b.write_at(4, b"zz").unwrap(), Written::default());
+        assert_eq!(b.write_at(usize::MAX, b"zz").unwrap(), Written::default());
+        b.write_at(0, b"xy").unwrap();
+        assert_eq!(read_all(&mut b), b"4567xyab");
+    }
+
+    #[test]
+    fn a_segment_filling_a_hole_releases_everything_contiguous() {
+        let mut b = RecvBuffer::new(32, 8);
+        b.write_at(3, b"def").unwrap();
+        b.write_at(9, b"jk").unwrap();
+        b.write_at(6, b"ghi").unwrap(); // joins [3,6) and [9,11)
+        b.write_at(14, b"op").unwrap();
+        assert_eq!(b.readable(), 0);
+        assert!(b.has_out_of_order());
+        let w = b.write_at(0, b"abc").unwrap();
+        assert_eq!((w.in_order, w.stored), (11, 3));
+        assert_eq!(read_all(&mut b), b"abcdefghijk");
+        assert_eq!(blocks(&b, 11, 4), [(14, 16)]);
+        // An in-order segment overlapping held data only counts its new bytes.
+        let w = b.write_at(0, b"lmnop").unwrap();
+        assert_eq!((w.in_order, w.stored, w.duplicate), (5, 3, false));
+        assert!(!b.has_out_of_order());
+        assert_eq!(read_all(&mut b), b"lmnop");
+    }
+
+    #[test]
+    fn duplicates_are_reported_and_store_nothing() {
+        let mut b = RecvBuffer::new(32, 8);
+        b.write_at(4, b"efgh").unwrap();
+        let w = b.write_at(5, b"fg").unwrap();
+        assert_eq!(
+            w,
+            Written {
+                in_order: 0,
+                stored: 0,
+                duplicate: true
+            }
+        );
+        let w = b.write_at(6, b"ghij").unwrap();
+        assert_eq!((w.stored, w.duplicate), (2, false));
+        assert_eq!(b.write_at(3, b"").unwrap(), Written::default());
+    }
+
+    #[test]
+    fn a_duplicate_trimmed_by_the_window_is_not_a_duplicate() {
+        let mut b = RecvBuffer::new(8, 4);
+        b.write_at(4, b"efgh").unwrap();
+        let w = b.write_at(4, b"efghij").unwrap(); // i, j are new but beyond the window
+        assert_eq!((w.stored, w.duplicate), (0, false));
+    }
+
+    #[test]
+    fn sack_blocks_start_with_the_most_recently_received_range() {
+        let mut b = RecvBuffer::new(100, 8);
+        let nxt = u32::MAX - 5; // blocks straddle the sequence wrap
+        b.write_at(10, &[1; 5]).unwrap();
+        b.write_at(30, &[1; 5]).unwrap();
+        b.write_at(50, &[1; 5]).unwrap();
+        let base = SeqNum(nxt);
+        let edge = |o: usize| (base + o).get();
+        assert_eq!(
+            blocks(&b, nxt, 4),
+            [
+                (edge(50), edge(55)),
+                (edge(30), edge(35)),
+                (edge(10), edge(15))
+            ]
+        );
+        b.write_at(15, &[1; 2]).unwrap(); // extends the oldest range
+        assert_eq!(blocks(&b, nxt, 4)[0], (edge(10), edge(17)));
+        b.write_at(31, &[1; 2]).unwrap(); // a duplicate: its block goes first (RFC 2883 4)
+        assert_eq!(blocks(&b, nxt, 4)[0], (edge(30), edge(35)));
+        assert_eq!(blocks(&b, nxt, 2).len(), 2);
+        assert_eq!(blocks(&b, nxt, 0).len(), 0);
+        // In-order data that joins a range removes it from the SACK blocks.
+        b.write_at(0, &[1; 10]).unwrap();
+        let nxt2 = nxt.wrapping_add(17);
+        assert_eq!(
+            blocks(&b, nxt2, 4),
+            [(edge(30), edge(35)), (edge(50), edge(55))]
+        );
+    }
+
+    #[test]
+    fn at_most_four_sack_blocks_whatever_max_says() {
+        let mut b = RecvBuffer::new(100, 20);
+        for k in 0..10 {
+            b.write_at(1 + 3 * k, b"x").unwrap();
+        }
+        assert_eq!(blocks(&b, 0, 100).len(), 4);
+        assert_eq!(blocks(&b, 0, 3).len(), 3);
+        assert_eq!(blocks(&b, 0, 3)[0], (28, 29));
+    }
+
+    #[test]
+    fn every_other_byte_arriving_runs_out_of_holes() {
+        let mut b = RecvBuffer::new(1000, 16);
+        let mut refused = 0;
+        for k in 0..100 {
+            match b.write_at(1 + 2 * k, b"x") {
+                Ok(w) => assert_eq!(w.stored, 1),
+                Err(TooManyHoles) => refused += 1,
+            }
+        }
+        assert_eq!(refused, 84);
+        assert_eq!(b.assembler().len(), 16);
+        // Refused data was not stored: filling the holes makes only the accepted bytes
+        // contiguous, and in-order data is never refused.
+        // Each in-order byte joins the next held one.
+        for _ in 0..16 {
+            assert_eq!(b.write_at(0, b"y").unwrap().in_order, 2);
+        }
+        assert_eq!(b.write_at(0, b"y").unwrap().in_order, 1);
+        assert_eq!(b.readable(), 33);
+        assert!(!b.has_out_of_order());
+    }
+
+    #[test]
+    fn max_ranges_is_clamped_to_what_the_capacity_can_hold() {
+        let b = RecvBuffer::new(10, usize::MAX);
+        assert_eq!(b.assembler().max_ranges(), 5);
+        let mut b = RecvBuffer::new(0, 4);
+        assert_eq!(b.write_at(0, b"abc").unwrap(), Written::default());
+        assert_eq!(b.read_with(|s| s.len() + 1), 0);
+        assert_eq!(b.sack_blocks(SeqNum(0), 4).count(), 0);
+    }
+
+    #[test]
+    fn read_with_lends_contiguous_runs_across_the_wrap() {
+        let mut b = RecvBuffer::new(8, 4);
+        b.write_at(0, b"abcdef").unwrap();
+        assert_eq!(
+            b.read_with(|s| {
+                assert_eq!(s, b"abcdef");
+                5
+            }),
+            5
+        );
+        // head at 5; "f" at 5, then "ghijk" wraps: g,h at 6,7 and i,j,k at 0..3.
+        // RCV.NXT is after "f": "hijk" at offset 1 is held out of order, across the wrap.
+        b.write_at(1, b"hijk").unwrap();
+        assert_eq!(b.readable(), 1);
+        assert_eq!(b.write_at(0, b"g").unwrap().in_order, 5);
+        assert_eq!(b.readable(), 6);
+        let (x, y) = b.peek(0, 100);
+        assert_eq!((x, y), (&b"fgh"[..], &b"ijk"[..]));
+        assert_eq!(b.peek(2, 2), (&b"h"[..], &b"i"[..]));
+        assert_eq!(
+            b.read_with(|s| {
+                assert_eq!(s, b"fgh");
+                usize::MAX // clamped
+            }),
+            3
+        );
+        assert_eq!(
+            b.read_with(|s| {
+                assert_eq!(s, b"ijk");
+                1
+            }),
+            1
+        );
+        assert_eq!(read_all(&mut b), b"jk");
+        let mut called = false;
+        assert_eq!(
+            b.read_with(|s| {
+                called = true;
+                s.len()
+            }),
+            0
+        );
+        assert!(called);
+    }
+
+    #[test]
+    fn clear_forgets_all_data() {
+        let mut b = RecvBuffer::new(8, 4);
+        b.write_at(0, b"ab").unwrap();
+        b.write_at(3, b"d").unwrap();
+        b.clear();
+        assert_eq!(
+            (b.readable(), b.window(), b.has_out_of_order()),
+            (0, 8, false)
+        );
+        b.write_at(0, b"xyz").unwrap();
+        assert_eq!(read_all(&mut b), b"xyz");
+    }
+
+    /// Receiver-side model: the stream, how much the app has read, `RCV.NXT`, which absolute
+    /// positions are held, and the SACK properties checked after every segment.
+    struct Harness {
+        stream: Vec<u8>,
+        buf: RecvBuffer,
+        max_ranges: usize,
+        cap: usize,
+        read_pos: usize,
+        rcv_nxt: usize,
+        held: Vec<bool>,
+        out: Vec<u8>,
+        isn: u32,
+        refused: usize,
+    }
+
+    impl Harness {
+        fn deliver(&mut self, s: usize, l: usize) -> Result<(), TestCaseError> {
+            let e = (s + l).min(self.stream.len());
+            // The caller trims what lies before RCV.NXT (and the sender sends nothing past
+            // the end of the stream).
+            if e <= self.rcv_nxt || s >= e {
+                return Ok(());
+            }
+            let s = s.max(self.rcv_nxt);
+            let offset = s - self.rcv_nxt;
+            let window = self.cap - (self.rcv_nxt - self.read_pos);
+            prop_assert_eq!(self.buf.window(), window);
+            let keep_end = e.min(self.rcv_nxt + window);
+            let newly = (s..keep_end.max(s)).filter(|&k| !self.held[k]).count();
+            // Would the held set need more than max_ranges ranges beyond RCV.NXT?
+            let mut next = self.held.clone();
+            (s..keep_end.max(s)).for_each(|k| next[k] = true);
+            let runs = ranges_after(&next, self.rcv_nxt);
+            let too_many = runs > self.max_ranges.min(self.cap / 2) && offset > 0;
+            match self.buf.write_at(offset, &self.stream[s..e]) {
+                Err(TooManyHoles) => {
+                    prop_assert!(too_many);
+                    self.refused += 1;
+                }
+                Ok(w) => {
+                    prop_assert!(!too_many || keep_end <= s);
+                    self.held = next;
+                    prop_assert_eq!(w.stored, newly);
+                    prop_assert_eq!(w.duplicate, newly == 0 && keep_end == e);
+                    let front = self.held[self.rcv_nxt..].iter().take_while(|&&h| h).count();
+                    prop_assert_eq!(w.in_order, front);
+                    self.rcv_nxt += front;
+                    // RFC 2018 4: the first block holds the segment that triggered the ACK,
+                    // unless it advanced RCV.NXT.
+                    if w.in_order == 0 && keep_end > s {
+                        let (l, r) = self.sack(4)[0];
+                        prop_assert!(l <= s && keep_end <= r);
+                    }
+                }
+            }
+            prop_assert_eq!(self.buf.readable(), self.rcv_nxt - self.read_pos);
+            self.check_sack()
+        }
+
+        /// SACK blocks as absolute stream positions.
+        fn sack(&self, max: usize) -> Vec<(usize, usize)> {
+            let nxt = SeqNum(self.isn) + self.rcv_nxt;
+            self.buf
+                .sack_blocks(nxt, max)
+                .map(|(l, r)| {
+                    (
+                        self.rcv_nxt + (l - nxt) as usize,
+                        self.rcv_nxt + (r - nxt) as usize,
+                    )
+                })
+                .collect()
+        }
+
+        fn check_sack(&self) -> Result<(), TestCaseError> {
+            for max in [3, 4] {
+                let blocks = self.sack(max);
+                prop_assert!(blocks.len() <= max);
+                prop_assert_eq!(
+                    blocks.len(),
+                    max.min(ranges_after(&self.held, self.rcv_nxt))
+                );
+                for &(l, r) in &blocks {
+                    // Strictly after RCV.NXT, describing held data, and maximal.
+                    prop_assert!(self.rcv_nxt < l && l < r && r <= self.stream.len());
+                    prop_assert!(self.held[l..r].iter().all(|&h| h));
+                    prop_assert!(!self.held[l - 1]);
+                    prop_assert!(r == self.held.len() || !self.held[r]);
+                }
+                for (i, a) in blocks.iter().enumerate() {
+                    for b in &blocks[i + 1..] {
+                        prop_assert!(a.1 < b.0 || b.1 < a.0);
+                    }
+                }
+            }
+            Ok(())
+        }
+
+        fn read(&mut self, n: usize, zero_copy: bool) -> Result<(), TestCaseError> {
+            let got = if zero_copy {
+                let mut got = Vec::new();
+                self.buf.read_with(|s| {
+                    let k = n.min(s.len());
+                    got.extend_from_slice(&s[..k]);
+                    k
+                });
+                got
+            } else {
+                let (a, b) = self.buf.peek(0, n);
+                let peeked = [a, b].concat();
+                let mut got = vec![0u8; n];
+                let k = self.buf.read(&mut got);
+                got.truncate(k);
+                prop_assert_eq!(&peeked, &got);
+                got
+            };
+            self.read_pos += got.len();
+            self.out.extend_from_slice(&got);
+            prop_assert_eq!(self.buf.readable(), self.rcv_nxt - self.read_pos);
+            Ok(())
+        }
+    }
+
+    /// Number of maximal held runs strictly after `from`.
+    fn ranges_after(held: &[bool], from: usize) -> usize {
+        let mut n = 0;
+        for k in from..held.len() {
+            if held[k] && (k == from || !held[k - 1]) {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    #[derive(Debug, Clone)]
+    enum Event {
+        /// A segment anywhere in the stream.
+        Anywhere(usize, usize),
+        /// A segment near RCV.NXT: starting up to 10 bytes before it (a partial or whole
+        /// duplicate) or up to 80 after it (out of order, possibly past the window).
+        Near(usize, usize),
+        Read(usize, bool),
+    }
+
+    fn event(len: usize) -> impl Strategy<Value = Event> {
+        prop_oneof![
+            1 => (0..len, 1usize..40).prop_map(|(s, l)| Event::Anywhere(s, l)),
+            6 => (0usize..90, 1usize..12).prop_map(|(d, l)| Event::Near(d, l)),
+            1 => (0usize..64, any::<bool>()).prop_map(|(n, z)| Event::Read(n, z)),
+        ]
+    }
+
+    proptest! {
+        /// Whatever order and duplication segments arrive in (and however they overlap, run
+        /// past the window or are refused), the bytes read out are exactly the stream, in
+        /// order, each once; every Written matches a byte-level model; SACK blocks always
+        /// describe held data, never include RCV.NXT, never overlap and never exceed max.
+        #[test]
+        fn any_arrival_order_reads_back_the_stream(
+            stream in proptest::collection::vec(any::<u8>(), 1..300),
+            cap in 1usize..80,
+            max_ranges in 0usize..6,
+            isn in any::<u32>(),
+            seed_events in proptest::collection::vec(event(300), 0..200),
+        ) {
+            let len = stream.len();
+            let mut h = Harness {
+                buf: RecvBuffer::new(cap, max_ranges),
+                held: vec![false; len],
+                stream,
+                max_ranges,
+                cap,
+                read_pos: 0,
+                rcv_nxt: 0,
+                out: Vec::new(),
+                isn,
+                refused: 0,
+            };
+            for ev in seed_events {
+                match ev {
+                    Event::Anywhere(s, l) => h.deliver(s % len, l)?,
+                    Event::Near(d, l) => h.deliver((h.rcv_nxt + d).saturating_sub(10), l)?,
+                    Event::Read(n, z) => h.read(n, z)?,
+                }
+            }
+            // Then the sender retransmits from RCV.NXT (go-back-N style) while the app
+            // drains, until everything has arrived.
+            let mut rounds = 0;
+            while h.read_pos < len {
+                let (s, l) = (h.rcv_nxt, 7);
+                h.deliver(s, l)?;
+                h.read(17, rounds % 2 == 0)?;
+                rounds += 1;
+                prop_assert!(rounds < 10_000);
+            }
+            prop_assert_eq!(&h.out, &h.stream);
+            prop_assert!(!h.buf.has_out_of_order());
+        }
+    }
+}

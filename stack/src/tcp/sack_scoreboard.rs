@@ -1,0 +1,1 @@
+//! sack_scoreboard (being written).
