@@ -8,7 +8,9 @@ use shardnet::ip::{InterfaceConfig, Ipv4Cidr};
 use shardnet::port::{RxOffload, Transmit};
 use shardnet::shard::{Shard, ShardConfig};
 use shardnet::time::Instant;
-use shardnet::wire::{ChecksumMode, EthernetAddress, Ipv4Addr, arp, ethernet, icmp, ipv4, udp};
+use shardnet::wire::{
+    ChecksumMode, EthernetAddress, Ipv4Addr, arp, ethernet, icmp, ipv4, tcp, udp,
+};
 
 /// Our MAC address.
 pub const MAC_US: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
@@ -78,6 +80,41 @@ pub fn udp_frame(payload_len: usize) -> Vec<u8> {
             let mut d = udp::Packet::new_unchecked(b);
             d.payload_mut().copy_from_slice(&pattern(payload_len));
             repr.emit(&mut d, IP_PEER, IP_US, ChecksumMode::Software);
+        },
+    )
+}
+
+/// An Ethernet + IPv4 + TCP data segment from the peer (port 7000) to us (port 5000) as Linux
+/// sends one on an established connection: ACK|PSH, NOP NOP Timestamps (a 32-byte header),
+/// `payload_len` pattern bytes, all checksums correct.
+pub fn tcp_frame(payload_len: usize) -> Vec<u8> {
+    let payload = pattern(payload_len);
+    let repr = tcp::Repr {
+        src_port: PEER_PORT,
+        dst_port: OUR_PORT,
+        seq_number: 1_526_572_090,
+        ack_number: Some(2_880_238_276),
+        flags: tcp::Flags::PSH,
+        window_len: 63,
+        timestamp: Some(tcp::TcpTimestamp {
+            tsval: 839_554_116,
+            tsecr: 1_838_749_534,
+        }),
+        payload: &payload,
+        ..tcp::Repr::default()
+    };
+    ip_frame(
+        (MAC_PEER, IP_PEER),
+        (MAC_US, IP_US),
+        ipv4::Protocol::Tcp,
+        repr.buffer_len(),
+        |b| {
+            repr.emit(
+                &mut tcp::Segment::new_unchecked(b),
+                IP_PEER,
+                IP_US,
+                ChecksumMode::Software,
+            )
         },
     )
 }
@@ -211,6 +248,19 @@ mod tests {
             reference_checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
             !0xddf2
         );
+    }
+
+    #[test]
+    fn tcp_frame_is_a_timestamped_data_segment() {
+        let frame = tcp_frame(1448);
+        assert_eq!(frame.len(), 1514, "a full-size Ethernet frame");
+        let eth = ethernet::Frame::new_checked(&frame[..]).expect("Ethernet");
+        let ip = ipv4::Packet::new_checked(eth.payload()).expect("IPv4");
+        let seg = tcp::Segment::new_checked(ip.payload()).expect("TCP");
+        let r = tcp::Repr::parse(&seg, IP_PEER, IP_US, ChecksumMode::Software).expect("TCP repr");
+        assert_eq!(seg.header_len(), 32);
+        assert_eq!(r.payload, &pattern(1448)[..]);
+        assert!(r.timestamp.is_some() && r.ack_number.is_some());
     }
 
     #[test]

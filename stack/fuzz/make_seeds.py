@@ -10,6 +10,8 @@ stack/fuzz/seeds/<target>/<name>, each file the input format of its target:
   wire_ipv4      the IPv4 datagram (Ethernet payload, padding included)
   wire_icmp      the ICMP message (IPv4 payload)
   wire_udp       source and destination IPv4 addresses (8 bytes), then the UDP datagram
+  wire_tcp       source and destination IPv4 addresses (8 bytes), then the TCP segment
+  wire_tcp_options  the option bytes of a TCP header
 
 The seeds of shard_rx are not made here: they are inputs found by fuzzing it (see README.md).
 """
@@ -82,6 +84,18 @@ def main():
     for n, name in [(11, "closed-port"), (13, "empty"), (14, "one-byte"), (15, "100-bytes")]:
         ip = eth_payload(fr(n))
         write("wire_udp", f"{n:02}-{name}", ip[12:20] + ip_payload(ip))
+
+    tcp = [(17, "syn"), (18, "syn-ack"), (20, "data-6"), (26, "data-1448"), (37, "rst-no-options"),
+           (38, "tfo-cookie-request"), (39, "tfo-cookie"), (46, "tfo-syn-data"), (62, "sack")]
+    for n, name in tcp:
+        ip = eth_payload(fr(n))
+        seg = ip_payload(ip)
+        write("wire_tcp", f"{n:02}-{name}", ip[12:20] + seg)
+        doff = (seg[12] >> 4) * 4
+        if doff > 20:
+            write("wire_tcp_options", f"{n:02}-{name}", seg[20:doff])
+    # The pre-RFC 7413 Fast Open encoding (kind 254, magic 0xF989, 8-byte cookie), padded.
+    write("wire_tcp_options", "exp-fast-open", bytes([254, 12, 0xF9, 0x89]) + bytes(range(8)) + b"\x01\x00")
 
 
 if __name__ == "__main__":
