@@ -11,7 +11,8 @@
 //!   IPv4 with options, fragments or another protocol; then possibly mutated (truncated, a bit
 //!   flipped, EtherType replaced, padded, VLAN-tagged), with or without the NIC's checksum
 //!   verdicts;
-//! - raw frames of arbitrary bytes;
+//! - ICMP messages of any type and code;
+//! - raw frames of arbitrary bytes, and repeats of the last frame (bursts);
 //! - time advances (`handle_timeout` + `poll_transmit`) and transmits into a bounded batch;
 //! - the application's `sendto`/`send`/`recvfrom` on both sockets, `ping` and its replies.
 //!
@@ -199,6 +200,13 @@ enum Packet {
         remote_port: Port,
         quote_len: u8,
     },
+    /// An ICMP message of any type and code, with a good checksum.
+    IcmpAny {
+        src: Host,
+        msg_type: u8,
+        code: u8,
+        len: u16,
+    },
     /// Another IP protocol (TCP, or one nobody handles).
     OtherProtocol {
         src: Host,
@@ -231,6 +239,8 @@ enum Op {
         l4_checksum_good: bool,
     },
     Raw(Vec<u8>),
+    /// Feeds the last frame again, 1 to 64 times (bursts: rate limits, full queues).
+    Repeat(u8),
     AdvanceMillis(u16),
     AdvanceSeconds(u8),
     Transmit(u8),
@@ -454,6 +464,26 @@ fn build(packet: &Packet, eth_dst: EthDst, eth_src: Mac) -> Vec<u8> {
                 |b| msg.emit(&mut icmp::Packet::new_unchecked(b), ChecksumMode::Software),
             )
         }
+        Packet::IcmpAny {
+            src,
+            msg_type,
+            code,
+            len,
+        } => ip_frame(
+            eth,
+            src.ip(),
+            IP_US,
+            ipv4::Protocol::Icmp,
+            IpShape::Plain,
+            icmp::HEADER_LEN + usize::from(len) % 600,
+            |b| {
+                b.copy_from_slice(&pattern(b.len()));
+                let mut m = icmp::Packet::new_unchecked(b);
+                m.set_msg_type(icmp::Message::from(msg_type));
+                m.set_code(code);
+                m.fill_checksum();
+            },
+        ),
         Packet::OtherProtocol {
             src,
             dst,
@@ -554,6 +584,8 @@ struct World {
     connected: UdpHandle,
     now: Instant,
     model: Model,
+    /// The last frame fed, for `Op::Repeat`.
+    last: (Vec<u8>, RxOffload),
 }
 
 impl World {
@@ -592,6 +624,7 @@ impl World {
             connected,
             now: Instant::ZERO,
             model: Model::default(),
+            last: (Vec::new(), RxOffload::default()),
         };
         // The peer asks for our address: the shard learns it and answers.
         let hello = build(
@@ -612,6 +645,7 @@ impl World {
     }
 
     fn rx(&mut self, frame: &[u8], offload: RxOffload) {
+        self.last = (frame.to_vec(), offload);
         self.model.feed(frame);
         self.shard.handle_frame(self.now, frame, offload);
     }
@@ -752,6 +786,12 @@ impl World {
             Op::Raw(bytes) => {
                 let frame = &bytes[..bytes.len().min(MAX_FRAME)];
                 self.rx(frame, RxOffload::default());
+            }
+            Op::Repeat(n) => {
+                let (frame, offload) = core::mem::take(&mut self.last);
+                for _ in 0..=(n % 64) {
+                    self.rx(&frame, offload);
+                }
             }
             Op::AdvanceMillis(ms) => self.advance(Duration::from_millis(u64::from(*ms))),
             Op::AdvanceSeconds(s) => self.advance(Duration::from_secs(u64::from(*s))),
