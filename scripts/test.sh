@@ -5,6 +5,7 @@
 #
 # Environment:
 #   FUZZ_SECONDS   seconds per fuzz target (default 15; 0 skips fuzzing)
+#   SIM_SEEDS      seeds of the TCP simulation in release mode (default 500)
 #   SKIP_INSTALL=1 do not install anything (use what is on the machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +48,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test (workspace)"
 cargo test --workspace --locked
+
+step "TCP simulation, ${SIM_SEEDS:=500} seeds, release build"
+SHARDNET_SEEDS=$SIM_SEEDS cargo test --locked --release -p shardnet --test tcp_simulation
+
+step "TCP bulk transfer of 1 GiB with 1% loss, release build"
+cargo test --locked --release -p shardnet --test tcp_bulk -- --nocapture
 
 step "benchmarks, once each in test mode"
 cargo test --locked -p shardnet-bench --benches

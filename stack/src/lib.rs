@@ -14,6 +14,7 @@
 //! - [`port`]: the boundary to the drivers (batched receive and transmit of frames).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod errno;
 pub mod ip;
 pub mod port;
 pub mod shard;

@@ -14,8 +14,8 @@
 //! Each socket has a receive and a send queue of fixed-size slots, allocated when the socket is
 //! opened (a control-path operation), so the data path never allocates.
 
+use crate::errno::errno_enum;
 use crate::slot_queue::SlotQueue;
-use core::fmt;
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::collections::HashMap;
 
@@ -52,33 +52,6 @@ impl Default for UdpConfig {
 pub struct UdpHandle {
     index: u32,
     generation: u32,
-}
-
-macro_rules! errno_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[doc = $doc:literal])* $variant:ident => $errno:literal,)* }) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum $name {
-            $($(#[doc = $doc])* $variant,)*
-        }
-
-        impl $name {
-            /// The errno name a Linux program would see.
-            pub const fn errno(self) -> &'static str {
-                match self {
-                    $($name::$variant => $errno,)*
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.errno())
-            }
-        }
-
-        impl core::error::Error for $name {}
-    };
 }
 
 errno_enum!(

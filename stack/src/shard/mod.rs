@@ -17,17 +17,21 @@
 
 pub mod rss;
 pub mod stats;
+pub mod tcp;
 
+use crate::errno::errno_enum;
 use crate::ip::arp_cache::{ArpCache, ArpConfig, Resolution, Update};
 use crate::ip::icmp::{IcmpRateLimit, may_send_error};
 use crate::ip::{InterfaceConfig, NextHop};
 use crate::port::{Batch, ChecksumOffload, Frame, Port, RxOffload, Transmit, TxBatcher};
 use crate::slot_queue::SlotQueue;
+use crate::tcp::TcpConfig;
 use crate::time::Instant;
 use crate::udp::{self, Delivery, UdpConfig, UdpHandle, UdpSockets};
 use crate::wire::{self, ChecksumMode, EthernetAddress, Ipv4Addr, arp, ethernet, icmp, ipv4};
 use core::net::SocketAddrV4;
 pub use stats::Stats;
+use tcp::{ConnectError, TcpEndpoints, TcpHandle};
 
 const ETH: usize = ethernet::HEADER_LEN;
 const IP: usize = ipv4::HEADER_LEN;
@@ -55,6 +59,12 @@ pub struct ShardConfig {
     /// Announce our address with a gratuitous ARP on the first transmit (as Linux does when an
     /// address is configured with `arp_notify`).
     pub announce: bool,
+    /// Settings of new TCP connections (the MSS follows the interface MTU).
+    pub tcp: TcpConfig,
+    /// Most TCP connections at once (any state, TIME-WAIT included).
+    pub max_tcp_connections: usize,
+    /// Secret key of the RFC 6528 ISN generator (the runtime draws it at random).
+    pub isn_key: [u8; 16],
 }
 
 impl ShardConfig {
@@ -70,6 +80,9 @@ impl ShardConfig {
             icmp_rate: IcmpRateLimit::default(),
             checksum: ChecksumOffload::default(),
             announce: true,
+            tcp: TcpConfig::default(),
+            max_tcp_connections: 1 << 20,
+            isn_key: [0x5a; 16],
         }
     }
 }
@@ -108,27 +121,17 @@ impl Default for EchoMeta {
     }
 }
 
-/// Why an IP packet could not be sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutputError {
-    /// No route (off-link, no gateway), or a destination we never send to: `ENETUNREACH`.
-    NoRoute,
-    /// The packet could not be queued (control or ARP queue full, ARP cache full): `ENOBUFS`.
-    NoBuffers,
-    /// Larger than the MTU: `EMSGSIZE`.
-    TooLong,
-}
-
-impl OutputError {
-    /// The errno name a Linux program would see.
-    pub const fn errno(self) -> &'static str {
-        match self {
-            OutputError::NoRoute => "ENETUNREACH",
-            OutputError::NoBuffers => "ENOBUFS",
-            OutputError::TooLong => "EMSGSIZE",
-        }
+errno_enum!(
+    /// Why an IP packet could not be sent.
+    OutputError {
+        /// No route (off-link, no gateway), or a destination we never send to.
+        NoRoute => "ENETUNREACH",
+        /// The packet could not be queued (control or ARP queue full, ARP cache full).
+        NoBuffers => "ENOBUFS",
+        /// Larger than the MTU.
+        TooLong => "EMSGSIZE",
     }
-}
+);
 
 /// What one [`Shard::poll_port`] call moved.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -145,6 +148,7 @@ pub struct Shard {
     config: ShardConfig,
     arp: ArpCache,
     udp: UdpSockets,
+    tcp: TcpEndpoints,
     stats: Stats,
     /// Complete Ethernet frames (ARP replies, ICMP messages) ready to send.
     control: SlotQueue<()>,
@@ -157,6 +161,90 @@ pub struct Shard {
     /// An ARP answer arrived for a next hop that packets may be waiting on.
     pending_resolved: bool,
     now: Instant,
+}
+
+/// Where an outgoing IP packet goes on the link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Egress {
+    /// To this MAC now.
+    Mac(EthernetAddress),
+    /// To this next hop once ARP has resolved it.
+    Park(Ipv4Addr),
+}
+
+/// Routes `dst` and resolves its next hop; `None` (counted) if the packet cannot go anywhere.
+fn egress(
+    iface: &InterfaceConfig,
+    arp: &mut ArpCache,
+    stats: &mut Stats,
+    now: Instant,
+    dst: Ipv4Addr,
+) -> Option<Egress> {
+    stats.ip.out_requests += 1;
+    match iface.route(dst) {
+        Ok(NextHop::Broadcast) => Some(Egress::Mac(EthernetAddress::BROADCAST)),
+        Ok(NextHop::Unicast(hop)) => match arp.resolve(now, hop) {
+            Resolution::Known(mac) => Some(Egress::Mac(mac)),
+            Resolution::Pending => Some(Egress::Park(hop)),
+            Resolution::NoRoom => {
+                stats.arp.cache_full += 1;
+                None
+            }
+        },
+        Err(_) => {
+            stats.ip.out_no_routes += 1;
+            None
+        }
+    }
+}
+
+/// What became of a packet handed to [`send_or_park`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sent {
+    /// Written into a transmit frame.
+    Frame,
+    /// Waiting in the ARP queue.
+    Parked,
+    /// The ARP queue was full (counted).
+    Dropped,
+    /// The transmit side had no room: stop and try again at the next poll.
+    NoRoom,
+}
+
+/// Writes an IP packet of `ip_len` bytes (filled by `emit_ip`) into a frame for `egress`, or
+/// parks it in the ARP queue until its next hop is resolved.
+#[allow(clippy::too_many_arguments)]
+fn send_or_park(
+    tx: &mut impl Transmit,
+    arp_pending: &mut SlotQueue<Ipv4Addr>,
+    stats: &mut Stats,
+    sent: &mut usize,
+    src_mac: EthernetAddress,
+    egress: Egress,
+    ip_len: usize,
+    emit_ip: impl FnOnce(&mut [u8]),
+) -> Sent {
+    match egress {
+        Egress::Mac(mac) => {
+            let len = ETH + ip_len;
+            let ok = tx.send(len, |frame| {
+                emit_ethernet(frame, src_mac, mac, ethernet::EtherType::Ipv4);
+                emit_ip(&mut frame[ETH..]);
+            });
+            if count_tx(ok, len, stats, sent) {
+                Sent::Frame
+            } else {
+                Sent::NoRoom
+            }
+        }
+        Egress::Park(hop) => match arp_pending.push_with(hop, ip_len, emit_ip) {
+            Ok(()) => Sent::Parked,
+            Err(_) => {
+                stats.arp.pending_overflow += 1;
+                Sent::Dropped
+            }
+        },
+    }
 }
 
 /// Counts a frame handed to the transmit side (or refused by it). Returns `ok`.
@@ -217,10 +305,13 @@ impl Shard {
     /// A shard with no sockets; the UDP payload limit follows the interface MTU.
     pub fn new(mut config: ShardConfig) -> Self {
         config.udp.max_payload = usize::from(config.iface.mtu).saturating_sub(IP + UDP);
+        // RFC 6691: the MSS option is the MTU less the fixed IPv4 and TCP headers.
+        config.tcp.mss = config.iface.mtu.saturating_sub(40);
         let slot = ETH + usize::from(config.iface.mtu);
         Shard {
             arp: ArpCache::new(config.arp),
             udp: UdpSockets::new(config.udp, config.iface.address()),
+            tcp: TcpEndpoints::new(config.tcp, config.isn_key, config.max_tcp_connections),
             stats: Stats::default(),
             control: SlotQueue::new(config.control_queue_len, slot),
             arp_pending: SlotQueue::new(config.arp_queue_len, usize::from(config.iface.mtu)),
@@ -239,9 +330,37 @@ impl Shard {
         &self.config
     }
 
-    /// The counters.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    /// The counters (a snapshot: the TCP ones are gathered from the connection table).
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats;
+        let e = self.tcp.stats();
+        s.tcp.active_opens = e.active_opens;
+        s.tcp.passive_opens = e.passive_opens;
+        s.tcp.out_rsts = e.out_rsts;
+        s.tcp.listen_overflows = e.listen_overflows;
+        s.tcp.estab_resets = e.estab_resets;
+        s.tcp.curr_estab = (self.tcp.count_in(crate::tcp::State::Established)
+            + self.tcp.count_in(crate::tcp::State::CloseWait)) as u64;
+        s
+    }
+
+    /// The TCP endpoints: `listen`, `accept`, connections by handle, `close`, `abort`.
+    pub fn tcp(&mut self) -> &mut TcpEndpoints {
+        &mut self.tcp
+    }
+
+    /// `connect`: a TCP connection to `remote` from the interface address and an ephemeral port.
+    pub fn tcp_connect(
+        &mut self,
+        now: Instant,
+        remote: SocketAddrV4,
+    ) -> Result<TcpHandle, ConnectError> {
+        if self.config.iface.route(*remote.ip()).is_err() {
+            self.stats.ip.out_no_routes += 1;
+            return Err(ConnectError::NetUnreachable);
+        }
+        let local = self.config.iface.address();
+        self.tcp.connect(now, local, remote)
     }
 
     /// The ARP cache.
@@ -450,8 +569,8 @@ impl Shard {
             }
             ipv4::Protocol::Tcp => {
                 self.stats.ip.in_delivers += 1;
-                self.stats.tcp.in_segs += 1;
-                self.stats.tcp.in_unhandled += 1;
+                let broadcast = to_broadcast || link_broadcast;
+                self.handle_tcp(now, &repr, broadcast, packet.payload(), offload);
             }
             ipv4::Protocol::Unknown(_) => {
                 self.stats.ip.in_unknown_protos += 1;
@@ -613,6 +732,46 @@ impl Shard {
         }
     }
 
+    fn handle_tcp(
+        &mut self,
+        now: Instant,
+        ip: &ipv4::Repr,
+        broadcast: bool,
+        bytes: &[u8],
+        offload: RxOffload,
+    ) {
+        self.stats.tcp.in_segs += 1;
+        // RFC 1122 4.2.3.10: a SYN to a broadcast or multicast address is silently discarded;
+        // TCP has nothing to say to a broadcast at all.
+        if broadcast {
+            self.stats.tcp.in_errs += 1;
+            self.stats.tcp_drops.count(wire::Error::Malformed);
+            return;
+        }
+        let mode = rx_mode(offload.l4_checksum_good);
+        let segment = wire::tcp::Segment::new_checked(bytes);
+        let parsed = segment
+            .as_ref()
+            .map_err(|e| *e)
+            .and_then(|s| wire::tcp::Repr::parse(s, ip.src_addr, ip.dst_addr, mode));
+        let repr = match parsed {
+            Ok(r) => r,
+            Err(e) => {
+                self.stats.tcp.in_errs += 1;
+                if e == wire::Error::BadChecksum {
+                    self.stats.tcp.in_csum_errors += 1;
+                }
+                self.stats.tcp_drops.count(e);
+                return;
+            }
+        };
+        // The payload stays in the frame until the receive buffer takes it.
+        let seg = tcp::incoming(&repr);
+        let local = SocketAddrV4::new(ip.dst_addr, repr.dst_port);
+        let remote = SocketAddrV4::new(ip.src_addr, repr.src_port);
+        self.tcp.on_segment(now, local, remote, &seg);
+    }
+
     fn send_dest_unreachable(
         &mut self,
         now: Instant,
@@ -754,9 +913,10 @@ impl Shard {
         queued.map_err(|_| OutputError::NoBuffers)
     }
 
-    /// Runs timers due at `now`: ARP retries and expiry.
+    /// Runs timers due at `now`: ARP retries and expiry, TCP timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
+        self.tcp.on_timeout(now);
         let Shard {
             arp,
             arp_pending,
@@ -883,22 +1043,9 @@ impl Shard {
         let ip_mode = tx_mode(config.checksum.tx_ipv4);
         let l4_mode = tx_mode(config.checksum.tx_l4);
         udp.poll_send(|out| {
-            stats.ip.out_requests += 1;
             let dst_ip = *out.dst.ip();
-            let (hop, mac) = match iface.route(dst_ip) {
-                Ok(NextHop::Broadcast) => (dst_ip, Some(EthernetAddress::BROADCAST)),
-                Ok(NextHop::Unicast(hop)) => match arp.resolve(now, hop) {
-                    Resolution::Known(mac) => (hop, Some(mac)),
-                    Resolution::Pending => (hop, None),
-                    Resolution::NoRoom => {
-                        stats.arp.cache_full += 1;
-                        return true;
-                    }
-                },
-                Err(_) => {
-                    stats.ip.out_no_routes += 1;
-                    return true;
-                }
+            let Some(egress) = egress(&iface, arp, stats, now, dst_ip) else {
+                return true;
             };
             *ip_ident = ip_ident.wrapping_add(1);
             let udp_repr = wire::udp::Repr {
@@ -922,31 +1069,76 @@ impl Shard {
                 udp_repr.emit(&mut dgram, ip_repr.src_addr, ip_repr.dst_addr, l4_mode);
                 ip_repr.emit(&mut ipv4::Packet::new_unchecked(buf), ip_mode);
             };
-            match mac {
-                Some(mac) => {
-                    let len = ETH + ip_repr.buffer_len();
-                    let ok = tx.send(len, |buf| {
-                        emit_ethernet(buf, iface.mac, mac, ethernet::EtherType::Ipv4);
-                        emit_ip(&mut buf[ETH..]);
-                    });
-                    if !count_tx(ok, len, stats, &mut sent) {
-                        return false;
-                    }
-                }
-                None => {
-                    if arp_pending
-                        .push_with(hop, ip_repr.buffer_len(), emit_ip)
-                        .is_err()
-                    {
-                        stats.arp.pending_overflow += 1;
-                        return true;
-                    }
-                }
+            let len = ip_repr.buffer_len();
+            match send_or_park(
+                tx,
+                arp_pending,
+                stats,
+                &mut sent,
+                iface.mac,
+                egress,
+                len,
+                emit_ip,
+            ) {
+                Sent::NoRoom => return false,
+                Sent::Dropped => {}
+                Sent::Frame | Sent::Parked => stats.udp.out_datagrams += 1,
             }
-            stats.udp.out_datagrams += 1;
             true
         });
-        // Datagrams just parked waiting for ARP need their first request now, not next poll.
+
+        // TCP segments, their payload copied straight from the connection's send buffer.
+        let Shard {
+            tcp,
+            arp,
+            arp_pending,
+            stats,
+            ip_ident,
+            ..
+        } = self;
+        tcp.poll_output(now, &mut |local, remote, seg, buf| {
+            let dst_ip = *remote.ip();
+            let Some(egress) = egress(&iface, arp, stats, now, dst_ip) else {
+                return true;
+            };
+            *ip_ident = ip_ident.wrapping_add(1);
+            let header = tcp::outgoing_repr(local, remote, seg);
+            let hdr_len = header.header_len();
+            let ip_repr = ipv4::Repr {
+                src_addr: *local.ip(),
+                dst_addr: dst_ip,
+                protocol: ipv4::Protocol::Tcp,
+                payload_len: hdr_len + seg.payload_len,
+                ttl: iface.ttl,
+                ident: *ip_ident,
+                dont_frag: true,
+                dscp_ecn: 0,
+            };
+            let emit_ip = |packet: &mut [u8]| {
+                let l4 = &mut packet[IP..];
+                buf.copy_out(seg.payload_offset, &mut l4[hdr_len..]);
+                let mut segment = wire::tcp::Segment::new_unchecked(l4);
+                header.emit_header(&mut segment, *local.ip(), dst_ip, l4_mode);
+                ip_repr.emit(&mut ipv4::Packet::new_unchecked(packet), ip_mode);
+            };
+            let len = ip_repr.buffer_len();
+            match send_or_park(
+                tx,
+                arp_pending,
+                stats,
+                &mut sent,
+                iface.mac,
+                egress,
+                len,
+                emit_ip,
+            ) {
+                Sent::NoRoom => return false,
+                Sent::Dropped => {}
+                Sent::Frame | Sent::Parked => stats.tcp.out_segs += 1,
+            }
+            true
+        });
+        // Packets just parked waiting for ARP need their first request now, not next poll.
         self.send_probes(now, tx, &mut sent);
         sent
     }
@@ -958,10 +1150,11 @@ impl Shard {
             || !self.control.is_empty()
             || self.udp.has_pending_send();
         if ready {
-            Some(self.now)
-        } else {
-            self.arp.poll_timeout()
+            return Some(self.now);
         }
+        // A connection with output due says "now" as Instant::ZERO: never in the future.
+        let tcp = self.tcp.poll_timeout().map(|t| t.max(self.now));
+        [self.arp.poll_timeout(), tcp].into_iter().flatten().min()
     }
 
     /// One iteration of a poll loop over `port`: receive a burst, run timers, transmit.

@@ -205,14 +205,28 @@ counters!(
 );
 
 counters!(
-    /// TCP (only what the foundation layer sees; the TCP layer adds the rest).
+    /// TCP, named as in Linux's `/proc/net/snmp` `Tcp:` line where one exists.
     TcpStats, "Tcp" {
+        /// Active opens (`connect`).
+        active_opens: "ActiveOpens",
+        /// Passive opens (SYNs accepted by a listener).
+        passive_opens: "PassiveOpens",
+        /// Connections reset by the peer while established.
+        estab_resets: "EstabResets",
+        /// Connections in ESTABLISHED or CLOSE-WAIT now.
+        curr_estab: "CurrEstab",
         /// Segments received.
         in_segs: "InSegs",
+        /// Segments sent.
+        out_segs: "OutSegs",
         /// Malformed segments (see the drop reasons).
         in_errs: "InErrs",
-        /// Segments dropped because no TCP endpoint handles them yet.
-        in_unhandled: "InUnhandled",
+        /// Segments with a bad checksum.
+        in_csum_errors: "InCsumErrors",
+        /// Resets sent for segments that matched no connection.
+        out_rsts: "OutRsts",
+        /// SYNs dropped because a listener's queue was full.
+        listen_overflows: "ListenOverflows",
     }
 );
 

@@ -1,6 +1,7 @@
 //! Packet-level tests of the shard: frames in (built with etherparse, independently of our own
 //! emitters), frames out (parsed with our views), a fake clock.
 
+use super::tcp;
 use super::*;
 use crate::ip::Ipv4Cidr;
 use crate::port::VecTransmit;
@@ -479,18 +480,91 @@ fn malformed_and_foreign_frames_are_dropped_under_named_reasons() {
     assert_eq!(s.stats().ethernet.rx_frames, 10);
 }
 
-#[test]
-fn tcp_segments_are_counted_until_the_tcp_layer_handles_them() {
-    let mut s = shard(false);
+fn tcp_frame(
+    flags: impl FnOnce(
+        etherparse::PacketBuilderStep<etherparse::TcpHeader>,
+    ) -> etherparse::PacketBuilderStep<etherparse::TcpHeader>,
+    seq: u32,
+    payload: &[u8],
+) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(MAC_B.0, MAC_A.0)
         .ipv4(IP_B.octets(), IP_A.octets(), 64)
-        .tcp(4000, 80, 1, 1000)
-        .syn();
+        .tcp(4000, 80, seq, 65535);
     let mut f = Vec::new();
-    b.write(&mut f, &[]).unwrap();
+    flags(b).write(&mut f, payload).unwrap();
+    f
+}
+
+fn tcp_of(frame: &[u8]) -> etherparse::TcpHeader {
+    let p = etherparse::SlicedPacket::from_ethernet(frame).unwrap();
+    let Some(etherparse::TransportSlice::Tcp(t)) = p.transport else {
+        panic!("not TCP")
+    };
+    t.to_header()
+}
+
+#[test]
+fn syn_to_a_closed_port_gets_rst_ack() {
+    let mut s = shard(false);
+    rx(&mut s, t(1), &tcp_frame(|b| b.syn(), 777, &[]));
+    let out = tx(&mut s, t(1));
+    assert_eq!(out.len(), 1);
+    let h = tcp_of(&out[0]);
+    // RFC 9293 3.10.7.1: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+    assert!(h.rst && h.ack && !h.syn);
+    assert_eq!((h.sequence_number, h.acknowledgment_number), (0, 778));
+    assert_eq!(s.stats().tcp.out_rsts, 1);
+}
+
+#[test]
+fn stray_ack_gets_rst_from_its_ack_number_and_rst_gets_nothing() {
+    let mut s = shard(false);
+    rx(&mut s, t(1), &tcp_frame(|b| b.ack(5555), 1, b"data"));
+    let h = tcp_of(&tx(&mut s, t(1))[0]);
+    assert!(h.rst && !h.ack);
+    assert_eq!(h.sequence_number, 5555);
+    rx(&mut s, t(2), &tcp_frame(|b| b.rst(), 1, &[]));
+    assert!(tx(&mut s, t(2)).is_empty(), "never a reset for a reset");
+}
+
+#[test]
+fn listener_answers_syn_and_the_connection_is_accepted_after_the_handshake() {
+    let mut s = shard(false);
+    let l = s.tcp().listen(80, 16).unwrap();
+    assert_eq!(s.tcp().listen(80, 16), Err(tcp::ListenError::AddrInUse));
+    rx(&mut s, t(1), &tcp_frame(|b| b.syn(), 100, &[]));
+    assert_eq!(
+        s.tcp().accept(l),
+        Err(tcp::AcceptError::WouldBlock),
+        "not before the handshake completes"
+    );
+    let out = tx(&mut s, t(1));
+    let h = tcp_of(&out[0]);
+    assert!(h.syn && h.ack);
+    assert_eq!(h.acknowledgment_number, 101);
+    let iss = h.sequence_number;
+    rx(
+        &mut s,
+        t(2),
+        &tcp_frame(|b| b.ack(iss.wrapping_add(1)), 101, b"hello"),
+    );
+    let c = s.tcp().accept(l).unwrap();
+    let mut buf = [0u8; 16];
+    let n = s.tcp().get_mut(c).unwrap().recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"hello");
+    assert_eq!(s.stats().tcp.passive_opens, 1);
+    assert_eq!(s.stats().tcp.curr_estab, 1);
+}
+
+#[test]
+fn tcp_with_a_bad_checksum_is_dropped_and_counted() {
+    let mut s = shard(false);
+    let mut f = tcp_frame(|b| b.syn(), 1, &[]);
+    let last = f.len() - 1;
+    f[last] ^= 0xff;
     rx(&mut s, t(1), &f);
-    assert_eq!(s.stats().tcp.in_segs, 1);
-    assert_eq!(s.stats().tcp.in_unhandled, 1);
+    assert!(tx(&mut s, t(1)).is_empty());
+    assert_eq!(s.stats().tcp.in_csum_errors, 1);
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! TCP (RFC 9293), written as a sans-IO state machine: segments and the current time in,
 //! segments and the next deadline out.
 
+pub mod config;
 pub mod congestion;
+mod input;
 pub mod isn;
 pub mod reassembly;
 pub mod recv_buffer;
@@ -11,7 +13,13 @@ pub mod segment;
 pub mod send_buffer;
 pub mod seq;
 pub mod state;
+pub mod tcb;
 
+pub use config::{Keepalive, TcpConfig};
 pub use segment::{Flags, Incoming, Options, Outgoing, Timestamps};
 pub use seq::{Mss, SeqNum, Window, WindowScale};
 pub use state::State;
+pub use tcb::{RecvError, SendError, Tcb, TcpError};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,643 @@
+//! The shard's TCP endpoints: connections (TCBs) keyed by 4-tuple, listeners with their accept
+//! queues, ephemeral ports, and the conversion between wire segments and the state machine's
+//! segment values.
+//!
+//! Everything here is owned by one shard, so it needs no lock. The per-connection timers and
+//! output are found by scanning the connections that asked for attention; the hierarchical
+//! timer wheel that makes this O(1) per timer for a million connections belongs to the shards
+//! milestone.
+
+use crate::errno::errno_enum;
+use crate::tcp::isn::IsnGenerator;
+use crate::tcp::segment::{Flags, Incoming, Options, Outgoing, Timestamps};
+use crate::tcp::send_buffer::SendBuffer;
+use crate::tcp::{SeqNum, State, Tcb, TcpConfig};
+use crate::time::Instant;
+use crate::wire::tcp as wire_tcp;
+use core::fmt;
+use core::net::{Ipv4Addr, SocketAddrV4};
+use std::collections::{HashMap, VecDeque};
+
+/// A connection of a shard. Stale handles (of a closed and reused slot) fail with `EBADF`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TcpHandle {
+    index: u32,
+    generation: u32,
+}
+
+/// A listening port of a shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ListenHandle {
+    port: u16,
+}
+
+impl ListenHandle {
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+errno_enum!(
+    /// Why `listen` failed.
+    ListenError {
+        /// Another listener has the port.
+        AddrInUse => "EADDRINUSE",
+        /// Backlog of zero connections.
+        InvalidBacklog => "EINVAL",
+    }
+);
+
+errno_enum!(
+    /// Why `accept` returned nothing.
+    AcceptError {
+        /// No completed connection is waiting.
+        WouldBlock => "EAGAIN",
+        /// The handle names no listener.
+        BadHandle => "EBADF",
+    }
+);
+
+errno_enum!(
+    /// Why `connect` failed at once.
+    ConnectError {
+        /// No ephemeral port is free for this destination.
+        AddrNotAvailable => "EADDRNOTAVAIL",
+        /// No route to the destination.
+        NetUnreachable => "ENETUNREACH",
+        /// Too many connections.
+        NoBuffers => "ENOBUFS",
+    }
+);
+
+/// A listener: its accept queue, bounded by the backlog.
+#[derive(Debug)]
+struct Listener {
+    backlog: usize,
+    /// Connections still in SYN-RECEIVED.
+    half_open: usize,
+    /// Completed connections waiting for `accept`, oldest first.
+    accept_queue: VecDeque<TcpHandle>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    generation: u32,
+    tcb: Option<Tcb>,
+    /// The listener this connection came from, until it is accepted.
+    listener: Option<u16>,
+    /// The application holds a handle.
+    owned: bool,
+}
+
+/// Key of the flow table: local and remote address.
+type FlowKey = (SocketAddrV4, SocketAddrV4);
+
+/// Counters of the TCP endpoint table (the shard merges them into its `Tcp:` group).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointStats {
+    /// Active opens (`connect`).
+    pub active_opens: u64,
+    /// Passive opens (SYNs accepted by a listener).
+    pub passive_opens: u64,
+    /// Resets sent for segments that matched no connection or listener.
+    pub out_rsts: u64,
+    /// SYNs dropped because the listener's queue was full (Linux ListenOverflows).
+    pub listen_overflows: u64,
+    /// Connections established.
+    pub established: u64,
+    /// Connections reset by the peer.
+    pub estab_resets: u64,
+}
+
+/// All TCP endpoints of a shard.
+pub struct TcpEndpoints {
+    config: TcpConfig,
+    isn: IsnGenerator,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    flows: HashMap<FlowKey, u32>,
+    listeners: HashMap<u16, Listener>,
+    next_port: u16,
+    max_connections: usize,
+    stats: EndpointStats,
+    /// Stray segments to answer with RST: (local, remote, segment to send).
+    strays: VecDeque<(SocketAddrV4, SocketAddrV4, Outgoing)>,
+}
+
+impl fmt::Debug for TcpEndpoints {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpEndpoints")
+            .field("connections", &self.flows.len())
+            .field("listeners", &self.listeners.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Largest number of stray RSTs queued between two transmits.
+const MAX_STRAYS: usize = 256;
+
+/// Converts a parsed wire segment into the state machine's view.
+pub fn incoming<'a>(repr: &wire_tcp::Repr<'a>) -> Incoming<'a> {
+    let mut flags = Flags::from_bits(repr.flags.bits() as u8);
+    if repr.ack_number.is_some() {
+        flags |= Flags::ACK;
+    }
+    let mut options = Options {
+        mss: repr.max_seg_size,
+        window_scale: repr.window_scale,
+        sack_permitted: repr.sack_permitted,
+        timestamps: repr.timestamp.map(|t| Timestamps {
+            tsval: t.tsval,
+            tsecr: t.tsecr,
+        }),
+        ..Options::default()
+    };
+    for b in repr.sack_ranges.iter() {
+        if options
+            .sack_blocks
+            .try_push((SeqNum(b.left), SeqNum(b.right)))
+            .is_err()
+        {
+            break;
+        }
+    }
+    Incoming {
+        seq: SeqNum(repr.seq_number),
+        ack: SeqNum(repr.ack_number.unwrap_or(0)),
+        flags,
+        window: repr.window_len,
+        options,
+        payload: repr.payload,
+    }
+}
+
+/// The wire header of an outgoing segment (the payload is copied separately).
+pub fn outgoing_repr(
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    seg: &Outgoing,
+) -> wire_tcp::Repr<'static> {
+    let mut sack = wire_tcp_option_blocks();
+    for (l, r) in seg.options.sack_blocks.iter() {
+        let _ = sack.push(crate::wire::tcp_option::SackBlock {
+            left: l.get(),
+            right: r.get(),
+        });
+    }
+    let flags = wire_tcp::Flags::from_bits_truncate(u16::from(seg.flags.bits()))
+        .difference(wire_tcp::Flags::ACK);
+    wire_tcp::Repr {
+        src_port: local.port(),
+        dst_port: remote.port(),
+        seq_number: seg.seq.get(),
+        ack_number: seg.flags.ack().then_some(seg.ack.get()),
+        flags,
+        window_len: seg.window,
+        urgent_at: 0,
+        max_seg_size: seg.options.mss,
+        window_scale: seg.options.window_scale,
+        sack_permitted: seg.options.sack_permitted,
+        sack_ranges: sack,
+        timestamp: seg.options.timestamps.map(|t| wire_tcp::TcpTimestamp {
+            tsval: t.tsval,
+            tsecr: t.tsecr,
+        }),
+        fast_open: None,
+        payload: &[],
+    }
+}
+
+fn wire_tcp_option_blocks() -> crate::wire::tcp_option::SackBlocks {
+    crate::wire::tcp_option::SackBlocks::new()
+}
+
+impl TcpEndpoints {
+    /// An empty table. `isn_key` keys the RFC 6528 ISN generator.
+    pub fn new(config: TcpConfig, isn_key: [u8; 16], max_connections: usize) -> Self {
+        TcpEndpoints {
+            config,
+            isn: IsnGenerator::new(isn_key),
+            slots: Vec::new(),
+            free: Vec::new(),
+            flows: HashMap::new(),
+            listeners: HashMap::new(),
+            next_port: *crate::udp::EPHEMERAL_PORTS.start(),
+            max_connections,
+            stats: EndpointStats::default(),
+            strays: VecDeque::new(),
+        }
+    }
+
+    /// The default configuration of new connections.
+    pub fn config(&self) -> &TcpConfig {
+        &self.config
+    }
+
+    /// Sets the default configuration of new connections.
+    pub fn set_config(&mut self, config: TcpConfig) {
+        self.config = config;
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &EndpointStats {
+        &self.stats
+    }
+
+    /// Connections in the table (any state, TIME-WAIT included).
+    pub fn connection_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Connections in `state`.
+    pub fn count_in(&self, state: State) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.tcb.as_ref().is_some_and(|t| t.state() == state))
+            .count()
+    }
+
+    /// One line per connection, like `ss -tn`: state, addresses, and whether the application
+    /// still holds it.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for s in &self.slots {
+            if let Some(t) = &s.tcb {
+                out.push_str(&format!(
+                    "{:<11} {} -> {} owned={} next={:?} {:?}\n",
+                    t.state().name(),
+                    t.local(),
+                    t.remote(),
+                    s.owned,
+                    t.poll_timeout(),
+                    t
+                ));
+            }
+        }
+        out
+    }
+
+    /// The connection of `h`, if the handle is current.
+    pub fn get(&self, h: TcpHandle) -> Option<&Tcb> {
+        let s = self.slots.get(h.index as usize)?;
+        if s.generation != h.generation || !s.owned {
+            return None;
+        }
+        s.tcb.as_ref()
+    }
+
+    /// The connection of `h`, mutably: `send`, `recv`, `shutdown_write`, options.
+    pub fn get_mut(&mut self, h: TcpHandle) -> Option<&mut Tcb> {
+        let s = self.slots.get_mut(h.index as usize)?;
+        if s.generation != h.generation || !s.owned {
+            return None;
+        }
+        s.tcb.as_mut()
+    }
+
+    /// `listen` on `port` with an accept queue of `backlog` connections.
+    pub fn listen(&mut self, port: u16, backlog: usize) -> Result<ListenHandle, ListenError> {
+        if backlog == 0 {
+            return Err(ListenError::InvalidBacklog);
+        }
+        if self.listeners.contains_key(&port) {
+            return Err(ListenError::AddrInUse);
+        }
+        self.listeners.insert(
+            port,
+            Listener {
+                backlog,
+                half_open: 0,
+                accept_queue: VecDeque::with_capacity(backlog),
+            },
+        );
+        Ok(ListenHandle { port })
+    }
+
+    /// `accept`: the oldest completed connection, or `EAGAIN`.
+    pub fn accept(&mut self, l: ListenHandle) -> Result<TcpHandle, AcceptError> {
+        let listener = self
+            .listeners
+            .get_mut(&l.port)
+            .ok_or(AcceptError::BadHandle)?;
+        let h = listener
+            .accept_queue
+            .pop_front()
+            .ok_or(AcceptError::WouldBlock)?;
+        if let Some(s) = self.slots.get_mut(h.index as usize) {
+            s.owned = true;
+            s.listener = None;
+        }
+        Ok(h)
+    }
+
+    /// Closes a listener; connections not yet accepted are reset, as on Linux.
+    pub fn close_listener(&mut self, now: Instant, l: ListenHandle) {
+        let Some(listener) = self.listeners.remove(&l.port) else {
+            return;
+        };
+        for h in listener.accept_queue {
+            if let Some(tcb) = self
+                .slots
+                .get_mut(h.index as usize)
+                .and_then(|s| s.tcb.as_mut())
+            {
+                tcb.abort(now);
+            }
+        }
+        for s in self.slots.iter_mut() {
+            if s.listener == Some(l.port)
+                && let Some(tcb) = s.tcb.as_mut()
+            {
+                tcb.abort(now);
+                s.listener = None;
+            }
+        }
+    }
+
+    fn alloc_slot(&mut self, tcb: Tcb, owned: bool, listener: Option<u16>) -> Option<TcpHandle> {
+        if self.flows.len() >= self.max_connections {
+            return None;
+        }
+        let key = (tcb.local(), tcb.remote());
+        let h = match self.free.pop() {
+            Some(index) => {
+                let s = &mut self.slots[index as usize];
+                s.generation = s.generation.wrapping_add(1);
+                s.tcb = Some(tcb);
+                s.owned = owned;
+                s.listener = listener;
+                TcpHandle {
+                    index,
+                    generation: s.generation,
+                }
+            }
+            None => {
+                let index = self.slots.len() as u32;
+                self.slots.push(Slot {
+                    generation: 0,
+                    tcb: Some(tcb),
+                    owned,
+                    listener,
+                });
+                TcpHandle {
+                    index,
+                    generation: 0,
+                }
+            }
+        };
+        self.flows.insert(key, h.index);
+        Some(h)
+    }
+
+    fn ephemeral_port(&mut self, local_ip: Ipv4Addr, remote: SocketAddrV4) -> Option<u16> {
+        let range = crate::udp::EPHEMERAL_PORTS;
+        let span = u32::from(range.end() - range.start()) + 1;
+        for _ in 0..span {
+            let port = self.next_port;
+            self.next_port = if port >= *range.end() {
+                *range.start()
+            } else {
+                port + 1
+            };
+            let key = (SocketAddrV4::new(local_ip, port), remote);
+            if !self.flows.contains_key(&key) && !self.listeners.contains_key(&port) {
+                return Some(port);
+            }
+        }
+        None
+    }
+
+    /// `connect`: a new connection in SYN-SENT from `local_ip` to `remote`.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local_ip: Ipv4Addr,
+        remote: SocketAddrV4,
+    ) -> Result<TcpHandle, ConnectError> {
+        let port = self
+            .ephemeral_port(local_ip, remote)
+            .ok_or(ConnectError::AddrNotAvailable)?;
+        let local = SocketAddrV4::new(local_ip, port);
+        let iss = self.isn.isn(now, local, remote);
+        let tcb = Tcb::connect(self.config, local, remote, iss, now);
+        let h = self
+            .alloc_slot(tcb, true, None)
+            .ok_or(ConnectError::NoBuffers)?;
+        self.stats.active_opens += 1;
+        Ok(h)
+    }
+
+    /// `close`: the application lets go of the connection; it finishes on its own (FIN, or RST
+    /// if unread data remains) and leaves the table once CLOSED.
+    pub fn close(&mut self, now: Instant, h: TcpHandle) {
+        if let Some(s) = self.slots.get_mut(h.index as usize)
+            && s.generation == h.generation
+            && s.owned
+        {
+            s.owned = false;
+            if let Some(tcb) = s.tcb.as_mut() {
+                tcb.close(now);
+            }
+        }
+    }
+
+    /// `SO_LINGER {on, 0}` then `close`: RST, no TIME-WAIT.
+    pub fn abort(&mut self, now: Instant, h: TcpHandle) {
+        if let Some(s) = self.slots.get_mut(h.index as usize)
+            && s.generation == h.generation
+            && s.owned
+        {
+            s.owned = false;
+            if let Some(tcb) = s.tcb.as_mut() {
+                tcb.abort(now);
+            }
+        }
+    }
+
+    /// A segment for `local` from `remote` arrived.
+    pub fn on_segment(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &Incoming<'_>,
+    ) {
+        if let Some(&index) = self.flows.get(&(local, remote)) {
+            let mut reopen = false;
+            if let Some(slot) = self.slots.get_mut(index as usize)
+                && let Some(tcb) = slot.tcb.as_mut()
+            {
+                let before = tcb.state();
+                // RFC 9293 3.10.7.4 / RFC 6191: a new SYN for a connection in TIME-WAIT whose
+                // sequence number is past the old one's may start a new incarnation (Linux
+                // tcp_timewait_state_process accepts it).
+                if before == State::TimeWait
+                    && seg.flags.syn()
+                    && !seg.flags.ack()
+                    && self.listeners.contains_key(&local.port())
+                {
+                    reopen = true;
+                } else {
+                    tcb.on_segment(now, seg);
+                    let after = tcb.state();
+                    if before == State::SynReceived && after.is_synchronized() {
+                        self.stats.established += 1;
+                        if let Some(port) = slot.listener
+                            && let Some(l) = self.listeners.get_mut(&port)
+                        {
+                            l.half_open = l.half_open.saturating_sub(1);
+                            l.accept_queue.push_back(TcpHandle {
+                                index,
+                                generation: slot.generation,
+                            });
+                        }
+                    } else if before == State::SynSent && after == State::Established {
+                        self.stats.established += 1;
+                    }
+                    if tcb.error() == Some(crate::tcp::TcpError::ConnectionReset)
+                        && before.is_synchronized()
+                    {
+                        self.stats.estab_resets += 1;
+                    }
+                }
+            }
+            if reopen {
+                self.remove(index);
+                self.on_segment(now, local, remote, seg);
+            }
+            return;
+        }
+        if seg.flags.syn() && !seg.flags.ack() && !seg.flags.rst() {
+            if let Some(listener) = self.listeners.get_mut(&local.port()) {
+                // The accept queue bounded by the backlog, as the Berkeley API describes it; the
+                // SYN queue, SYN cookies and Linux's exact overflow behaviour are the
+                // connection-rate milestone's.
+                if listener.accept_queue.len() + listener.half_open >= listener.backlog {
+                    self.stats.listen_overflows += 1;
+                    return;
+                }
+                listener.half_open += 1;
+                let iss = self.isn.isn(now, local, remote);
+                let tcb = Tcb::accept(self.config, local, remote, iss, seg, now);
+                if self.alloc_slot(tcb, false, Some(local.port())).is_some() {
+                    self.stats.passive_opens += 1;
+                } else if let Some(l) = self.listeners.get_mut(&local.port()) {
+                    l.half_open = l.half_open.saturating_sub(1);
+                }
+                return;
+            }
+        }
+        self.reset_stray(local, remote, seg);
+    }
+
+    /// RFC 9293 3.10.7.1: a segment for no connection gets a reset, never one for a reset:
+    /// "If the ACK bit is off, sequence number zero is used, <SEQ=0><ACK=SEG.SEQ+SEG.LEN>
+    /// <CTL=RST,ACK>. If the ACK bit is on, <SEQ=SEG.ACK><CTL=RST>".
+    fn reset_stray(&mut self, local: SocketAddrV4, remote: SocketAddrV4, seg: &Incoming<'_>) {
+        if seg.flags.rst() || self.strays.len() >= MAX_STRAYS {
+            return;
+        }
+        let (seq, ack, flags) = if seg.flags.ack() {
+            (seg.ack, SeqNum(0), Flags::RST)
+        } else {
+            (SeqNum(0), seg.seq + seg.seg_len(), Flags::RST | Flags::ACK)
+        };
+        let out = Outgoing {
+            seq,
+            ack,
+            flags,
+            window: 0,
+            options: Options::default(),
+            payload_offset: 0,
+            payload_len: 0,
+        };
+        self.strays.push_back((local, remote, out));
+        self.stats.out_rsts += 1;
+    }
+
+    fn remove(&mut self, index: u32) {
+        if let Some(s) = self.slots.get_mut(index as usize)
+            && let Some(tcb) = s.tcb.take()
+        {
+            self.flows.remove(&(tcb.local(), tcb.remote()));
+            if let Some(port) = s.listener.take()
+                && let Some(l) = self.listeners.get_mut(&port)
+            {
+                if tcb.state() == State::Closed && !l.accept_queue.iter().any(|h| h.index == index)
+                {
+                    l.half_open = l.half_open.saturating_sub(1);
+                }
+                l.accept_queue.retain(|h| h.index != index);
+            }
+            s.owned = false;
+            self.free.push(index);
+        }
+    }
+
+    /// Runs connection timers due at `now` and drops connections that have ended and that no
+    /// application handle refers to any more.
+    pub fn on_timeout(&mut self, now: Instant) {
+        let mut dead = Vec::new();
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if let Some(tcb) = s.tcb.as_mut() {
+                if tcb.poll_timeout().is_some_and(|t| t <= now) {
+                    tcb.on_timeout(now);
+                }
+                if tcb.is_closed() && !s.owned {
+                    dead.push(i as u32);
+                }
+            }
+        }
+        for i in dead {
+            self.remove(i);
+        }
+    }
+
+    /// The earliest connection timer, or `Some(ZERO)` if a connection has output now.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if !self.strays.is_empty() {
+            return Some(Instant::ZERO);
+        }
+        self.slots
+            .iter()
+            .filter_map(|s| s.tcb.as_ref()?.poll_timeout())
+            .min()
+    }
+
+    /// Hands every segment due now to `emit` (local, remote, segment, send buffer for the
+    /// payload). `emit` returns false when it cannot take more.
+    pub fn poll_output(
+        &mut self,
+        now: Instant,
+        emit: &mut impl FnMut(SocketAddrV4, SocketAddrV4, &Outgoing, &SendBuffer) -> bool,
+    ) {
+        let empty = SendBuffer::new(0);
+        while let Some((local, remote, out)) = self.strays.front() {
+            if !emit(*local, *remote, out, &empty) {
+                return;
+            }
+            self.strays.pop_front();
+        }
+        let mut dead = Vec::new();
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            let Some(tcb) = s.tcb.as_mut() else { continue };
+            let (local, remote) = (tcb.local(), tcb.remote());
+            let mut full = false;
+            tcb.poll_output(now, &mut |seg: &Outgoing, buf: &SendBuffer| {
+                let ok = emit(local, remote, seg, buf);
+                full |= !ok;
+                ok
+            });
+            if tcb.is_closed() && !s.owned {
+                dead.push(i as u32);
+            }
+            if full {
+                break;
+            }
+        }
+        for i in dead {
+            self.remove(i);
+        }
+    }
+}

@@ -1,0 +1,1343 @@
+//! The transmission control block: one connection's state, its application-facing operations,
+//! its timers and its output. Segment arrival (RFC 9293 3.10.7) is in `input.rs`.
+//!
+//! Sans-IO: every entry point takes `now`; output is produced by [`Tcb::poll_output`] into a
+//! closure; [`Tcb::poll_timeout`] says when [`Tcb::on_timeout`] must next be called.
+
+use super::config::TcpConfig;
+use super::congestion::Congestion;
+use super::recv_buffer::RecvBuffer;
+use super::rtt::RttEstimator;
+use super::sack_scoreboard::Scoreboard;
+use super::segment::{Flags, Incoming, Options, Outgoing, SackBlocks, Timestamps};
+use super::send_buffer::SendBuffer;
+use super::seq::{Mss, SeqNum, Window, WindowScale};
+use super::state::State;
+use crate::time::{Duration, Instant};
+use core::fmt;
+use core::net::SocketAddrV4;
+
+/// Why a connection ended badly: what `read`/`write` report afterwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpError {
+    /// RST in answer to our SYN: `ECONNREFUSED`.
+    ConnectionRefused,
+    /// RST on an open connection: `ECONNRESET`.
+    ConnectionReset,
+    /// Retransmissions, SYN retries or keepalive probes ran out: `ETIMEDOUT`.
+    TimedOut,
+}
+
+impl TcpError {
+    /// The errno name.
+    pub const fn errno(self) -> &'static str {
+        match self {
+            TcpError::ConnectionRefused => "ECONNREFUSED",
+            TcpError::ConnectionReset => "ECONNRESET",
+            TcpError::TimedOut => "ETIMEDOUT",
+        }
+    }
+}
+
+impl fmt::Display for TcpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.errno())
+    }
+}
+
+/// Why `send` failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The send buffer is full, or the connection is not established yet: `EAGAIN`.
+    WouldBlock,
+    /// Writing was shut down (`shutdown(SHUT_WR)` or `close`): `EPIPE`.
+    Shutdown,
+    /// Never connected, or closed: `ENOTCONN`.
+    NotConnected,
+    /// The connection failed.
+    Failed(TcpError),
+}
+
+impl SendError {
+    /// The errno name.
+    pub const fn errno(self) -> &'static str {
+        match self {
+            SendError::WouldBlock => "EAGAIN",
+            SendError::Shutdown => "EPIPE",
+            SendError::NotConnected => "ENOTCONN",
+            SendError::Failed(e) => e.errno(),
+        }
+    }
+}
+
+/// Why `recv` failed. End of stream is not an error: it is `Ok(0)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecvError {
+    /// Nothing to read yet: `EAGAIN`.
+    WouldBlock,
+    /// Never connected: `ENOTCONN`.
+    NotConnected,
+    /// The connection failed.
+    Failed(TcpError),
+}
+
+impl RecvError {
+    /// The errno name.
+    pub const fn errno(self) -> &'static str {
+        match self {
+            RecvError::WouldBlock => "EAGAIN",
+            RecvError::NotConnected => "ENOTCONN",
+            RecvError::Failed(e) => e.errno(),
+        }
+    }
+}
+
+/// Loss recovery in progress (RFC 6675 / RFC 6582).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Recovery {
+    /// RFC 6582 "recover": snd_max when recovery began; recovery ends when it is acknowledged.
+    pub recover: SeqNum,
+    /// RFC 6675 HighRxt: the highest sequence number retransmitted.
+    pub high_rxt: SeqNum,
+    /// RFC 6675 RescueRxt.
+    pub rescue_rxt: Option<SeqNum>,
+}
+
+/// A reset to send that is not a normal segment of the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct PendingRst {
+    pub seq: SeqNum,
+    pub ack: Option<SeqNum>,
+}
+
+/// Per-connection counters (summed into the shard's `netstat -s`-style counters).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnStats {
+    /// Segments sent.
+    pub segs_out: u64,
+    /// Segments received.
+    pub segs_in: u64,
+    /// Segments retransmitted (RTO, fast retransmit and SACK recovery).
+    pub retrans_segs: u64,
+    /// Retransmission timeouts.
+    pub rto_count: u64,
+    /// Fast retransmits (entries into loss recovery).
+    pub fast_retransmits: u64,
+    /// Duplicate ACKs received.
+    pub dupacks_in: u64,
+    /// Segments dropped as unacceptable (outside the window, PAWS, ...).
+    pub dropped_unacceptable: u64,
+    /// Challenge ACKs sent (RFC 5961).
+    pub challenge_acks: u64,
+    /// Out-of-order segments received.
+    pub ooo_segs: u64,
+    /// Out-of-order segments dropped because too many holes were open.
+    pub ooo_dropped: u64,
+    /// Zero-window probes sent.
+    pub window_probes: u64,
+    /// Keepalive probes sent.
+    pub keepalive_probes: u64,
+    /// Bytes acknowledged by the peer.
+    pub bytes_acked: u64,
+    /// Bytes received in order.
+    pub bytes_received: u64,
+}
+
+/// One TCP connection.
+pub struct Tcb {
+    pub(super) state: State,
+    pub(super) local: SocketAddrV4,
+    pub(super) remote: SocketAddrV4,
+    pub(super) config: TcpConfig,
+    /// Opened by a listener (passive open) rather than `connect`.
+    pub(super) passive: bool,
+
+    // RFC 9293 3.3.1, send sequence variables.
+    pub(super) iss: SeqNum,
+    pub(super) snd_una: SeqNum,
+    pub(super) snd_nxt: SeqNum,
+    /// The highest sequence number sent so far, plus one (snd_nxt rewinds on a timeout).
+    pub(super) snd_max: SeqNum,
+    pub(super) snd_wnd: u32,
+    pub(super) snd_wl1: SeqNum,
+    pub(super) snd_wl2: SeqNum,
+    pub(super) max_snd_wnd: u32,
+    pub(super) snd_wscale: WindowScale,
+    /// End of the last segment sent shorter than the MSS (Linux `snd_sml`, for Minshall's Nagle).
+    pub(super) snd_sml: SeqNum,
+
+    // RFC 9293 3.3.1, receive sequence variables.
+    pub(super) irs: SeqNum,
+    pub(super) rcv_nxt: SeqNum,
+    pub(super) rcv_wscale: WindowScale,
+    /// The right edge of the window we last advertised (never moved left: RFC 9293 3.8.6.2.2).
+    pub(super) rcv_adv: SeqNum,
+    /// Sequence number of the peer's FIN, once seen (it may arrive before the data before it).
+    pub(super) peer_fin: Option<SeqNum>,
+
+    // Negotiated options.
+    pub(super) mss: Mss,
+    pub(super) sack_ok: bool,
+    pub(super) ts_ok: bool,
+    pub(super) ts_recent: u32,
+    pub(super) ts_recent_at: Instant,
+    pub(super) ts_offset: u32,
+    pub(super) last_ack_sent: SeqNum,
+
+    pub(super) send_buf: SendBuffer,
+    pub(super) recv_buf: RecvBuffer,
+    /// The application will send no more: a FIN follows the data.
+    pub(super) fin_queued: bool,
+    /// Sequence number of our FIN once it has been sent.
+    pub(super) fin_seq: Option<SeqNum>,
+    /// A SYN (or SYN-ACK) is due.
+    pub(super) syn_due: bool,
+
+    pub(super) rtt: RttEstimator,
+    /// Karn's algorithm without timestamps: the one segment being timed.
+    pub(super) rtt_probe: Option<(SeqNum, Instant)>,
+    /// Our timestamp clock when we last retransmitted: echoes of older TSvals are not RTT
+    /// samples (see `take_rtt_sample`).
+    pub(super) last_rexmit_ts: Option<u32>,
+    pub(super) cc: Congestion,
+    pub(super) scoreboard: Scoreboard,
+    pub(super) dupacks: u32,
+    pub(super) recovery: Option<Recovery>,
+    /// The first unacknowledged segment must be retransmitted now (fast retransmit).
+    pub(super) retransmit_head: bool,
+    /// Consecutive timeouts without progress.
+    pub(super) retries: u32,
+
+    pub(super) rto_at: Option<Instant>,
+    pub(super) delack_at: Option<Instant>,
+    pub(super) persist_at: Option<Instant>,
+    pub(super) persist_backoff: u32,
+    pub(super) keepalive_at: Option<Instant>,
+    pub(super) keepalive_sent: u32,
+    /// FIN-WAIT-2 or TIME-WAIT expiry.
+    pub(super) close_at: Option<Instant>,
+
+    pub(super) ack_now: bool,
+    /// Full-sized segments received since our last ACK (RFC 5681 4.2: ACK every second one).
+    pub(super) unacked_segs: u32,
+    pub(super) pending_rst: Option<PendingRst>,
+    pub(super) probe_due: bool,
+    /// The persist timer expired on a small non-zero window: send what fits, once.
+    pub(super) force_send: bool,
+    pub(super) last_challenge_ack: Option<Instant>,
+
+    pub(super) error: Option<TcpError>,
+    /// `close()` was called: the application holds no handle any more (an orphan, as Linux says).
+    pub(super) app_closed: bool,
+    pub(super) last_recv_at: Instant,
+    pub(super) last_send_at: Instant,
+    pub(super) stats: ConnStats,
+}
+
+impl fmt::Debug for Tcb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tcb")
+            .field("state", &self.state)
+            .field("local", &self.local)
+            .field("remote", &self.remote)
+            .field("snd_una", &self.snd_una)
+            .field("snd_nxt", &self.snd_nxt)
+            .field("snd_max", &self.snd_max)
+            .field("snd_wnd", &self.snd_wnd)
+            .field("rcv_nxt", &self.rcv_nxt)
+            .field("cwnd", &self.cc.cwnd())
+            .field("rto_at", &self.rto_at)
+            .field("recovery", &self.recovery)
+            .field("retransmit_head", &self.retransmit_head)
+            .field("ack_now", &self.ack_now)
+            .field("fin_seq", &self.fin_seq)
+            .field("send_buf", &self.send_buf.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// TCP/IP header bytes the MSS option leaves out; our MSS option is MTU - 40 (RFC 6691).
+const TS_OPTION_LEN: usize = 12;
+
+impl Tcb {
+    fn new(
+        config: TcpConfig,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: SeqNum,
+        now: Instant,
+    ) -> Tcb {
+        let rcv_wscale = if config.window_scaling {
+            WindowScale::for_buffer(config.recv_buffer)
+        } else {
+            WindowScale::NONE
+        };
+        let mss = Mss::new_clamped(config.mss);
+        Tcb {
+            state: State::Closed,
+            local,
+            remote,
+            passive: false,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            snd_wl1: SeqNum(0),
+            snd_wl2: iss,
+            max_snd_wnd: 0,
+            snd_wscale: WindowScale::NONE,
+            snd_sml: iss,
+            irs: SeqNum(0),
+            rcv_nxt: SeqNum(0),
+            rcv_wscale,
+            rcv_adv: SeqNum(0),
+            peer_fin: None,
+            mss,
+            sack_ok: false,
+            ts_ok: false,
+            ts_recent: 0,
+            ts_recent_at: now,
+            // A per-connection offset hides the host's clock (Linux does the same since 4.10).
+            ts_offset: iss.get().rotate_left(13),
+            last_ack_sent: SeqNum(0),
+            send_buf: SendBuffer::new(config.send_buffer),
+            recv_buf: RecvBuffer::new(config.recv_buffer, config.max_ooo_ranges),
+            fin_queued: false,
+            fin_seq: None,
+            syn_due: false,
+            rtt: RttEstimator::new(config.rto),
+            rtt_probe: None,
+            last_rexmit_ts: None,
+            cc: Congestion::new(config.congestion, mss),
+            scoreboard: Scoreboard::new(config.max_ooo_ranges),
+            dupacks: 0,
+            recovery: None,
+            retransmit_head: false,
+            retries: 0,
+            rto_at: None,
+            delack_at: None,
+            persist_at: None,
+            persist_backoff: 0,
+            keepalive_at: None,
+            keepalive_sent: 0,
+            close_at: None,
+            ack_now: false,
+            unacked_segs: 0,
+            pending_rst: None,
+            probe_due: false,
+            force_send: false,
+            last_challenge_ack: None,
+            error: None,
+            app_closed: false,
+            last_recv_at: now,
+            last_send_at: now,
+            stats: ConnStats::default(),
+            config,
+        }
+    }
+
+    /// Active open (`connect`): a connection in SYN-SENT whose SYN goes out on the next
+    /// [`Tcb::poll_output`].
+    pub fn connect(
+        config: TcpConfig,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: u32,
+        now: Instant,
+    ) -> Tcb {
+        let mut tcb = Tcb::new(config, local, remote, SeqNum(iss), now);
+        tcb.state = State::SynSent;
+        tcb.syn_due = true;
+        tcb
+    }
+
+    /// Passive open: a listener received `syn` (RFC 9293 3.10.7.2); the connection is in
+    /// SYN-RECEIVED and its SYN-ACK goes out on the next [`Tcb::poll_output`].
+    pub fn accept(
+        config: TcpConfig,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: u32,
+        syn: &Incoming<'_>,
+        now: Instant,
+    ) -> Tcb {
+        let mut tcb = Tcb::new(config, local, remote, SeqNum(iss), now);
+        tcb.passive = true;
+        tcb.state = State::SynReceived;
+        tcb.irs = syn.seq;
+        tcb.rcv_nxt = syn.seq + 1u32;
+        tcb.rcv_adv = tcb.rcv_nxt;
+        tcb.negotiate(syn, now);
+        // RFC 7323 2.2: the window of a SYN is never scaled.
+        tcb.update_send_window(u32::from(syn.window), syn.seq, SeqNum(iss));
+        tcb.syn_due = true;
+        tcb
+    }
+
+    /// Options from the peer's SYN or SYN-ACK: each is used only if both sides offered it.
+    pub(super) fn negotiate(&mut self, syn: &Incoming<'_>, now: Instant) {
+        let o = &syn.options;
+        // RFC 9293 3.7.1: without an MSS option, assume 536.
+        let peer_mss = o.mss.map_or(Mss::DEFAULT_IPV4, Mss::new_clamped);
+        self.mss = Mss::new_clamped(self.config.mss).min(peer_mss);
+        match (self.config.window_scaling, o.window_scale) {
+            (true, Some(shift)) => self.snd_wscale = WindowScale::new_clamped(shift),
+            // RFC 7323 2.2: scaling is used only if both sides sent the option.
+            _ => {
+                self.snd_wscale = WindowScale::NONE;
+                self.rcv_wscale = WindowScale::NONE;
+            }
+        }
+        self.sack_ok = self.config.sack && o.sack_permitted;
+        if let (true, Some(ts)) = (self.config.timestamps, o.timestamps) {
+            self.ts_ok = true;
+            self.ts_recent = ts.tsval;
+            self.ts_recent_at = now;
+        }
+        self.cc.set_mss(self.payload_mss());
+    }
+
+    /// The connection state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Local address and port.
+    pub fn local(&self) -> SocketAddrV4 {
+        self.local
+    }
+
+    /// Remote address and port.
+    pub fn remote(&self) -> SocketAddrV4 {
+        self.remote
+    }
+
+    /// The error that ended the connection, if any (`SO_ERROR`).
+    pub fn error(&self) -> Option<TcpError> {
+        self.error
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &ConnStats {
+        &self.stats
+    }
+
+    /// The effective MSS (the smaller of ours and the peer's).
+    pub fn mss(&self) -> Mss {
+        self.mss
+    }
+
+    /// The congestion window in bytes.
+    pub fn cwnd(&self) -> usize {
+        self.cc.cwnd()
+    }
+
+    /// The smoothed RTT, once measured.
+    pub fn srtt(&self) -> Option<Duration> {
+        self.rtt.srtt()
+    }
+
+    /// The current retransmission timeout.
+    pub fn rto(&self) -> Duration {
+        self.rtt.rto()
+    }
+
+    /// True once the connection is gone for good (CLOSED): the shard may drop it.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed && self.pending_rst.is_none()
+    }
+
+    /// True if the application closed its handle (the shard owns the connection until it ends).
+    pub fn is_orphan(&self) -> bool {
+        self.app_closed
+    }
+
+    /// Payload bytes per full-sized segment: the MSS less the timestamp option (RFC 6691 2:
+    /// options are subtracted from the segment, not from the MSS option).
+    pub(super) fn payload_mss(&self) -> Mss {
+        let opts = if self.ts_ok { TS_OPTION_LEN } else { 0 };
+        Mss::new_clamped((self.mss.len().saturating_sub(opts)) as u16)
+    }
+
+    /// Our timestamp clock: milliseconds, offset per connection (RFC 7323 5.4 allows 1 ms..1 s
+    /// ticks; Linux uses 1 ms).
+    pub(super) fn ts_now(&self, now: Instant) -> u32 {
+        (now.as_millis() as u32).wrapping_add(self.ts_offset)
+    }
+
+    // ----- application operations -----
+
+    /// Bytes the application can write now.
+    pub fn send_capacity(&self) -> usize {
+        self.send_buf.free()
+    }
+
+    fn check_send(&self) -> Result<(), SendError> {
+        if let Some(e) = self.error {
+            return Err(SendError::Failed(e));
+        }
+        if self.fin_queued || self.app_closed {
+            return Err(SendError::Shutdown);
+        }
+        match self.state {
+            State::Established | State::CloseWait => Ok(()),
+            // Linux: a write on a connection still being set up waits (EAGAIN when non-blocking).
+            State::SynSent | State::SynReceived => Err(SendError::WouldBlock),
+            _ => Err(SendError::NotConnected),
+        }
+    }
+
+    /// `write`: copies as much of `data` as fits into the send buffer.
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, SendError> {
+        self.check_send()?;
+        match self.send_buf.write(data) {
+            0 if !data.is_empty() => Err(SendError::WouldBlock),
+            n => Ok(n),
+        }
+    }
+
+    /// Zero-copy `write`: lends up to `max` bytes of free send buffer to `f`, which returns how
+    /// many it wrote.
+    pub fn send_with(
+        &mut self,
+        max: usize,
+        f: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<usize, SendError> {
+        self.check_send()?;
+        if self.send_buf.free() == 0 && max > 0 {
+            return Err(SendError::WouldBlock);
+        }
+        Ok(self.send_buf.write_with(max, f))
+    }
+
+    /// Bytes ready to read.
+    pub fn recv_available(&self) -> usize {
+        self.recv_buf.readable()
+    }
+
+    /// True if the peer's FIN has been received and every byte before it read: `read` returns 0.
+    pub fn at_eof(&self) -> bool {
+        self.peer_fin.is_some_and(|f| f == self.rcv_nxt - 1u32) && self.recv_buf.readable() == 0
+    }
+
+    fn check_recv(&self) -> Result<(), RecvError> {
+        if self.recv_buf.readable() > 0 {
+            return Ok(());
+        }
+        if let Some(e) = self.error {
+            return Err(RecvError::Failed(e));
+        }
+        match self.state {
+            State::SynSent | State::SynReceived => Err(RecvError::WouldBlock),
+            State::Closed if self.peer_fin.is_none() => Err(RecvError::NotConnected),
+            _ => Err(RecvError::WouldBlock),
+        }
+    }
+
+    /// `read`: copies received bytes into `buf`. `Ok(0)` means end of stream (the peer's FIN),
+    /// as on any Berkeley socket.
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, RecvError> {
+        if self.at_eof() {
+            return Ok(0);
+        }
+        self.check_recv()?;
+        let n = self.recv_buf.read(buf);
+        self.after_read();
+        Ok(n)
+    }
+
+    /// Zero-copy `read`: lends the first contiguous received bytes to `f`, which returns how many
+    /// it consumed. `Ok(0)` with `f` not called means end of stream.
+    pub fn recv_with(&mut self, f: impl FnOnce(&[u8]) -> usize) -> Result<usize, RecvError> {
+        if self.at_eof() {
+            return Ok(0);
+        }
+        self.check_recv()?;
+        let n = self.recv_buf.read_with(f);
+        self.after_read();
+        Ok(n)
+    }
+
+    /// After the application read: announce the opened window if it grew enough (Linux
+    /// `tcp_cleanup_rbuf`: when what we advertised is at most half of what we could).
+    fn after_read(&mut self) {
+        if !self.state.can_receive() {
+            return;
+        }
+        let advertised = self.rcv_adv.distance_from(self.rcv_nxt) as usize;
+        let now_possible = self.recv_buf.window();
+        if now_possible >= 2 * advertised.max(1) && now_possible - advertised >= self.mss.len() {
+            self.ack_now = true;
+        }
+    }
+
+    /// `shutdown(SHUT_WR)`: send a FIN after the data already written (RFC 9293 3.10.4).
+    pub fn shutdown_write(&mut self) {
+        if self.fin_queued {
+            return;
+        }
+        match self.state {
+            State::SynSent => self.state = State::Closed,
+            State::SynReceived | State::Established => {
+                self.fin_queued = true;
+                if self.state == State::Established {
+                    self.state = State::FinWait1;
+                }
+            }
+            State::CloseWait => {
+                self.fin_queued = true;
+                self.state = State::LastAck;
+            }
+            _ => {}
+        }
+    }
+
+    /// `close`: no more reads or writes. Unread received data resets the connection, as Linux
+    /// does (RFC 2525 2.17); otherwise a FIN follows the data and the connection finishes on its
+    /// own (FIN-WAIT-2 bounded by `fin_timeout`, then TIME-WAIT).
+    pub fn close(&mut self, now: Instant) {
+        if self.app_closed {
+            return;
+        }
+        self.app_closed = true;
+        if self.recv_buf.readable() > 0 && self.state.is_synchronized() {
+            self.reset(now);
+            return;
+        }
+        match self.state {
+            State::SynSent | State::Closed | State::Listen => self.state = State::Closed,
+            State::FinWait2 => self.close_at = Some(now + self.config.fin_timeout),
+            _ => self.shutdown_write(),
+        }
+    }
+
+    /// `SO_LINGER` with a zero timeout, then `close`: send RST, skip TIME-WAIT.
+    pub fn abort(&mut self, now: Instant) {
+        self.app_closed = true;
+        self.reset(now);
+    }
+
+    /// Sends RST for the current state and ends the connection.
+    pub(super) fn reset(&mut self, _now: Instant) {
+        if matches!(self.state, State::SynReceived)
+            || self.state.is_synchronized() && self.state != State::TimeWait
+        {
+            // RFC 9293 3.10.7.4 / Linux tcp_send_active_reset: <SEQ=SND.NXT><CTL=RST,ACK>.
+            self.pending_rst = Some(PendingRst {
+                seq: self.snd_max,
+                ack: Some(self.rcv_nxt),
+            });
+        }
+        self.enter_closed();
+    }
+
+    pub(super) fn enter_closed(&mut self) {
+        self.state = State::Closed;
+        self.rto_at = None;
+        self.delack_at = None;
+        self.persist_at = None;
+        self.keepalive_at = None;
+        self.close_at = None;
+        self.syn_due = false;
+        self.ack_now = false;
+        self.probe_due = false;
+    }
+
+    pub(super) fn fail(&mut self, error: TcpError) {
+        self.error = Some(error);
+        self.enter_closed();
+    }
+
+    pub(super) fn enter_time_wait(&mut self, now: Instant) {
+        self.state = State::TimeWait;
+        self.rto_at = None;
+        self.persist_at = None;
+        self.keepalive_at = None;
+        self.close_at = Some(now + self.config.msl * 2);
+    }
+
+    // ----- timers -----
+
+    /// When [`Tcb::on_timeout`] (or [`Tcb::poll_output`]) next has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.wants_output() {
+            return Some(Instant::ZERO);
+        }
+        [
+            self.rto_at,
+            self.delack_at,
+            self.persist_at,
+            self.keepalive_at,
+            self.close_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// True if [`Tcb::poll_output`] would send something now.
+    pub fn wants_output(&self) -> bool {
+        self.pending_rst.is_some()
+            || self.syn_due
+            || self.ack_now
+            || self.probe_due
+            || self.retransmit_head
+            || (self.state.is_synchronized() && self.can_send_data())
+    }
+
+    /// Runs the timers due at `now`.
+    pub fn on_timeout(&mut self, now: Instant) {
+        if self.close_at.is_some_and(|t| t <= now) {
+            self.close_at = None;
+            match self.state {
+                State::TimeWait => self.enter_closed(),
+                State::FinWait2 => {
+                    // Linux tcp_keepalive_timer: an orphan whose FIN-WAIT-2 outlasted
+                    // tcp_fin_timeout is reset.
+                    self.reset(now);
+                }
+                _ => {}
+            }
+        }
+        if self.delack_at.is_some_and(|t| t <= now) {
+            self.delack_at = None;
+            self.ack_now = true;
+        }
+        if self.rto_at.is_some_and(|t| t <= now) {
+            self.rto_at = None;
+            self.on_rto(now);
+        }
+        if self.persist_at.is_some_and(|t| t <= now) {
+            self.persist_at = None;
+            if self.snd_una == self.snd_max
+                && self.unsent_data() > 0
+                && self.next_data_len().is_none()
+            {
+                self.persist_backoff = (self.persist_backoff + 1).min(16);
+                if self.snd_wnd == 0 {
+                    self.probe_due = true;
+                    self.stats.window_probes += 1;
+                } else {
+                    // A window too small for sender SWS avoidance: after the override timeout,
+                    // send what fits (Linux tcp_write_wakeup does the same).
+                    self.force_send = true;
+                }
+            }
+        }
+        if self.keepalive_at.is_some_and(|t| t <= now) {
+            self.keepalive_at = None;
+            self.on_keepalive(now);
+        }
+    }
+
+    fn on_rto(&mut self, now: Instant) {
+        self.stats.rto_count += 1;
+        self.retries += 1;
+        match self.state {
+            State::SynSent | State::SynReceived => {
+                let limit = if self.state == State::SynSent {
+                    self.config.syn_retries
+                } else {
+                    self.config.synack_retries
+                };
+                if self.retries > limit {
+                    self.fail(TcpError::TimedOut);
+                    return;
+                }
+                self.rtt.backoff();
+                self.rtt_probe = None;
+                self.syn_due = true;
+                self.stats.retrans_segs += 1;
+            }
+            State::Closed | State::Listen | State::TimeWait => {}
+            _ => {
+                if self.snd_una == self.snd_max {
+                    return;
+                }
+                if self.retries > self.config.retries {
+                    self.fail(TcpError::TimedOut);
+                    return;
+                }
+                // RFC 6298 5.4-5.6: retransmit the earliest unacknowledged segment, back off.
+                // RFC 5681 3.1: ssthresh from the flight, cwnd to one segment.
+                let flight = self.snd_max - self.snd_una;
+                self.cc.on_rto(now, flight as usize);
+                self.rtt.backoff();
+                self.rtt_probe = None;
+                self.recovery = None;
+                self.dupacks = 0;
+                // Go back: resend from SND.UNA, skipping what the peer SACKed (RFC 6675 5.1
+                // keeps the scoreboard across a timeout).
+                // An unacknowledged FIN is resent at its own sequence number after the data.
+                self.snd_nxt = self.snd_una;
+                // RFC 9293 3.8.6.1: "the sending TCP must regularly retransmit to the receiving
+                // TCP even when the window is zero": the head goes out whatever the window (it
+                // doubles as a window probe, as in Linux's tcp_retransmit_timer).
+                self.retransmit_head = true;
+            }
+        }
+        self.rto_at = Some(now + self.rtt.rto());
+    }
+
+    fn on_keepalive(&mut self, now: Instant) {
+        let Some(ka) = self.config.keepalive else {
+            return;
+        };
+        if !matches!(
+            self.state,
+            State::Established | State::CloseWait | State::FinWait2
+        ) {
+            return;
+        }
+        if self.snd_una != self.snd_max || self.unsent_data() > 0 {
+            // Data in flight: the retransmission timer watches the connection.
+            self.keepalive_at = Some(now + ka.idle);
+            return;
+        }
+        let idle = now.saturating_duration_since(self.last_recv_at);
+        if idle < ka.idle {
+            self.keepalive_at = Some(self.last_recv_at + ka.idle);
+            return;
+        }
+        if self.keepalive_sent >= ka.probes {
+            // Linux tcp_keepalive_timer: reset the connection and report ETIMEDOUT.
+            self.reset(now);
+            self.error = Some(TcpError::TimedOut);
+            return;
+        }
+        self.keepalive_sent += 1;
+        self.stats.keepalive_probes += 1;
+        self.probe_due = true;
+        self.keepalive_at = Some(now + ka.interval);
+    }
+
+    pub(super) fn arm_keepalive(&mut self, now: Instant) {
+        if let Some(ka) = self.config.keepalive {
+            self.keepalive_sent = 0;
+            self.keepalive_at = Some(now + ka.idle);
+        }
+    }
+
+    /// `SO_KEEPALIVE` and its parameters.
+    pub fn set_keepalive(&mut self, now: Instant, keepalive: Option<super::config::Keepalive>) {
+        self.config.keepalive = keepalive;
+        match keepalive {
+            Some(_) if self.state.is_synchronized() => self.arm_keepalive(now),
+            _ => self.keepalive_at = None,
+        }
+    }
+
+    /// `TCP_NODELAY`.
+    pub fn set_nodelay(&mut self, on: bool) {
+        self.config.nodelay = on;
+    }
+
+    /// `TCP_QUICKACK`.
+    pub fn set_quickack(&mut self, on: bool) {
+        self.config.quickack = on;
+        if on && self.delack_at.is_some() {
+            self.ack_now = true;
+        }
+    }
+
+    // ----- output -----
+
+    /// Bytes in the send buffer beyond SND.NXT.
+    pub(super) fn unsent_data(&self) -> usize {
+        let sent = self.snd_nxt.distance_from(self.snd_una) as usize;
+        self.send_buf.len().saturating_sub(sent)
+    }
+
+    /// The sequence number right after the last byte of data in the send buffer.
+    fn data_end(&self) -> SeqNum {
+        self.snd_una + self.send_buf.len()
+    }
+
+    /// True if data or a FIN may be sent now (window, congestion window, Nagle permitting).
+    fn can_send_data(&self) -> bool {
+        self.next_data_len().is_some() || self.fin_sendable()
+    }
+
+    /// True if our FIN goes out at `seq` now: it is queued, all data before it is sent, and it
+    /// is not acknowledged. Its sequence number is fixed the first time it is sent.
+    fn fin_at(&self, seq: SeqNum) -> bool {
+        self.fin_queued
+            && matches!(
+                self.state,
+                State::FinWait1 | State::LastAck | State::Closing
+            )
+            && seq == self.data_end()
+            && !self.fin_acked()
+            && self.fin_seq.is_none_or(|f| f == seq)
+    }
+
+    fn fin_sendable(&self) -> bool {
+        self.fin_at(self.snd_nxt)
+    }
+
+    /// True once the peer has acknowledged our FIN.
+    pub(super) fn fin_acked(&self) -> bool {
+        self.fin_seq.is_some_and(|f| self.snd_una.after(f))
+    }
+
+    /// How much new data may go out at SND.NXT now, per the send window, the congestion window,
+    /// sender silly-window avoidance and Nagle. `None` if nothing.
+    fn next_data_len(&self) -> Option<usize> {
+        if !matches!(
+            self.state,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::LastAck
+                | State::Closing
+        ) {
+            return None;
+        }
+        let unsent = self.unsent_data();
+        if unsent == 0 {
+            return None;
+        }
+        let mss = self.payload_mss().len();
+        let in_flight = self.snd_nxt.distance_from(self.snd_una) as usize;
+        let window = if self.recovery.is_some() {
+            // RFC 6675: during recovery, the pipe decides (see poll_output); new data may go out
+            // while cwnd - pipe allows it.
+            let pipe = self.pipe();
+            let room = self.cc.cwnd().saturating_sub(pipe);
+            let wnd_room = (self.snd_wnd as usize).saturating_sub(in_flight);
+            room.min(wnd_room)
+        } else {
+            let wnd = (self.snd_wnd as usize).min(self.cc.cwnd());
+            wnd.saturating_sub(in_flight)
+        };
+        let len = unsent.min(mss).min(window);
+        if len == 0 {
+            return None;
+        }
+        // Data already sent once (after a timeout SND.NXT is below SND.MAX) goes out as the
+        // window allows: silly-window avoidance and Nagle are about new data. So does a segment
+        // the persist timer forces out (RFC 9293 3.8.6.2.1's override timeout).
+        if len < mss && !self.snd_nxt.before(self.snd_max) && !self.force_send {
+            let window_limited = len < unsent.min(mss);
+            if window_limited {
+                // RFC 9293 3.8.6.2.1: send a partial segment only if it is at least half of the
+                // largest window the peer has offered.
+                if len < (self.max_snd_wnd as usize) / 2 {
+                    return None;
+                }
+            } else if !self.config.nodelay && self.snd_sml.after(self.snd_una) && !self.fin_queued {
+                // Nagle (RFC 9293 3.7.4) in Linux's Minshall form: hold a small segment while an
+                // earlier small segment is unacknowledged.
+                return None;
+            }
+        }
+        Some(len)
+    }
+
+    /// RFC 6675 pipe: bytes thought to be in the network.
+    pub(super) fn pipe(&self) -> usize {
+        let high_rxt = self.recovery.map_or(self.snd_una, |r| r.high_rxt);
+        self.scoreboard.pipe(
+            self.snd_una,
+            self.snd_max,
+            high_rxt,
+            self.payload_mss().len(),
+        )
+    }
+
+    /// The window to advertise, as (16-bit field, right edge), never moving the right edge left
+    /// (RFC 9293 3.8.6.2.2 SHOULD NOT shrink) and moving it right only by a worthwhile amount
+    /// (receiver silly-window avoidance, same section).
+    fn window_to_advertise(&self, syn: bool) -> (u16, SeqNum) {
+        let free = self.recv_buf.window();
+        if syn {
+            // RFC 7323 2.2: the window field of a SYN is not scaled.
+            let w = free.min(0xffff) as u16;
+            return (w, self.rcv_nxt + u32::from(w));
+        }
+        let promised = self.rcv_adv.distance_from(self.rcv_nxt) as usize;
+        let step = (self.config.recv_buffer / 2).min(self.mss.len());
+        let mut wnd = if free >= promised + step || free >= self.config.recv_buffer {
+            free
+        } else {
+            promised
+        };
+        wnd = wnd.max(promised);
+        let field = Window::new_clamped(wnd).to_field(self.rcv_wscale);
+        let right = self.rcv_nxt + (u32::from(field) << self.rcv_wscale.shift());
+        (
+            field,
+            if right.after(self.rcv_adv) {
+                right
+            } else {
+                self.rcv_adv
+            },
+        )
+    }
+
+    fn options_for(&self, now: Instant, syn: bool) -> Options {
+        let mut o = Options::default();
+        if syn {
+            o.mss = Some(self.config.mss);
+            if self.config.window_scaling
+                && (!self.passive
+                    || self.rcv_wscale != WindowScale::NONE
+                    || self.snd_wscale != WindowScale::NONE)
+            {
+                o.window_scale = Some(self.rcv_wscale.shift());
+            }
+            o.sack_permitted = self.config.sack && (!self.passive || self.sack_ok);
+            if self.config.timestamps && (!self.passive || self.ts_ok) {
+                o.timestamps = Some(Timestamps {
+                    tsval: self.ts_now(now),
+                    tsecr: if self.passive { self.ts_recent } else { 0 },
+                });
+            }
+            return o;
+        }
+        if self.ts_ok {
+            o.timestamps = Some(Timestamps {
+                tsval: self.ts_now(now),
+                tsecr: self.ts_recent,
+            });
+        }
+        if self.sack_ok && self.recv_buf.has_out_of_order() {
+            // RFC 2018 3: at most 3 blocks fit beside the timestamp option, 4 without.
+            let max = if self.ts_ok { 3 } else { 4 };
+            let mut blocks = SackBlocks::new();
+            for b in self.recv_buf.sack_blocks(self.rcv_nxt, max) {
+                if blocks.try_push(b).is_err() {
+                    break;
+                }
+            }
+            o.sack_blocks = blocks;
+        }
+        o
+    }
+
+    fn option_len(o: &Options) -> usize {
+        let ts = if o.timestamps.is_some() {
+            TS_OPTION_LEN
+        } else {
+            0
+        };
+        let sack = if o.sack_blocks.is_empty() {
+            0
+        } else {
+            4 + 8 * o.sack_blocks.len()
+        };
+        ts + sack
+    }
+
+    /// Builds a segment carrying our current ACK and window, and records what the ACK announced.
+    fn segment(
+        &mut self,
+        now: Instant,
+        seq: SeqNum,
+        flags: Flags,
+        offset: usize,
+        len: usize,
+    ) -> Outgoing {
+        let syn = flags.syn();
+        let options = self.options_for(now, syn);
+        let mut flags = flags;
+        let (window, right) = if self.state == State::SynSent && !syn {
+            (0, self.rcv_adv)
+        } else {
+            self.window_to_advertise(syn)
+        };
+        let ack = if self.state == State::SynSent && syn {
+            SeqNum(0)
+        } else {
+            self.rcv_nxt
+        };
+        if !(self.state == State::SynSent && syn) {
+            flags |= Flags::ACK;
+            self.rcv_adv = right;
+            self.last_ack_sent = self.rcv_nxt;
+            self.ack_now = false;
+            self.delack_at = None;
+            self.unacked_segs = 0;
+        }
+        self.stats.segs_out += 1;
+        self.last_send_at = now;
+        Outgoing {
+            seq,
+            ack,
+            flags,
+            window,
+            options,
+            payload_offset: offset,
+            payload_len: len,
+        }
+    }
+
+    /// Writes every segment due now into `emit`, which gets the segment and the send buffer (to
+    /// copy `payload_len` bytes from `payload_offset`) and returns false if it cannot take more.
+    /// Returns the number of segments emitted.
+    pub fn poll_output(
+        &mut self,
+        now: Instant,
+        emit: &mut impl FnMut(&Outgoing, &SendBuffer) -> bool,
+    ) -> usize {
+        let mut sent = 0;
+        if let Some(rst) = self.pending_rst {
+            let flags = if rst.ack.is_some() {
+                Flags::RST | Flags::ACK
+            } else {
+                Flags::RST
+            };
+            let seg = Outgoing {
+                seq: rst.seq,
+                ack: rst.ack.unwrap_or(SeqNum(0)),
+                flags,
+                window: 0,
+                options: Options::default(),
+                payload_offset: 0,
+                payload_len: 0,
+            };
+            if !emit(&seg, &self.send_buf) {
+                return sent;
+            }
+            self.pending_rst = None;
+            self.stats.segs_out += 1;
+            sent += 1;
+        }
+        match self.state {
+            State::Closed | State::Listen => return sent,
+            State::SynSent | State::SynReceived => {
+                if self.syn_due {
+                    let flags = if self.state == State::SynSent {
+                        Flags::SYN
+                    } else {
+                        Flags::SYN | Flags::ACK
+                    };
+                    let seg = self.segment(now, self.iss, flags, 0, 0);
+                    if !emit(&seg, &self.send_buf) {
+                        return sent;
+                    }
+                    self.syn_due = false;
+                    // Karn: time the SYN only if it is the first one (RFC 6298 3).
+                    if self.retries == 0 && self.rtt_probe.is_none() {
+                        self.rtt_probe = Some((self.iss + 1u32, now));
+                    }
+                    self.snd_nxt = self.iss + 1u32;
+                    self.snd_max = self.snd_max.max(self.snd_nxt);
+                    if self.rto_at.is_none() {
+                        self.rto_at = Some(now + self.rtt.rto());
+                    }
+                    sent += 1;
+                }
+                if self.state == State::SynSent {
+                    return sent;
+                }
+            }
+            _ => {}
+        }
+        if self.state.is_synchronized() && self.state != State::TimeWait {
+            sent += self.output_data(now, emit);
+        }
+        if self.probe_due && self.state.is_synchronized() {
+            // Window and keepalive probes, as Linux sends them (tcp_xmit_probe_skb): an ACK with
+            // an old sequence number, which the peer must answer with its ACK and window.
+            let seg = self.segment(now, self.snd_una - 1u32, Flags::NONE, 0, 0);
+            if !emit(&seg, &self.send_buf) {
+                return sent;
+            }
+            self.probe_due = false;
+            sent += 1;
+            if self.persist_at.is_none() && self.snd_wnd == 0 && self.unsent_data() > 0 {
+                self.arm_persist(now);
+            }
+        }
+        if self.ack_now && self.state != State::Closed {
+            // Linux tcp_acceptable_seq(): a pure ACK carries the highest sequence number sent
+            // (not a SND.NXT rewound by a timeout, which the peer may already have passed and
+            // would find unacceptable), or the right edge of the peer's window if lower.
+            let seq = if self.state == State::SynReceived {
+                self.iss + 1u32
+            } else {
+                let wnd_end = self.snd_una + self.snd_wnd;
+                if self.snd_max.after(wnd_end) {
+                    wnd_end.max(self.snd_nxt)
+                } else {
+                    self.snd_max
+                }
+            };
+            let seg = self.segment(now, seq, Flags::NONE, 0, 0);
+            if !emit(&seg, &self.send_buf) {
+                return sent;
+            }
+            sent += 1;
+        }
+        sent
+    }
+
+    fn arm_persist(&mut self, now: Instant) {
+        let base = self.rtt.base_rto();
+        let d = base
+            .saturating_mul(1u32 << self.persist_backoff.min(10))
+            .min(self.config.rto.max);
+        self.persist_at = Some(now + d);
+    }
+
+    fn output_data(
+        &mut self,
+        now: Instant,
+        emit: &mut impl FnMut(&Outgoing, &SendBuffer) -> bool,
+    ) -> usize {
+        let mut sent = 0;
+        // RFC 5681 4.1 / Linux tcp_slow_start_after_idle: restart the window after an idle RTO.
+        if self.snd_una == self.snd_max && self.unsent_data() > 0 {
+            let idle = now.saturating_duration_since(self.last_send_at);
+            if idle > self.rtt.rto() {
+                self.cc.on_idle_restart(now, idle, self.rtt.rto());
+            }
+        }
+        let mss = self.payload_mss().len();
+        if self.retransmit_head && self.snd_una.before(self.snd_max) {
+            let len = (self.snd_max.distance_from(self.snd_una) as usize)
+                .min(mss)
+                .min(self.send_buf.len().max(1));
+            let data_len = len.min(self.send_buf.len());
+            if data_len > 0 {
+                let una = self.snd_una;
+                if !self.emit_range(now, una, data_len, true, emit) {
+                    return sent;
+                }
+                sent += 1;
+                if let Some(r) = self.recovery.as_mut() {
+                    r.high_rxt = r.high_rxt.max(una + data_len);
+                }
+            }
+            self.retransmit_head = false;
+        }
+        // Loss recovery: retransmit the holes RFC 6675 NextSeg() names while the pipe allows.
+        while let Some(rec) = self.recovery {
+            if self.cc.cwnd().saturating_sub(self.pipe()) < mss {
+                break;
+            }
+            let rule3 = self.unsent_data() == 0;
+            let Some(next) =
+                self.scoreboard
+                    .next_seg(self.snd_una, self.snd_max, rec.high_rxt, mss, rule3)
+            else {
+                break;
+            };
+            if !next.retransmission {
+                break;
+            }
+            if !self.emit_range(now, next.seq, next.len, true, emit) {
+                return sent;
+            }
+            sent += 1;
+            if let Some(r) = self.recovery.as_mut() {
+                r.high_rxt = r.high_rxt.max(next.seq + next.len);
+            }
+        }
+        // New data (or, after a timeout, data again from SND.NXT).
+        loop {
+            // After a timeout SND.NXT is below SND.MAX: skip what the peer already SACKed.
+            if self.snd_nxt.before(self.snd_max) && self.scoreboard.is_sacked(self.snd_nxt) {
+                let mut s = self.snd_nxt;
+                while s.before(self.snd_max) && self.scoreboard.is_sacked(s) {
+                    s += 1u32;
+                }
+                self.snd_nxt = s;
+                continue;
+            }
+            let Some(mut len) = self.next_data_len() else {
+                break;
+            };
+            let retransmission = self.snd_nxt.before(self.snd_max);
+            if retransmission {
+                len = len.min(self.snd_max.distance_from(self.snd_nxt) as usize);
+            }
+            let seq = self.snd_nxt;
+            if !self.emit_range(now, seq, len, retransmission, emit) {
+                return sent;
+            }
+            sent += 1;
+        }
+        if self.fin_sendable() {
+            let seq = self.snd_nxt;
+            let seg = self.segment(now, seq, Flags::FIN, 0, 0);
+            if !emit(&seg, &self.send_buf) {
+                return sent;
+            }
+            sent += 1;
+            self.fin_seq = Some(seq);
+            self.snd_nxt = seq + 1u32;
+            self.snd_max = self.snd_max.max(self.snd_nxt);
+            if self.rto_at.is_none() {
+                self.rto_at = Some(now + self.rtt.rto());
+            }
+        }
+        // Data waiting, nothing in flight, and a window too small (or zero) to send into: the
+        // persist timer makes sure a lost window update cannot stall the connection (Linux
+        // tcp_check_probe_timer arms it whenever nothing is in flight and the queue is blocked).
+        if self.unsent_data() > 0
+            && self.snd_una == self.snd_max
+            && self.persist_at.is_none()
+            && self.next_data_len().is_none()
+        {
+            self.arm_persist(now);
+        }
+        sent
+    }
+
+    /// Sends `len` bytes of data at `seq` (FIN too if they end the stream and a FIN is queued).
+    fn emit_range(
+        &mut self,
+        now: Instant,
+        seq: SeqNum,
+        len: usize,
+        retransmission: bool,
+        emit: &mut impl FnMut(&Outgoing, &SendBuffer) -> bool,
+    ) -> bool {
+        let offset = seq.distance_from(self.snd_una) as usize;
+        // The options may not leave room for a full payload (SACK blocks): trim to fit the MSS.
+        let opts = Self::option_len(&self.options_for(now, false));
+        let room = self.mss.len().saturating_sub(opts).max(1);
+        let len = len.min(room);
+        let end = seq + len;
+        let mut flags = Flags::NONE;
+        if end == self.data_end() {
+            flags |= Flags::PSH;
+        }
+        let with_fin = self.fin_at(end);
+        if with_fin {
+            flags |= Flags::FIN;
+        }
+        let seg = self.segment(now, seq, flags, offset, len);
+        if !emit(&seg, &self.send_buf) {
+            return false;
+        }
+        if retransmission {
+            self.stats.retrans_segs += 1;
+            self.last_rexmit_ts = Some(self.ts_now(now));
+        } else if !self.ts_ok && self.rtt_probe.is_none() {
+            // Karn: time only segments sent once.
+            self.rtt_probe = Some((end, now));
+        }
+        if len < self.payload_mss().len() {
+            self.snd_sml = end;
+        }
+        let mut next = end;
+        if with_fin {
+            self.fin_seq = Some(end);
+            next = end + 1u32;
+        }
+        if seq == self.snd_nxt || next.after(self.snd_nxt) {
+            self.snd_nxt = self.snd_nxt.max(next);
+        }
+        self.snd_max = self.snd_max.max(next);
+        if self.rto_at.is_none() {
+            self.rto_at = Some(now + self.rtt.rto());
+        }
+        self.persist_at = None;
+        self.force_send = false;
+        true
+    }
+}
