@@ -2,39 +2,50 @@
 //!
 //! One shard (198.18.0.1/24, gateway 198.18.0.254, small queues so that every "full" path is
 //! reachable) with a UDP socket bound to port 5000, a UDP socket on port 6000 connected to
-//! 198.18.0.2:7000, and 198.18.0.2 (02:00:00:00:00:02) in its ARP cache. The fuzzer's input is
-//! decoded (with `arbitrary`) into up to 256 operations:
+//! 198.18.0.2:7000, a TCP listener on port 8000 (backlog 2, at most 8 connections), and
+//! 198.18.0.2 (02:00:00:00:00:02) in its ARP cache. The fuzzer's input is decoded (with
+//! `arbitrary`) into up to 256 operations:
 //!
 //! - frames built from fields, mostly valid: ARP requests/replies between addresses of
 //!   198.18.0.0/24, ICMP echo requests/replies, ICMP destination unreachable quoting one of our
 //!   datagrams, UDP to the open, connected or a closed port with a good, absent or bad checksum,
+//!   TCP segments (to the listener, on a flow the shard has used, or anywhere; sequence and
+//!   acknowledgment numbers raw or relative to what the shard last sent; any flags and options),
 //!   IPv4 with options, fragments or another protocol; then possibly mutated (truncated, a bit
 //!   flipped, EtherType replaced, padded, VLAN-tagged), with or without the NIC's checksum
 //!   verdicts;
 //! - ICMP messages of any type and code;
 //! - raw frames of arbitrary bytes, and repeats of the last frame (bursts);
+//! - a well-behaved TCP peer: a full handshake to the listener, a SYN-ACK answering our
+//!   `connect`, in-window segments with data and flags on a known flow;
 //! - time advances (`handle_timeout` + `poll_transmit`) and transmits into a bounded batch;
-//! - the application's `sendto`/`send`/`recvfrom` on both sockets, `ping` and its replies.
+//! - the application: `sendto`/`send`/`recvfrom` on both UDP sockets, `ping` and its replies,
+//!   TCP `accept`, `connect`, `send`, `recv`, `close`, `abort`.
 //!
 //! Invariants asserted after every operation: no panic; every counter of the receive path adds
 //! up (frames fed = Ethernet `InFrames`; IPv4 `InReceives` = frames that passed the Ethernet
 //! checks with EtherType IPv4, as our own parser sees them; each layer's inputs = its outcomes;
 //! drop-reason totals = error counters); datagrams delivered = received by the app + still
-//! queued; no socket queue exceeds its configured length; every transmitted frame parses with
-//! our own parsers, comes from our MAC and address, and has valid IPv4, ICMP and UDP checksums;
-//! after a full transmit `poll_timeout` never asks to be called again at once. At the end, after
-//! a final flush, every ARP packet the counters say was sent was seen on the wire.
+//! queued; no socket queue exceeds its configured length, no more TCP connections than allowed;
+//! every transmitted frame parses with our own parsers, comes from our MAC and address, and has
+//! valid IPv4, ICMP, UDP and TCP checksums; after a full transmit `poll_timeout` never asks to
+//! be called again at once. At the end, after a final flush, every ARP packet the counters say
+//! was sent was seen on the wire.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use shardnet::ip::{InterfaceConfig, Ipv4Cidr};
 use shardnet::port::{RxOffload, VecTransmit};
+use shardnet::shard::tcp::{ListenHandle, TcpHandle};
 use shardnet::shard::{Shard, ShardConfig};
 use shardnet::time::{Duration, Instant};
 use shardnet::udp::{RecvError, UdpHandle};
 use shardnet::wire::ethernet::{self, EtherType};
-use shardnet::wire::{ChecksumMode, EthernetAddress, Ipv4Addr, arp, icmp, ipv4, udp};
+use shardnet::wire::{
+    ChecksumMode, EthernetAddress, Ipv4Addr, arp, icmp, ipv4, tcp, tcp_option, udp,
+};
+use std::collections::HashMap;
 use std::net::SocketAddrV4;
 
 const ETH: usize = ethernet::HEADER_LEN;
@@ -51,6 +62,10 @@ const PEER_PORT: u16 = 7000;
 const RX_QUEUE: usize = 4;
 const TX_QUEUE: usize = 4;
 const PING_QUEUE: usize = 4;
+const LISTEN_PORT: u16 = 8000;
+const BACKLOG: usize = 2;
+const MAX_TCP: usize = 8;
+const MAX_FLOWS: usize = 32;
 const MAX_OPS: usize = 256;
 const MAX_FRAME: usize = 2048;
 
@@ -163,6 +178,41 @@ enum IpShape {
     Ttl(u8),
 }
 
+/// Which TCP connection a segment belongs to.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum TcpFlow {
+    /// To the listener, from `src`:`src_port`.
+    ToListener { src: Host, src_port: u16 },
+    /// One of the flows the shard has sent segments on (by index), else like `ToListener`
+    /// from the peer.
+    Known(u8),
+    /// Anywhere.
+    Other {
+        src: Host,
+        src_port: u16,
+        dst_port: u16,
+    },
+}
+
+/// A sequence or acknowledgment number: raw, or relative to what the shard last said on the
+/// flow (its next sequence number, or the acknowledgment it sent), so that handshakes and data
+/// transfer are reachable.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum SeqChoice {
+    Raw(u32),
+    Expected(i16),
+}
+
+/// TCP options of a built segment.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+struct TcpOpts {
+    mss: Option<u16>,
+    window_scale: Option<u8>,
+    sack_permitted: bool,
+    timestamp: Option<(u32, u32)>,
+    sack: Option<(SeqChoice, u16)>,
+}
+
 /// A frame described by its fields.
 #[derive(Arbitrary, Debug)]
 enum Packet {
@@ -199,6 +249,20 @@ enum Packet {
         remote: Host,
         remote_port: Port,
         quote_len: u8,
+    },
+    /// A TCP segment.
+    Tcp {
+        flow: TcpFlow,
+        seq: SeqChoice,
+        /// `None`: no ACK flag.
+        ack: Option<SeqChoice>,
+        /// Control bits other than ACK (which follows `ack`).
+        flags: u16,
+        window: u16,
+        options: TcpOpts,
+        len: u16,
+        csum: Csum,
+        shape: IpShape,
     },
     /// An ICMP message of any type and code, with a good checksum.
     IcmpAny {
@@ -259,6 +323,34 @@ enum Op {
         len: u16,
     },
     RecvEcho,
+    /// The peer (198.18.0.2:`src_port`) opens a connection to the listener: SYN, the shard's
+    /// SYN-ACK, the peer's ACK.
+    Handshake {
+        src_port: u16,
+        options: TcpOpts,
+    },
+    /// The application connects to the peer's `port` and the peer answers with a SYN-ACK.
+    ConnectAnswered {
+        port: u16,
+        options: TcpOpts,
+    },
+    /// The peer sends on a known flow what the shard expects: the next sequence number (give or
+    /// take `seq_delta`), an up-to-date ACK, `len` bytes of data, and `flags` (FIN, PSH, ...).
+    PeerSegment {
+        flow: u8,
+        flags: u16,
+        len: u16,
+        seq_delta: i8,
+    },
+    TcpAccept,
+    TcpConnect(u16),
+    TcpSend {
+        which: u8,
+        len: u16,
+    },
+    TcpRecv(u8),
+    TcpClose(u8),
+    TcpAbort(u8),
 }
 
 fn pattern(len: usize) -> Vec<u8> {
@@ -343,9 +435,137 @@ fn udp_datagram(
     }
 }
 
-fn build(packet: &Packet, eth_dst: EthDst, eth_src: Mac) -> Vec<u8> {
+/// What the shard last said on a TCP flow.
+#[derive(Debug, Clone, Copy, Default)]
+struct FlowSeen {
+    /// Its next sequence number (sequence number + length of its latest segment).
+    snd_nxt: u32,
+    /// The acknowledgment number it sent, if any.
+    ack: Option<u32>,
+}
+
+/// TCP flows (our address and port, theirs) the shard has sent segments on, in order.
+#[derive(Debug, Default)]
+struct Flows {
+    order: Vec<(SocketAddrV4, SocketAddrV4)>,
+    seen: HashMap<(SocketAddrV4, SocketAddrV4), FlowSeen>,
+}
+
+impl Flows {
+    fn record(&mut self, local: SocketAddrV4, remote: SocketAddrV4, seen: FlowSeen) {
+        let key = (local, remote);
+        match self.seen.get_mut(&key) {
+            Some(old) => {
+                // Keep the highest sequence number (retransmissions go back).
+                if (seen.snd_nxt.wrapping_sub(old.snd_nxt) as i32) > 0 {
+                    old.snd_nxt = seen.snd_nxt;
+                }
+                old.ack = seen.ack.or(old.ack);
+            }
+            None if self.order.len() < MAX_FLOWS => {
+                self.order.push(key);
+                self.seen.insert(key, seen);
+            }
+            None => {}
+        }
+    }
+
+    fn nth(&self, i: u8) -> Option<(SocketAddrV4, SocketAddrV4)> {
+        let n = self.order.len();
+        (n > 0).then(|| self.order[usize::from(i) % n])
+    }
+}
+
+fn resolve(choice: SeqChoice, base: u32) -> u32 {
+    match choice {
+        SeqChoice::Raw(v) => v,
+        SeqChoice::Expected(delta) => base.wrapping_add(delta as i32 as u32),
+    }
+}
+
+fn build(packet: &Packet, eth_dst: EthDst, eth_src: Mac, flows: &Flows) -> Vec<u8> {
     let eth = (eth_dst.addr(), eth_src.addr());
     match *packet {
+        Packet::Tcp {
+            flow,
+            seq,
+            ack,
+            flags,
+            window,
+            options,
+            len,
+            csum,
+            shape,
+        } => {
+            let listener = SocketAddrV4::new(IP_US, LISTEN_PORT);
+            let (local, remote) = match flow {
+                TcpFlow::ToListener { src, src_port } => {
+                    (listener, SocketAddrV4::new(src.ip(), src_port))
+                }
+                TcpFlow::Known(i) => flows
+                    .nth(i)
+                    .unwrap_or((listener, SocketAddrV4::new(IP_PEER, PEER_PORT))),
+                TcpFlow::Other {
+                    src,
+                    src_port,
+                    dst_port,
+                } => (
+                    SocketAddrV4::new(IP_US, dst_port),
+                    SocketAddrV4::new(src.ip(), src_port),
+                ),
+            };
+            let seen = flows
+                .seen
+                .get(&(local, remote))
+                .copied()
+                .unwrap_or_default();
+            let mut sack_ranges = tcp_option::SackBlocks::new();
+            if let Some((left, width)) = options.sack {
+                let left = resolve(left, seen.snd_nxt);
+                let right = left.wrapping_add(u32::from(width));
+                let _ = sack_ranges.push(tcp_option::SackBlock { left, right });
+            }
+            let payload = pattern(usize::from(len) % 1600);
+            let repr = tcp::Repr {
+                src_port: remote.port(),
+                dst_port: local.port(),
+                seq_number: resolve(seq, seen.ack.unwrap_or(0)),
+                ack_number: ack.map(|a| resolve(a, seen.snd_nxt)),
+                flags: tcp::Flags::from_bits_truncate(flags).difference(tcp::Flags::ACK),
+                window_len: window,
+                urgent_at: 0,
+                max_seg_size: options.mss,
+                window_scale: options.window_scale,
+                sack_permitted: options.sack_permitted,
+                sack_ranges,
+                timestamp: options
+                    .timestamp
+                    .map(|(tsval, tsecr)| tcp::TcpTimestamp { tsval, tsecr }),
+                fast_open: None,
+                payload: &payload,
+            };
+            let (src, dst) = (*remote.ip(), *local.ip());
+            ip_frame(
+                eth,
+                src,
+                dst,
+                ipv4::Protocol::Tcp,
+                shape,
+                repr.buffer_len(),
+                |b| {
+                    let mut seg = tcp::Segment::new_unchecked(b);
+                    repr.emit(&mut seg, src, dst, ChecksumMode::Software);
+                    match csum {
+                        Csum::Good => {}
+                        Csum::None => seg.set_checksum(0),
+                        Csum::Bad(x) => {
+                            let c = seg.checksum() ^ (x | 1);
+                            seg.set_checksum(c);
+                        }
+                    }
+                },
+            )
+        }
         Packet::Arp {
             request,
             sender_mac,
@@ -551,6 +771,10 @@ struct Model {
     /// Sends the shard accepted, and UDP frames seen leaving.
     sends_ok: u64,
     udp_out: u64,
+    /// TCP frames seen leaving.
+    tcp_out: u64,
+    /// Bytes the application read from TCP connections.
+    tcp_read: u64,
     /// Frames seen leaving, their bytes, and the ARP ones among them.
     tx_frames: u64,
     tx_bytes: u64,
@@ -586,6 +810,10 @@ struct World {
     model: Model,
     /// The last frame fed, for `Op::Repeat`.
     last: (Vec<u8>, RxOffload),
+    listener: ListenHandle,
+    /// Connections accepted or opened (at most `MAX_TCP`).
+    conns: Vec<TcpHandle>,
+    flows: Flows,
 }
 
 impl World {
@@ -605,7 +833,11 @@ impl World {
         config.arp_queue_len = 8;
         config.control_queue_len = 8;
         config.ping_queue_len = PING_QUEUE;
+        config.max_tcp_connections = MAX_TCP;
+        config.tcp.send_buffer = 8192;
+        config.tcp.recv_buffer = 8192;
         let mut shard = Shard::new(config);
+        let listener = shard.tcp().listen(LISTEN_PORT, BACKLOG).expect("port free");
         let sockets = shard.udp();
         let bound = sockets.open().expect("room for a socket");
         sockets
@@ -625,6 +857,9 @@ impl World {
             now: Instant::ZERO,
             model: Model::default(),
             last: (Vec::new(), RxOffload::default()),
+            listener,
+            conns: Vec::new(),
+            flows: Flows::default(),
         };
         // The peer asks for our address: the shard learns it and answers.
         let hello = build(
@@ -637,6 +872,7 @@ impl World {
             },
             EthDst::Broadcast,
             Mac::Peer,
+            &world.flows,
         );
         world.rx(&hello, RxOffload::default());
         world.transmit(None);
@@ -733,6 +969,23 @@ impl World {
                         assert_eq!(r.buffer_len(), p.payload().len());
                         assert!([BOUND_PORT, CONNECTED_PORT].contains(&r.src_port));
                     }
+                    ipv4::Protocol::Tcp => {
+                        self.model.tcp_out += 1;
+                        // TCP has nothing to say to a broadcast (RFC 1122 4.2.3.10).
+                        assert!(!e.dst_addr.is_broadcast());
+                        let seg = tcp::Segment::new_checked(p.payload()).expect("sent TCP");
+                        let r = tcp::Repr::parse(&seg, ip.src_addr, dst, ChecksumMode::Software)
+                            .expect("sent TCP: checksum and options");
+                        assert_eq!(r.buffer_len(), p.payload().len(), "canonical options");
+                        let local = SocketAddrV4::new(ip.src_addr, r.src_port);
+                        let remote = SocketAddrV4::new(dst, r.dst_port);
+                        let snd_nxt = r.seq_number.wrapping_add(r.segment_len() as u32);
+                        let seen = FlowSeen {
+                            snd_nxt,
+                            ack: r.ack_number,
+                        };
+                        self.flows.record(local, remote, seen);
+                    }
                     other => panic!("sent IPv4 protocol {other:?}"),
                 }
             }
@@ -744,6 +997,50 @@ impl World {
         self.now += by;
         self.shard.handle_timeout(self.now);
         self.transmit(None);
+    }
+
+    /// Feeds a well-formed segment from the peer on `flow`.
+    fn peer_segment(
+        &mut self,
+        flow: TcpFlow,
+        flags: tcp::Flags,
+        seq: SeqChoice,
+        ack: Option<SeqChoice>,
+        options: &TcpOpts,
+        len: u16,
+    ) {
+        let packet = Packet::Tcp {
+            flow,
+            seq,
+            ack,
+            flags: flags.bits(),
+            window: 65535,
+            options: *options,
+            len,
+            csum: Csum::Good,
+            shape: IpShape::Plain,
+        };
+        let frame = build(&packet, EthDst::Us, Mac::Peer, &self.flows);
+        self.rx(&frame, RxOffload::default());
+    }
+
+    /// The `TcpFlow::Known` index of our `local_port` with the peer's `remote_port`.
+    fn flow_index(&self, local_port: u16, remote_port: u16) -> TcpFlow {
+        let i = self
+            .flows
+            .order
+            .iter()
+            .position(|(l, r)| {
+                l.port() == local_port && *r == SocketAddrV4::new(IP_PEER, remote_port)
+            })
+            .unwrap_or(0);
+        TcpFlow::Known(i as u8)
+    }
+
+    /// One of the connections, if it is still open.
+    fn conn(&mut self, which: u8) -> Option<&mut shardnet::tcp::Tcb> {
+        let h = *self.conns.get(usize::from(which) % MAX_TCP)?;
+        self.shard.tcp().get_mut(h)
     }
 
     fn recv(&mut self, which: usize, buf_len: usize) {
@@ -775,7 +1072,7 @@ impl World {
                 ipv4_checksum_good,
                 l4_checksum_good,
             } => {
-                let mut frame = build(packet, *eth_dst, *eth_src);
+                let mut frame = build(packet, *eth_dst, *eth_src, &self.flows);
                 mutate(&mut frame, *mutation);
                 let offload = RxOffload {
                     ipv4_checksum_good: *ipv4_checksum_good,
@@ -825,6 +1122,95 @@ impl World {
                 let data = pattern(usize::from(*len) % 1600);
                 let _ = self.shard.ping(self.now, dst.ip(), *ident, *seq_no, &data);
             }
+            Op::Handshake { src_port, options } => {
+                let flow = TcpFlow::ToListener {
+                    src: Host::Peer,
+                    src_port: *src_port,
+                };
+                self.peer_segment(
+                    flow,
+                    tcp::Flags::SYN,
+                    SeqChoice::Raw(1000),
+                    None,
+                    options,
+                    0,
+                );
+                self.transmit(None);
+                let known = self.flow_index(LISTEN_PORT, *src_port);
+                let ack = Some(SeqChoice::Expected(0));
+                let (seq, flags) = (SeqChoice::Raw(1001), tcp::Flags::empty());
+                self.peer_segment(known, flags, seq, ack, options, 0);
+            }
+            Op::ConnectAnswered { port, options } => {
+                let to = SocketAddrV4::new(IP_PEER, *port);
+                if let Ok(h) = self.shard.tcp_connect(self.now, to) {
+                    if self.conns.len() < MAX_TCP {
+                        self.conns.push(h);
+                    }
+                    self.transmit(None);
+                    if let Some(local) = self.shard.tcp().get_mut(h).map(|t| t.local()) {
+                        let known = self.flow_index(local.port(), *port);
+                        let ack = Some(SeqChoice::Expected(0));
+                        let syn = tcp::Flags::SYN;
+                        self.peer_segment(known, syn, SeqChoice::Raw(5000), ack, options, 0);
+                    }
+                }
+            }
+            Op::PeerSegment {
+                flow,
+                flags,
+                len,
+                seq_delta,
+            } => {
+                let options = TcpOpts {
+                    mss: None,
+                    window_scale: None,
+                    sack_permitted: false,
+                    timestamp: None,
+                    sack: None,
+                };
+                let seq = SeqChoice::Expected(i16::from(*seq_delta));
+                let ack = Some(SeqChoice::Expected(0));
+                let flags = tcp::Flags::from_bits_truncate(*flags);
+                let len = *len % 1500;
+                self.peer_segment(TcpFlow::Known(*flow), flags, seq, ack, &options, len);
+            }
+            Op::TcpAccept => {
+                if let Ok(h) = self.shard.tcp().accept(self.listener)
+                    && self.conns.len() < MAX_TCP
+                {
+                    self.conns.push(h);
+                }
+            }
+            Op::TcpConnect(port) => {
+                let to = SocketAddrV4::new(IP_PEER, *port);
+                if let Ok(h) = self.shard.tcp_connect(self.now, to)
+                    && self.conns.len() < MAX_TCP
+                {
+                    self.conns.push(h);
+                }
+            }
+            Op::TcpSend { which, len } => {
+                let data = pattern(usize::from(*len) % 4096);
+                if let Some(tcb) = self.conn(*which) {
+                    let _ = tcb.send(&data);
+                }
+            }
+            Op::TcpRecv(which) => {
+                let mut buf = [0u8; 4096];
+                let n = self.conn(*which).and_then(|tcb| tcb.recv(&mut buf).ok());
+                self.model.tcp_read += n.unwrap_or(0) as u64;
+            }
+            Op::TcpClose(which) => {
+                if let Some(&h) = self.conns.get(usize::from(*which) % MAX_TCP) {
+                    self.shard.tcp().close(self.now, h);
+                }
+            }
+            Op::TcpAbort(which) => {
+                if let Some(&h) = self.conns.get(usize::from(*which) % MAX_TCP) {
+                    self.shard.tcp().abort(self.now, h);
+                }
+            }
             Op::RecvEcho => {
                 let mut buf = [0u8; 2048];
                 if let Some(r) = self.shard.recv_echo_reply(&mut buf) {
@@ -838,7 +1224,8 @@ impl World {
 
     fn check_counters(&mut self) {
         let m = &self.model;
-        let s = *self.shard.stats();
+        let s = self.shard.stats();
+        let tcp_conns = self.shard.tcp().connection_count();
         let udp_sockets = self.shard.udp();
         let queued = [
             udp_sockets.recv_queue_len(self.bound),
@@ -901,6 +1288,13 @@ impl World {
         );
         assert!(m.udp_out <= s.udp.out_datagrams);
         assert!(s.udp.out_datagrams <= m.sends_ok);
+
+        // TCP.
+        assert_eq!(s.tcp_drops.total(), s.tcp.in_errs);
+        assert!(s.tcp.in_csum_errors <= s.tcp.in_errs && s.tcp.in_errs <= s.tcp.in_segs);
+        assert!(m.tcp_out <= s.tcp.out_segs);
+        assert!(tcp_conns <= MAX_TCP);
+        assert!(s.tcp.curr_estab as usize <= tcp_conns);
     }
 
     fn finish(&mut self) {
@@ -917,7 +1311,7 @@ impl World {
             }
         }
         self.check_counters();
-        let s = *self.shard.stats();
+        let s = self.shard.stats();
         assert_eq!(
             s.icmp.in_echo_reps,
             self.model.echo_replies + s.icmp.in_echo_reps_dropped
@@ -940,5 +1334,10 @@ fuzz_target!(|ops: Vec<Op>| {
     if std::env::var_os("SHARD_RX_STATS").is_some() {
         // Which counters the inputs reach (see README: checking what the target covers).
         eprint!("{}", world.shard.stats().render(false));
+        let established = world.shard.tcp().stats().established;
+        eprintln!(
+            "Tcp: Established {established}\nApp: TcpRead {}",
+            world.model.tcp_read
+        );
     }
 });
