@@ -85,6 +85,8 @@ errno_enum!(
         WouldBlock => "EAGAIN",
         /// The datagram does not fit in one unfragmented IP packet.
         MessageTooLong => "EMSGSIZE",
+        /// Destination port 0 (Linux `udp_sendmsg` refuses it the same way).
+        InvalidArgument => "EINVAL",
         /// No destination given and the socket is not connected.
         NotConnected => "EDESTADDRREQ",
         /// A broadcast destination without `SO_BROADCAST`.
@@ -391,6 +393,9 @@ impl UdpSockets {
             return Err(SendError::ConnectionRefused);
         }
         let dst = dst.or(s.peer).ok_or(SendError::NotConnected)?;
+        if dst.port() == 0 {
+            return Err(SendError::InvalidArgument);
+        }
         if len > max_payload {
             return Err(SendError::MessageTooLong);
         }
@@ -670,6 +675,18 @@ mod tests {
         // A transmit path with no room keeps the datagram queued.
         t.poll_send(|_| false);
         assert_eq!(sent(&mut t).len(), 2);
+        assert!(!t.has_pending_send());
+    }
+
+    #[test]
+    fn sending_to_port_zero_is_einval() {
+        let mut t = table();
+        let s = t.open().unwrap();
+        let to = SocketAddrV4::new(*PEER.ip(), 0);
+        assert_eq!(
+            t.send_to(s, Some(to), b"x", no_broadcast),
+            Err(SendError::InvalidArgument)
+        );
         assert!(!t.has_pending_send());
     }
 

@@ -1093,11 +1093,6 @@ impl World {
             Op::AdvanceMillis(ms) => self.advance(Duration::from_millis(u64::from(*ms))),
             Op::AdvanceSeconds(s) => self.advance(Duration::from_secs(u64::from(*s))),
             Op::Transmit(limit) => self.transmit(Some(usize::from(*limit % 8))),
-            // KNOWN BUG (reported, not ours to fix): `udp_send_to` accepts destination port 0
-            // and the shard then sends a datagram to port 0 (Linux `udp_sendmsg`: EINVAL).
-            // Skipped so that the target keeps fuzzing; the seed `bug-udp-send-to-port-0`
-            // reproduces it once this line is removed.
-            Op::SendBound { port: 0, .. } => {}
             Op::SendBound { dst, port, len } => {
                 let data = pattern(usize::from(*len) % 1600);
                 let to = SocketAddrV4::new(dst.ip(), *port);

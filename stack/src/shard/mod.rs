@@ -401,8 +401,13 @@ impl Shard {
             self.stats.ip.out_no_routes += 1;
             return Err(udp::SendError::NetUnreachable);
         }
-        self.udp
-            .send_with(h, Some(target), len, |a| iface.is_broadcast(a), write)
+        let sent = self
+            .udp
+            .send_with(h, Some(target), len, |a| iface.is_broadcast(a), write);
+        if sent == Err(udp::SendError::WouldBlock) {
+            self.stats.udp.sndbuf_errors += 1;
+        }
+        sent
     }
 
     fn next_ident(&mut self) -> u16 {
@@ -429,6 +434,12 @@ impl Shard {
         let dst = eth.dst_addr();
         if dst != self.config.iface.mac && !dst.is_broadcast() {
             self.stats.ethernet.rx_not_for_us += 1;
+            return;
+        }
+        // 802.1Q: the tag is parsed and skipped. A priority tag (VLAN 0) is untagged traffic;
+        // any other VLAN is not ours, as on a Linux interface with no VLAN device on it.
+        if eth.vlan_id().is_some_and(|vid| vid != 0) {
+            self.stats.ethernet.rx_other_vlan += 1;
             return;
         }
         match eth.ethertype() {
@@ -504,7 +515,7 @@ impl Shard {
                 emit_arp_frame(buf, eth_dst, &reply)
             }) {
                 Ok(()) => self.stats.arp.tx_replies += 1,
-                Err(_) => self.stats.icmp.out_dropped += 1,
+                Err(_) => self.stats.arp.tx_dropped += 1,
             }
         }
     }

@@ -93,6 +93,8 @@ counters!(
         rx_unknown_ethertype: "InUnknownEtherType",
         /// Frames too short for an Ethernet header.
         rx_truncated: "InTruncated",
+        /// Frames tagged with a VLAN other than 0 (no VLAN is configured).
+        rx_other_vlan: "InOtherVlan",
         /// Frames not sent because the port had no free buffer or ring slot.
         tx_no_buffer: "OutNoBuffer",
     }
@@ -113,6 +115,8 @@ counters!(
         tx_requests: "OutRequests",
         /// Replies sent.
         tx_replies: "OutReplies",
+        /// Replies dropped because the output queue was full.
+        tx_dropped: "OutDropped",
         /// Gratuitous announcements sent.
         tx_gratuitous: "OutGratuitous",
         /// Addresses resolved.
