@@ -591,19 +591,15 @@ impl TcpEndpoints {
     /// Runs connection timers due at `now` and drops connections that have ended and that no
     /// application handle refers to any more.
     pub fn on_timeout(&mut self, now: Instant) {
-        let mut dead = Vec::new();
-        for (i, s) in self.slots.iter_mut().enumerate() {
-            if let Some(tcb) = s.tcb.as_mut() {
-                if tcb.poll_timeout().is_some_and(|t| t <= now) {
-                    tcb.on_timeout(now);
-                }
-                if tcb.is_closed() && !s.owned {
-                    dead.push(i as u32);
-                }
+        for i in 0..self.slots.len() {
+            let s = &mut self.slots[i];
+            let Some(tcb) = s.tcb.as_mut() else { continue };
+            if tcb.poll_timeout().is_some_and(|t| t <= now) {
+                tcb.on_timeout(now);
             }
-        }
-        for i in dead {
-            self.remove(i);
+            if tcb.is_closed() && !s.owned {
+                self.remove(i as u32);
+            }
         }
     }
 
@@ -632,8 +628,8 @@ impl TcpEndpoints {
             }
             self.strays.pop_front();
         }
-        let mut dead = Vec::new();
-        for (i, s) in self.slots.iter_mut().enumerate() {
+        for i in 0..self.slots.len() {
+            let s = &mut self.slots[i];
             let Some(tcb) = s.tcb.as_mut() else { continue };
             let (local, remote) = (tcb.local(), tcb.remote());
             let mut full = false;
@@ -643,14 +639,11 @@ impl TcpEndpoints {
                 ok
             });
             if tcb.is_closed() && !s.owned {
-                dead.push(i as u32);
+                self.remove(i as u32);
             }
             if full {
                 break;
             }
-        }
-        for i in dead {
-            self.remove(i);
         }
     }
 }
