@@ -78,8 +78,17 @@ if [ "$FUZZ_SECONDS" != 0 ]; then
         mkdir -p "fuzz/corpus/$target"
         seeds=()
         [ -d "fuzz/seeds/$target" ] && seeds=("fuzz/seeds/$target")
-        cargo fuzz run "$target" "fuzz/corpus/$target" "${seeds[@]}" -- \
-          -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tail -n 12
+        log="fuzz/artifacts/$target.log"
+        mkdir -p fuzz/artifacts
+        if cargo fuzz run "$target" "fuzz/corpus/$target" "${seeds[@]}" -- \
+          -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
+          grep -E '^Done|stat::number_of_executed_units|stat::peak_rss_mb' "$log" || tail -n 3 "$log"
+        else
+          # Show the failure itself (the panic or sanitizer report), not a backtrace's tail.
+          grep -n -m1 -A 12 -E 'panicked|ERROR: AddressSanitizer|ERROR: libFuzzer|deadly signal|^ERROR' "$log" || tail -n 40 "$log"
+          echo "fuzz target $target failed; the input is in stack/fuzz/artifacts/$target/, the log in $log" >&2
+          exit 1
+        fi
       done
     )
   else

@@ -762,6 +762,7 @@ struct Model {
     truncated: u64,
     not_for_us: u64,
     unknown_ethertype: u64,
+    other_vlan: u64,
     arp: u64,
     ipv4: u64,
     /// Datagrams the application received on each socket.
@@ -792,6 +793,11 @@ impl Model {
         let dst = eth.dst_addr();
         if dst != MAC_US && !dst.is_broadcast() {
             self.not_for_us += 1;
+            return;
+        }
+        // A VLAN other than 0 is not ours (no VLAN is configured), as on Linux.
+        if eth.vlan_id().is_some_and(|vid| vid != 0) {
+            self.other_vlan += 1;
             return;
         }
         match eth.ethertype() {
@@ -1233,6 +1239,7 @@ impl World {
         assert_eq!(s.ethernet.rx_truncated, m.truncated);
         assert_eq!(s.ethernet.rx_not_for_us, m.not_for_us);
         assert_eq!(s.ethernet.rx_unknown_ethertype, m.unknown_ethertype);
+        assert_eq!(s.ethernet.rx_other_vlan, m.other_vlan);
         assert_eq!(s.ethernet.tx_frames, m.tx_frames);
         assert_eq!(s.ethernet.tx_bytes, m.tx_bytes);
 
