@@ -163,6 +163,28 @@ pub struct Shard {
     now: Instant,
 }
 
+/// The IPv4 header of a packet this host sends: no options, DF set (shardnet never fragments;
+/// TCP's MSS and UDP's EMSGSIZE keep packets within the MTU), TTL from the interface.
+fn outgoing_ip(
+    src_addr: Ipv4Addr,
+    dst_addr: Ipv4Addr,
+    protocol: ipv4::Protocol,
+    payload_len: usize,
+    ttl: u8,
+    ident: u16,
+) -> ipv4::Repr {
+    ipv4::Repr {
+        src_addr,
+        dst_addr,
+        protocol,
+        payload_len,
+        ttl,
+        ident,
+        dont_frag: true,
+        dscp_ecn: 0,
+    }
+}
+
 /// Where an outgoing IP packet goes on the link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Egress {
@@ -883,16 +905,14 @@ impl Shard {
                 return Err(OutputError::NoRoute);
             }
         };
-        let ip = ipv4::Repr {
-            src_addr: iface.address(),
-            dst_addr: dst,
+        let ip = outgoing_ip(
+            iface.address(),
+            dst,
             protocol,
             payload_len,
-            ttl: iface.ttl,
-            ident: self.next_ident(),
-            dont_frag: true,
-            dscp_ecn: 0,
-        };
+            iface.ttl,
+            self.next_ident(),
+        );
         let mode = tx_mode(self.config.checksum.tx_ipv4);
         let emit_ip = |buf: &mut [u8]| {
             write(&mut buf[IP..]);
@@ -1064,16 +1084,14 @@ impl Shard {
                 dst_port: out.dst.port(),
                 payload_len: out.payload.len(),
             };
-            let ip_repr = ipv4::Repr {
-                src_addr: *out.src.ip(),
-                dst_addr: dst_ip,
-                protocol: ipv4::Protocol::Udp,
-                payload_len: UDP + out.payload.len(),
-                ttl: iface.ttl,
-                ident: *ip_ident,
-                dont_frag: true,
-                dscp_ecn: 0,
-            };
+            let ip_repr = outgoing_ip(
+                *out.src.ip(),
+                dst_ip,
+                ipv4::Protocol::Udp,
+                UDP + out.payload.len(),
+                iface.ttl,
+                *ip_ident,
+            );
             let emit_ip = |buf: &mut [u8]| {
                 let mut dgram = wire::udp::Packet::new_unchecked(&mut buf[IP..]);
                 dgram.payload_mut()[..out.payload.len()].copy_from_slice(out.payload);
@@ -1115,16 +1133,14 @@ impl Shard {
             *ip_ident = ip_ident.wrapping_add(1);
             let header = tcp::outgoing_repr(local, remote, seg);
             let hdr_len = header.header_len();
-            let ip_repr = ipv4::Repr {
-                src_addr: *local.ip(),
-                dst_addr: dst_ip,
-                protocol: ipv4::Protocol::Tcp,
-                payload_len: hdr_len + seg.payload_len,
-                ttl: iface.ttl,
-                ident: *ip_ident,
-                dont_frag: true,
-                dscp_ecn: 0,
-            };
+            let ip_repr = outgoing_ip(
+                *local.ip(),
+                dst_ip,
+                ipv4::Protocol::Tcp,
+                hdr_len + seg.payload_len,
+                iface.ttl,
+                *ip_ident,
+            );
             let emit_ip = |packet: &mut [u8]| {
                 let l4 = &mut packet[IP..];
                 let copied = buf.copy_out(seg.payload_offset, &mut l4[hdr_len..]);

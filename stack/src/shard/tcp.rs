@@ -139,7 +139,9 @@ const MAX_STRAYS: usize = 256;
 
 /// Converts a parsed wire segment into the state machine's view.
 pub fn incoming<'a>(repr: &wire_tcp::Repr<'a>) -> Incoming<'a> {
-    let mut flags = Flags::from_bits(repr.flags.bits() as u8);
+    // The wire's `Repr` keeps ACK out of its flags (the acknowledgment number says it); the state
+    // machine's segments carry it as a flag.
+    let mut flags = repr.flags;
     if repr.ack_number.is_some() {
         flags |= Flags::ACK;
     }
@@ -185,8 +187,7 @@ pub fn outgoing_repr(
             right: r.get(),
         });
     }
-    let flags = wire_tcp::Flags::from_bits_truncate(u16::from(seg.flags.bits()))
-        .difference(wire_tcp::Flags::ACK);
+    let flags = seg.flags.difference(Flags::ACK);
     wire_tcp::Repr {
         src_port: local.port(),
         dst_port: remote.port(),

@@ -7,109 +7,9 @@
 use super::seq::SeqNum;
 use arrayvec::ArrayVec;
 
-/// TCP control bits (RFC 9293 3.1, RFC 3168 for ECE/CWR).
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct Flags(u8);
-
-impl Flags {
-    /// No more data from sender.
-    pub const FIN: Flags = Flags(0x01);
-    /// Synchronize sequence numbers.
-    pub const SYN: Flags = Flags(0x02);
-    /// Reset the connection.
-    pub const RST: Flags = Flags(0x04);
-    /// Push function.
-    pub const PSH: Flags = Flags(0x08);
-    /// Acknowledgment field is significant.
-    pub const ACK: Flags = Flags(0x10);
-    /// Urgent pointer field is significant (ignored by this stack, RFC 6093).
-    pub const URG: Flags = Flags(0x20);
-    /// ECN-Echo.
-    pub const ECE: Flags = Flags(0x40);
-    /// Congestion Window Reduced.
-    pub const CWR: Flags = Flags(0x80);
-    /// No flag.
-    pub const NONE: Flags = Flags(0);
-
-    /// From the header's flag byte.
-    pub const fn from_bits(bits: u8) -> Flags {
-        Flags(bits)
-    }
-
-    /// The header's flag byte.
-    pub const fn bits(self) -> u8 {
-        self.0
-    }
-
-    /// True if every flag of `other` is set.
-    pub const fn contains(self, other: Flags) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// FIN set.
-    pub const fn fin(self) -> bool {
-        self.contains(Flags::FIN)
-    }
-
-    /// SYN set.
-    pub const fn syn(self) -> bool {
-        self.contains(Flags::SYN)
-    }
-
-    /// RST set.
-    pub const fn rst(self) -> bool {
-        self.contains(Flags::RST)
-    }
-
-    /// ACK set.
-    pub const fn ack(self) -> bool {
-        self.contains(Flags::ACK)
-    }
-
-    /// PSH set.
-    pub const fn psh(self) -> bool {
-        self.contains(Flags::PSH)
-    }
-}
-
-impl core::ops::BitOr for Flags {
-    type Output = Flags;
-    fn bitor(self, rhs: Flags) -> Flags {
-        Flags(self.0 | rhs.0)
-    }
-}
-
-impl core::ops::BitOrAssign for Flags {
-    fn bitor_assign(&mut self, rhs: Flags) {
-        self.0 |= rhs.0;
-    }
-}
-
-impl core::fmt::Debug for Flags {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let names = [
-            (Flags::SYN, "SYN"),
-            (Flags::FIN, "FIN"),
-            (Flags::RST, "RST"),
-            (Flags::PSH, "PSH"),
-            (Flags::ACK, "ACK"),
-        ];
-        let mut first = true;
-        for (flag, name) in names {
-            if self.contains(flag) {
-                if !first {
-                    f.write_str("|")?;
-                }
-                f.write_str(name)?;
-                first = false;
-            }
-        }
-        if first {
-            f.write_str("-")?;
-        }
-        Ok(())
-    }
-}
+/// TCP control bits: the wire format's type (RFC 9293 3.1, RFC 3168 for ECE/CWR). In segments of
+/// the state machine, `ACK` is a flag like the others.
+pub use crate::wire::tcp::Flags;
 
 /// RFC 7323 timestamps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -192,15 +92,6 @@ impl Outgoing {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn flags_combine_and_print() {
-        let f = Flags::SYN | Flags::ACK;
-        assert!(f.syn() && f.ack() && !f.fin() && !f.rst());
-        assert_eq!(format!("{f:?}"), "SYN|ACK");
-        assert_eq!(format!("{:?}", Flags::NONE), "-");
-        assert_eq!(Flags::from_bits(0x12), f);
-    }
 
     #[test]
     fn syn_and_fin_occupy_sequence_space() {

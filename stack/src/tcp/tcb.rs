@@ -1141,7 +1141,7 @@ impl Tcb {
         if self.probe_due && self.state.is_synchronized() {
             // Window and keepalive probes, as Linux sends them (tcp_xmit_probe_skb): an ACK with
             // an old sequence number, which the peer must answer with its ACK and window.
-            let seg = self.segment(now, self.snd_una - 1u32, Flags::NONE, 0, 0);
+            let seg = self.segment(now, self.snd_una - 1u32, Flags::empty(), 0, 0);
             if !emit(&seg, &self.send_buf) {
                 return sent;
             }
@@ -1165,7 +1165,7 @@ impl Tcb {
                     self.snd_max
                 }
             };
-            let seg = self.segment(now, seq, Flags::NONE, 0, 0);
+            let seg = self.segment(now, seq, Flags::empty(), 0, 0);
             if !emit(&seg, &self.send_buf) {
                 return sent;
             }
@@ -1309,7 +1309,7 @@ impl Tcb {
         if len == 0 && !self.fin_at(end) {
             return true;
         }
-        let mut flags = Flags::NONE;
+        let mut flags = Flags::empty();
         if end == self.data_end() {
             flags |= Flags::PSH;
         }
