@@ -17,6 +17,7 @@
 
 pub mod rss;
 pub mod stats;
+pub mod steering;
 pub mod tcp;
 
 use crate::errno::errno_enum;

@@ -1,0 +1,421 @@
+//! RSS steering for active opens: choosing an ephemeral source port whose *reply* traffic the
+//! NIC's receive-side scaling delivers to the shard that opened the connection (design rule 5,
+//! "Steering is exact").
+//!
+//! # The problem
+//!
+//! Shard `q` owns receive queue `q`. When it connects from `L:P` to `R:Rp`, the replies arrive
+//! with source `R:Rp` and destination `L:P`, and the NIC puts them on queue
+//! `indirection[toeplitz(key, R ‖ L ‖ Rp ‖ P) % indirection.len()]` (Microsoft's "Receive-Side
+//! Scaling" specification: the Toeplitz hash over the 12-byte IPv4 input, source address,
+//! destination address, source port, destination port, in network byte order; see
+//! [`super::rss`]). Everything in that input is fixed by the connection except `P`, so the shard
+//! picks `P` from Linux's default ephemeral range ([`crate::udp::EPHEMERAL_PORTS`]) such that the
+//! queue is `q` and the 4-tuple is free. With `n` queues spread evenly about `1/n` of the ports
+//! qualify for any given destination.
+//!
+//! # The approach: the hash is linear
+//!
+//! The Toeplitz hash XORs one 32-bit key window into the result for every set input bit, so it
+//! is linear over XOR: `hash(a ^ b) = hash(a) ^ hash(b)`. Splitting the input into the part
+//! fixed per connect (addresses and remote port, with the local port zeroed) and the two bytes
+//! of the local port gives
+//!
+//! ```text
+//! hash(R, L, Rp, P) = hash(R, L, Rp, 0) ^ hi[P >> 8] ^ lo[P & 0xff]
+//! ```
+//!
+//! where `hi[b]` and `lo[b]` are the hashes of an input that is all zero except byte 10
+//! (resp. 11), which is `b`. [`PortSteering::new`] precomputes the two 256-entry tables (2 KiB)
+//! once per shard; each [`PortSteering::pick`] hashes the fixed part once, and then costs two
+//! lookups, two XORs and one indirection lookup per candidate port: no per-port Toeplitz hash, and
+//! no allocation. Candidates are tried from a rotating cursor, so successive connects spread over
+//! the range instead of crowding its start, and the queue test comes before the caller's
+//! (possibly costlier) `is_free` test.
+//!
+//! The cursor starts at the beginning of the range; a caller with a random source can start it
+//! elsewhere with [`PortSteering::set_cursor`], in the spirit of RFC 6056's port randomisation
+//! (this module itself stays sans-IO and deterministic).
+
+use super::rss::{ToeplitzTable, ipv4_tcp_udp_input, queue_for_hash};
+use crate::port::RssConfig;
+use crate::udp::EPHEMERAL_PORTS;
+use core::net::{Ipv4Addr, SocketAddrV4};
+
+/// The number of ports in [`EPHEMERAL_PORTS`].
+const SPAN: u32 = (*EPHEMERAL_PORTS.end() as u32) - (*EPHEMERAL_PORTS.start() as u32) + 1;
+
+/// Byte offset of the destination port in the IPv4 TCP/UDP hash input
+/// ([`ipv4_tcp_udp_input`]): the local port, for a reply.
+const DST_PORT_OFFSET: usize = 10;
+
+/// What a multi-queue device needs for prediction: its RSS configuration and the precomputed
+/// hash tables.
+#[derive(Clone, Debug)]
+struct Rss {
+    /// The key and indirection table, as the driver reported them.
+    config: RssConfig,
+    /// The Toeplitz table for `config.key`.
+    table: ToeplitzTable,
+    /// `hi[b]`: the hash contribution of `b` as the high byte of the reply's destination port.
+    hi: [u32; 256],
+    /// `lo[b]`: the hash contribution of `b` as the low byte of the reply's destination port.
+    lo: [u32; 256],
+}
+
+impl Rss {
+    /// The contribution of destination port `port` to the reply's hash (the linear part).
+    #[inline]
+    fn port_part(&self, port: u16) -> u32 {
+        let [hi, lo] = port.to_be_bytes();
+        self.hi[usize::from(hi)] ^ self.lo[usize::from(lo)]
+    }
+
+    /// The hash of the reply `remote -> local_ip:0`: everything but the local port.
+    #[inline]
+    fn fixed_part(&self, local_ip: Ipv4Addr, remote: SocketAddrV4) -> u32 {
+        // A zero byte contributes nothing, so the port-less input hashes to the fixed part.
+        self.table.hash(&ipv4_tcp_udp_input(
+            *remote.ip(),
+            local_ip,
+            remote.port(),
+            0,
+        ))
+    }
+}
+
+/// Per-shard source port selection that makes a connection's replies arrive on the shard's own
+/// receive queue. See the [module documentation](self) for the approach.
+#[derive(Clone, Debug)]
+pub struct PortSteering {
+    /// `None` for a single-queue device (no RSS): every port is fine.
+    rss: Option<Rss>,
+    /// This shard's receive queue.
+    queue: u16,
+    /// Offset into [`EPHEMERAL_PORTS`] of the next port to try.
+    cursor: u32,
+}
+
+impl PortSteering {
+    /// Steering for the shard that owns receive queue `queue`, on a device with RSS configuration
+    /// `rss` (from [`crate::port::Capabilities::rss`]). `None`, a single-queue device, makes every
+    /// port acceptable.
+    ///
+    /// Allocates the Toeplitz table (40 KiB for a 40-byte key); nothing else in this type does.
+    pub fn new(rss: Option<&RssConfig>, queue: u16) -> Self {
+        let rss = rss.map(|config| {
+            let table = ToeplitzTable::new(&config.key);
+            let mut hi = [0u32; 256];
+            let mut lo = [0u32; 256];
+            let mut input = [0u8; 12];
+            for b in 0..=255u8 {
+                input[DST_PORT_OFFSET] = b;
+                input[DST_PORT_OFFSET + 1] = 0;
+                hi[usize::from(b)] = table.hash(&input);
+                input[DST_PORT_OFFSET] = 0;
+                input[DST_PORT_OFFSET + 1] = b;
+                lo[usize::from(b)] = table.hash(&input);
+            }
+            Rss {
+                config: config.clone(),
+                table,
+                hi,
+                lo,
+            }
+        });
+        PortSteering {
+            rss,
+            queue,
+            cursor: 0,
+        }
+    }
+
+    /// This shard's receive queue.
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+
+    /// The RSS configuration steering follows; `None` for a single-queue device.
+    pub fn rss(&self) -> Option<&RssConfig> {
+        self.rss.as_ref().map(|r| &r.config)
+    }
+
+    /// The queue on which the device receives a TCP or UDP frame from `src` to `dst`:
+    /// `indirection[toeplitz(key, src ip ‖ dst ip ‖ src port ‖ dst port) % len]`. Queue 0 on a
+    /// single-queue device (and with an empty indirection table).
+    pub fn queue_for(&self, src: SocketAddrV4, dst: SocketAddrV4) -> u16 {
+        match &self.rss {
+            None => 0,
+            Some(rss) => {
+                let input = ipv4_tcp_udp_input(*src.ip(), *dst.ip(), src.port(), dst.port());
+                queue_for_hash(&rss.config, rss.table.hash(&input))
+            }
+        }
+    }
+
+    /// Whether the replies of a connection from `local` to `remote` (frames `remote -> local`)
+    /// arrive on this shard's queue. Always true on a single-queue device.
+    pub fn steer_ok(&self, local: SocketAddrV4, remote: SocketAddrV4) -> bool {
+        self.rss.is_none() || self.queue_for(remote, local) == self.queue
+    }
+
+    /// A local port `P` in [`EPHEMERAL_PORTS`] for a connection from `local_ip` to `remote` such
+    /// that the replies (`remote -> local_ip:P`) arrive on this shard's queue and `is_free(P)`
+    /// holds; `None` if the range holds no such port (the caller's `EADDRNOTAVAIL`).
+    ///
+    /// Ports are tried in order from a cursor that moves past each port returned, wrapping at
+    /// the end of the range; `is_free` is asked only about ports that steer here. Does not
+    /// allocate.
+    pub fn pick(
+        &mut self,
+        local_ip: Ipv4Addr,
+        remote: SocketAddrV4,
+        mut is_free: impl FnMut(u16) -> bool,
+    ) -> Option<u16> {
+        let start = u32::from(*EPHEMERAL_PORTS.start());
+        let fixed = self
+            .rss
+            .as_ref()
+            .map(|rss| rss.fixed_part(local_ip, remote));
+        for i in 0..SPAN {
+            let offset = (self.cursor + i) % SPAN;
+            // start + offset <= 60999: the range lies within u16.
+            let port = u16::try_from(start + offset).ok()?;
+            let steers_here = match (&self.rss, fixed) {
+                (Some(rss), Some(fixed)) => {
+                    queue_for_hash(&rss.config, fixed ^ rss.port_part(port)) == self.queue
+                }
+                _ => true,
+            };
+            if steers_here && is_free(port) {
+                self.cursor = (offset + 1) % SPAN;
+                return Some(port);
+            }
+        }
+        None
+    }
+
+    /// Starts the next [`PortSteering::pick`] at `port` (taken modulo the range if outside it),
+    /// e.g. from a random number, so that port choice is not predictable (RFC 6056, section 2.2).
+    pub fn set_cursor(&mut self, port: u16) {
+        let start = u32::from(*EPHEMERAL_PORTS.start());
+        self.cursor = u32::from(port).wrapping_sub(start) % SPAN;
+    }
+
+    /// The share of hashes the indirection table sends to this shard's queue: about the fraction
+    /// of [`EPHEMERAL_PORTS`] that [`PortSteering::pick`] can use for any one destination (the
+    /// exact share depends on the addresses). 1.0 on a single-queue device.
+    pub fn candidates_fraction(&self) -> f64 {
+        let Some(rss) = &self.rss else {
+            return 1.0;
+        };
+        let table = &rss.config.indirection;
+        if table.is_empty() {
+            return if self.queue == 0 { 1.0 } else { 0.0 };
+        }
+        let ours = table.iter().filter(|&&q| q == self.queue).count();
+        ours as f64 / table.len() as f64
+    }
+
+    /// The reply hash by the linear decomposition, for tests against [`super::rss::toeplitz_hash`].
+    #[cfg(test)]
+    fn fast_reply_hash(&self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<u32> {
+        let rss = self.rss.as_ref()?;
+        Some(rss.fixed_part(*local.ip(), remote) ^ rss.port_part(local.port()))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // house rule: tests may unwrap
+mod tests {
+    use super::*;
+    use crate::shard::rss::{
+        DEFAULT_INDIRECTION_ENTRIES, DEFAULT_KEY, SYMMETRIC_KEY, round_robin_indirection,
+        toeplitz_hash,
+    };
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    fn config(queues: u16) -> RssConfig {
+        RssConfig {
+            key: DEFAULT_KEY.to_vec(),
+            indirection: round_robin_indirection(queues, DEFAULT_INDIRECTION_ENTRIES),
+        }
+    }
+
+    const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+    fn remote(n: u8) -> SocketAddrV4 {
+        SocketAddrV4::new(Ipv4Addr::new(198, 18, 1, n), 80 + u16::from(n))
+    }
+
+    /// The queue of the reply `remote -> local_ip:port`, by the plain bitwise hash.
+    fn reference_queue(
+        rss: &RssConfig,
+        local_ip: Ipv4Addr,
+        remote: SocketAddrV4,
+        port: u16,
+    ) -> u16 {
+        let input = ipv4_tcp_udp_input(*remote.ip(), local_ip, remote.port(), port);
+        queue_for_hash(rss, toeplitz_hash(&rss.key, &input))
+    }
+
+    #[test]
+    fn picked_ports_steer_replies_to_the_picking_queue() {
+        for queues in [2u16, 4, 7] {
+            let rss = config(queues);
+            for q in 0..queues {
+                let mut steering = PortSteering::new(Some(&rss), q);
+                for n in 0..20 {
+                    let remote = remote(n);
+                    let port = steering.pick(LOCAL, remote, |_| true).unwrap();
+                    assert!(EPHEMERAL_PORTS.contains(&port));
+                    assert_eq!(
+                        reference_queue(&rss, LOCAL, remote, port),
+                        q,
+                        "{queues} queues, queue {q}, remote {remote}, port {port}"
+                    );
+                    let local = SocketAddrV4::new(LOCAL, port);
+                    assert!(steering.steer_ok(local, remote));
+                    assert_eq!(steering.queue_for(remote, local), q);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn successive_picks_are_distinct_and_spread_when_used_ports_are_not_free() {
+        for queues in [2u16, 4, 7] {
+            let rss = config(queues);
+            let mut steering = PortSteering::new(Some(&rss), queues - 1);
+            let remote = remote(1);
+            let mut used = HashSet::new();
+            for _ in 0..500 {
+                let port = steering
+                    .pick(LOCAL, remote, |p| !used.contains(&p))
+                    .unwrap();
+                assert!(used.insert(port), "port {port} picked twice");
+                assert_eq!(reference_queue(&rss, LOCAL, remote, port), queues - 1);
+            }
+            // 500 ports at ~1/n density span about 500 * n ports of the range, not a cluster.
+            let (min, max) = (used.iter().min().unwrap(), used.iter().max().unwrap());
+            assert!(
+                u32::from(max - min) > 250 * u32::from(queues),
+                "{queues} queues: ports only span {min}..={max}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_steering_port_of_the_range_is_found_then_none() {
+        let rss = config(4);
+        let remote = remote(3);
+        let mut steering = PortSteering::new(Some(&rss), 2);
+        let expected: HashSet<u16> = EPHEMERAL_PORTS
+            .filter(|&p| reference_queue(&rss, LOCAL, remote, p) == 2)
+            .collect();
+        let mut used = HashSet::new();
+        while let Some(port) = steering.pick(LOCAL, remote, |p| !used.contains(&p)) {
+            assert!(used.insert(port));
+        }
+        assert_eq!(used, expected);
+        let share = expected.len() as f64 / f64::from(SPAN);
+        assert!(
+            (share - steering.candidates_fraction()).abs() < 0.05,
+            "{share}"
+        );
+    }
+
+    #[test]
+    fn pick_is_none_when_no_port_is_free() {
+        let mut steering = PortSteering::new(Some(&config(4)), 1);
+        let mut asked = 0;
+        assert_eq!(
+            steering.pick(LOCAL, remote(1), |_| {
+                asked += 1;
+                false
+            }),
+            None
+        );
+        // Only ports that steer to queue 1 are offered to `is_free`: about a quarter.
+        assert!(asked > 0 && asked < SPAN / 3, "asked about {asked} ports");
+        let mut single = PortSteering::new(None, 0);
+        assert_eq!(single.pick(LOCAL, remote(1), |_| false), None);
+    }
+
+    #[test]
+    fn a_single_queue_device_accepts_any_free_port() {
+        let mut steering = PortSteering::new(None, 0);
+        assert_eq!(steering.pick(LOCAL, remote(1), |_| true), Some(32768));
+        assert_eq!(steering.pick(LOCAL, remote(1), |_| true), Some(32769));
+        assert_eq!(
+            steering.pick(LOCAL, remote(1), |p| p % 10 == 7),
+            Some(32777)
+        );
+        let local = SocketAddrV4::new(LOCAL, 40000);
+        assert!(steering.steer_ok(local, remote(9)));
+        assert_eq!(steering.queue_for(remote(9), local), 0);
+        assert_eq!(steering.candidates_fraction(), 1.0);
+        assert_eq!(steering.rss(), None);
+    }
+
+    #[test]
+    fn the_cursor_wraps_at_the_end_of_the_range() {
+        let mut steering = PortSteering::new(None, 0);
+        steering.set_cursor(60999);
+        assert_eq!(steering.pick(LOCAL, remote(1), |_| true), Some(60999));
+        assert_eq!(steering.pick(LOCAL, remote(1), |_| true), Some(32768));
+        // Outside the range the cursor is taken modulo its size.
+        steering.set_cursor(1000);
+        let port = steering.pick(LOCAL, remote(1), |_| true).unwrap();
+        assert!(EPHEMERAL_PORTS.contains(&port));
+    }
+
+    #[test]
+    fn candidates_fraction_is_the_queues_share_of_the_indirection_table() {
+        let rss = config(4);
+        assert_eq!(PortSteering::new(Some(&rss), 0).candidates_fraction(), 0.25);
+        let seven = config(7);
+        // 128 entries over 7 queues: queue 0 has 19, queue 6 has 18.
+        assert_eq!(
+            PortSteering::new(Some(&seven), 0).candidates_fraction(),
+            19.0 / 128.0
+        );
+        assert_eq!(
+            PortSteering::new(Some(&seven), 6).candidates_fraction(),
+            18.0 / 128.0
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn linear_decomposition_equals_the_bitwise_hash(
+            local_ip: [u8; 4], remote_ip: [u8; 4], local_port: u16, remote_port: u16,
+            symmetric: bool,
+        ) {
+            let key = if symmetric { SYMMETRIC_KEY } else { DEFAULT_KEY };
+            let rss = RssConfig { key: key.to_vec(), indirection: round_robin_indirection(4, 128) };
+            let steering = PortSteering::new(Some(&rss), 0);
+            let local = SocketAddrV4::new(Ipv4Addr::from(local_ip), local_port);
+            let remote = SocketAddrV4::new(Ipv4Addr::from(remote_ip), remote_port);
+            let input = ipv4_tcp_udp_input(*remote.ip(), *local.ip(), remote_port, local_port);
+            prop_assert_eq!(
+                steering.fast_reply_hash(local, remote),
+                Some(toeplitz_hash(&key, &input))
+            );
+        }
+
+        #[test]
+        fn picked_port_matches_the_bitwise_queue(
+            remote_ip: [u8; 4], remote_port: u16, queues in 2u16..=16, cursor: u16,
+        ) {
+            let rss = config(queues);
+            let queue = queues / 2;
+            let mut steering = PortSteering::new(Some(&rss), queue);
+            steering.set_cursor(cursor);
+            let remote = SocketAddrV4::new(Ipv4Addr::from(remote_ip), remote_port);
+            let port = steering.pick(LOCAL, remote, |_| true).unwrap();
+            prop_assert_eq!(reference_queue(&rss, LOCAL, remote, port), queue);
+        }
+    }
+}
