@@ -138,7 +138,10 @@ fn replies_arrive_on_the_picking_queue(b_queues: u16, a_queues: u16) {
         let mut steering = PortSteering::new(rss.as_ref(), q);
         let mut used = HashSet::new();
         for n in 0..24u16 {
-            let remote = SocketAddrV4::new(IP_A, 8000 + n % 5);
+            // A's stack may answer from many addresses (the wire delivers by MAC): vary them, so
+            // that every byte of the hash input matters.
+            let ip = Ipv4Addr::new(203, 0, 113, 1 + 7 * n as u8);
+            let remote = SocketAddrV4::new(if n == 0 { IP_A } else { ip }, 8000 + n % 5);
             let port = steering
                 .pick(IP_B, remote, |p| !used.contains(&(remote.port(), p)))
                 .expect("a steering port");
@@ -188,7 +191,7 @@ fn a_port_picked_for_another_queue_does_not_arrive_on_ours() {
     let rss = q0.capabilities().rss.clone();
     let ours = PortSteering::new(rss.as_ref(), 0);
     let mut theirs = PortSteering::new(rss.as_ref(), 1);
-    let remote = SocketAddrV4::new(IP_A, 443);
+    let remote = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 77), 443);
     let port = theirs.pick(IP_B, remote, |_| true).expect("a port");
     let local = SocketAddrV4::new(IP_B, port);
     assert!(!ours.steer_ok(local, remote));
