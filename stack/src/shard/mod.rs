@@ -19,6 +19,7 @@ pub mod rss;
 pub mod stats;
 pub mod steering;
 pub mod tcp;
+pub mod timer_wheel;
 
 use crate::errno::errno_enum;
 use crate::ip::arp_cache::{ArpCache, ArpConfig, Resolution, Update};
