@@ -21,6 +21,13 @@
 //! entry type, in power-of-two bucket counts) so the table costs about 21 bytes per entry of
 //! capacity.
 //!
+//! Cost at 1 M entries (21 MiB, beyond the caches): a hit is one random DRAM access (slot and
+//! key share a cache line; linear probing touches the next line at most, which the hardware
+//! prefetches), where `hashbrown` takes two (control bytes, then the bucket). A miss probes on
+//! to an empty slot (about 8 slots, 2 to 3 lines, at the 3/4 maximum load), so it costs about
+//! as much as a hit; `hashbrown` answers most misses from its control bytes alone, which cache
+//! better (1 byte per bucket), so it wins on misses. Hits are the per-segment path.
+//!
 //! The all-zero key (0.0.0.0:0 on both sides, which no real TCP connection has) marks an empty
 //! slot; should it be inserted anyway it is kept aside in its own field.
 //!
@@ -322,7 +329,7 @@ mod tests {
     }
 
     #[test]
-    fn insert_get_replace_remove() {
+    fn insert_replaces_and_remove_forgets() {
         let mut t = FlowTable::with_capacity(4, KEY);
         assert!(t.is_empty());
         let k = key(80, 0x0a00_0002, 5000);
