@@ -37,7 +37,7 @@
 //! every connection at one probe sequence (hash flooding). The hash is `ahash` keyed with 256
 //! bits derived from the shard's 16-byte secret: `ahash` is designed to be DoS-resistant when its
 //! keys are secret, and hashes a 12-byte key in a few nanoseconds (AES rounds where the target
-//! has AES-NI, a folded multiply otherwise), several times faster than SipHash-1-3.
+//! has AES-NI, a folded multiply otherwise), faster than SipHash-1-3 (not measured here).
 //! `foldhash` is as fast but states only minimal DoS resistance.
 
 use core::fmt;
