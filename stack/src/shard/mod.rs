@@ -15,6 +15,7 @@
 //! `unres_qlen`) and is sent when the reply arrives, or dropped and counted when resolution
 //! fails.
 
+pub mod flow_table;
 pub mod rss;
 pub mod stats;
 pub mod steering;
