@@ -64,7 +64,9 @@ pub struct ShardConfig {
     pub announce: bool,
     /// Settings of new TCP connections (the MSS follows the interface MTU).
     pub tcp: TcpConfig,
-    /// Most TCP connections at once (any state, TIME-WAIT included).
+    /// Most TCP connections at once (any state, TIME-WAIT included). The flow table (21 bytes
+    /// per entry) and the timer wheel are reserved for this many when the shard is created;
+    /// a high-connection-rate server sets it to a million or more.
     pub max_tcp_connections: usize,
     /// Secret key of the RFC 6528 ISN generator (the runtime draws it at random).
     pub isn_key: [u8; 16],
@@ -84,7 +86,7 @@ impl ShardConfig {
             checksum: ChecksumOffload::default(),
             announce: true,
             tcp: TcpConfig::default(),
-            max_tcp_connections: 1 << 20,
+            max_tcp_connections: 1 << 14,
             isn_key: [0x5a; 16],
         }
     }

@@ -2,11 +2,14 @@
 //! queues, ephemeral ports, and the conversion between wire segments and the state machine's
 //! segment values.
 //!
-//! Everything here is owned by one shard, so it needs no lock. The per-connection timers and
-//! output are found by scanning the connections that asked for attention; the hierarchical
-//! timer wheel that makes this O(1) per timer for a million connections belongs to the shards
-//! milestone.
+//! Everything here is owned by one shard, so it needs no lock. Connections are found by
+//! 4-tuple in a [`FlowTable`] reserved for `max_connections` up front. Each connection has one
+//! entry on a hierarchical [`TimerWheel`] at its earliest timer, and a connection that a segment,
+//! a timer or the application touched joins a ready list; `poll_output` and `on_timeout` visit
+//! only those, so their cost does not grow with the number of idle connections.
 
+use super::flow_table::{FlowKey, FlowTable};
+use super::timer_wheel::{TimerId, TimerWheel};
 use crate::errno::errno_enum;
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::segment::{Flags, Incoming, Options, Outgoing, Timestamps};
@@ -88,10 +91,11 @@ struct Slot {
     listener: Option<u16>,
     /// The application holds a handle.
     owned: bool,
+    /// The connection's entry on the timer wheel, at its earliest timer.
+    timer: Option<TimerId>,
+    /// The connection is on the ready list (to be polled for output and rescheduled).
+    ready: bool,
 }
-
-/// Key of the flow table: local and remote address.
-type FlowKey = (SocketAddrV4, SocketAddrV4);
 
 /// Counters of the TCP endpoint table (the shard merges them into its `Tcp:` group).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -116,7 +120,10 @@ pub struct TcpEndpoints {
     isn: IsnGenerator,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    flows: HashMap<FlowKey, u32>,
+    flows: FlowTable,
+    wheel: TimerWheel<u32>,
+    /// Connections touched since the last `poll_output`, each once (see `Slot::ready`).
+    ready: Vec<u32>,
     listeners: HashMap<u16, Listener>,
     next_port: u16,
     max_connections: usize,
@@ -133,6 +140,9 @@ impl fmt::Debug for TcpEndpoints {
             .finish_non_exhaustive()
     }
 }
+
+/// Granularity of connection timers.
+const TIMER_TICK: crate::time::Duration = crate::time::Duration::from_millis(1);
 
 /// Largest number of stray RSTs queued between two transmits.
 const MAX_STRAYS: usize = 256;
@@ -214,14 +224,21 @@ fn wire_tcp_option_blocks() -> crate::wire::tcp_option::SackBlocks {
 }
 
 impl TcpEndpoints {
-    /// An empty table. `isn_key` keys the RFC 6528 ISN generator.
+    /// An empty table for up to `max_connections` connections, whose flow table, timer wheel
+    /// and ready list are reserved now. `isn_key` keys the RFC 6528 ISN generator and the flow
+    /// table's hash (peers choose 4-tuples, so the hash must be keyed).
     pub fn new(config: TcpConfig, isn_key: [u8; 16], max_connections: usize) -> Self {
+        let mut flow_key = isn_key;
+        flow_key.reverse();
         TcpEndpoints {
             config,
             isn: IsnGenerator::new(isn_key),
             slots: Vec::new(),
             free: Vec::new(),
-            flows: HashMap::new(),
+            flows: FlowTable::with_capacity(max_connections, flow_key),
+            // Linux's timer granularity (HZ = 1000): deadlines round up to the millisecond.
+            wheel: TimerWheel::new(max_connections, TIMER_TICK, Instant::ZERO),
+            ready: Vec::with_capacity(max_connections),
             listeners: HashMap::new(),
             next_port: *crate::udp::EPHEMERAL_PORTS.start(),
             max_connections,
@@ -287,13 +304,28 @@ impl TcpEndpoints {
         s.tcb.as_ref()
     }
 
-    /// The connection of `h`, mutably: `send`, `recv`, `shutdown_write`, options.
+    /// The connection of `h`, mutably: `send`, `recv`, `shutdown_write`, options. The
+    /// connection joins the ready list: what the application did may have made output due.
     pub fn get_mut(&mut self, h: TcpHandle) -> Option<&mut Tcb> {
         let s = self.slots.get_mut(h.index as usize)?;
         if s.generation != h.generation || !s.owned {
             return None;
         }
+        if !s.ready {
+            s.ready = true;
+            self.ready.push(h.index);
+        }
         s.tcb.as_mut()
+    }
+
+    /// Puts connection `index` on the ready list.
+    fn touch(&mut self, index: u32) {
+        if let Some(s) = self.slots.get_mut(index as usize)
+            && !s.ready
+        {
+            s.ready = true;
+            self.ready.push(index);
+        }
     }
 
     /// `listen` on `port` with an accept queue of `backlog` connections.
@@ -360,7 +392,7 @@ impl TcpEndpoints {
         if self.flows.len() >= self.max_connections {
             return None;
         }
-        let key = (tcb.local(), tcb.remote());
+        let key = FlowKey::new(tcb.local(), tcb.remote());
         let h = match self.free.pop() {
             Some(index) => {
                 let s = &mut self.slots[index as usize];
@@ -380,6 +412,8 @@ impl TcpEndpoints {
                     tcb: Some(tcb),
                     owned,
                     listener,
+                    timer: None,
+                    ready: false,
                 });
                 TcpHandle {
                     index,
@@ -387,7 +421,17 @@ impl TcpEndpoints {
                 }
             }
         };
-        self.flows.insert(key, h.index);
+        if self.flows.insert(key, h.index).is_err() {
+            // Cannot happen below max_connections; undo rather than keep an unreachable slot.
+            if let Some(s) = self.slots.get_mut(h.index as usize) {
+                s.tcb = None;
+                s.owned = false;
+                s.listener = None;
+            }
+            self.free.push(h.index);
+            return None;
+        }
+        self.touch(h.index);
         Some(h)
     }
 
@@ -401,8 +445,8 @@ impl TcpEndpoints {
             } else {
                 port + 1
             };
-            let key = (SocketAddrV4::new(local_ip, port), remote);
-            if !self.flows.contains_key(&key) && !self.listeners.contains_key(&port) {
+            let key = FlowKey::new(SocketAddrV4::new(local_ip, port), remote);
+            if self.flows.get(&key).is_none() && !self.listeners.contains_key(&port) {
                 return Some(port);
             }
         }
@@ -453,6 +497,7 @@ impl TcpEndpoints {
             if let Some(tcb) = s.tcb.as_mut() {
                 tcb.close(now);
             }
+            self.touch(h.index);
         }
     }
 
@@ -466,6 +511,7 @@ impl TcpEndpoints {
             if let Some(tcb) = s.tcb.as_mut() {
                 tcb.abort(now);
             }
+            self.touch(h.index);
         }
     }
 
@@ -477,7 +523,8 @@ impl TcpEndpoints {
         remote: SocketAddrV4,
         seg: &Incoming<'_>,
     ) {
-        if let Some(&index) = self.flows.get(&(local, remote)) {
+        if let Some(index) = self.flows.get(&FlowKey::new(local, remote)) {
+            self.touch(index);
             let mut reopen = false;
             if let Some(slot) = self.slots.get_mut(index as usize)
                 && let Some(tcb) = slot.tcb.as_mut()
@@ -574,7 +621,10 @@ impl TcpEndpoints {
         if let Some(s) = self.slots.get_mut(index as usize)
             && let Some(tcb) = s.tcb.take()
         {
-            self.flows.remove(&(tcb.local(), tcb.remote()));
+            self.flows.remove(&FlowKey::new(tcb.local(), tcb.remote()));
+            if let Some(id) = s.timer.take() {
+                self.wheel.cancel(id);
+            }
             if let Some(port) = s.listener.take()
                 && let Some(l) = self.listeners.get_mut(&port)
             {
@@ -589,30 +639,37 @@ impl TcpEndpoints {
         }
     }
 
-    /// Runs connection timers due at `now` and drops connections that have ended and that no
-    /// application handle refers to any more.
+    /// Runs the connection timers due at `now` (from the timer wheel); the connections whose
+    /// timers fired join the ready list.
     pub fn on_timeout(&mut self, now: Instant) {
-        for i in 0..self.slots.len() {
-            let s = &mut self.slots[i];
-            let Some(tcb) = s.tcb.as_mut() else { continue };
-            if tcb.poll_timeout().is_some_and(|t| t <= now) {
+        let TcpEndpoints {
+            wheel,
+            slots,
+            ready,
+            ..
+        } = self;
+        wheel.advance(now, |_, index| {
+            let Some(s) = slots.get_mut(index as usize) else {
+                return;
+            };
+            s.timer = None;
+            if let Some(tcb) = s.tcb.as_mut() {
                 tcb.on_timeout(now);
             }
-            if tcb.is_closed() && !s.owned {
-                self.remove(i as u32);
+            if !s.ready {
+                s.ready = true;
+                ready.push(index);
             }
-        }
+        });
     }
 
-    /// The earliest connection timer, or `Some(ZERO)` if a connection has output now.
+    /// The earliest connection timer (rounded up to the wheel's millisecond), or `Some(ZERO)`
+    /// if connections wait on the ready list or a reset is to be sent.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if !self.strays.is_empty() {
+        if !self.strays.is_empty() || !self.ready.is_empty() {
             return Some(Instant::ZERO);
         }
-        self.slots
-            .iter()
-            .filter_map(|s| s.tcb.as_ref()?.poll_timeout())
-            .min()
+        self.wheel.next_deadline()
     }
 
     /// Hands every segment due now to `emit` (local, remote, segment, send buffer for the
@@ -629,22 +686,55 @@ impl TcpEndpoints {
             }
             self.strays.pop_front();
         }
-        for i in 0..self.slots.len() {
-            let s = &mut self.slots[i];
+        // Visit the ready connections: send what is due, then put each back on the wheel at
+        // its earliest timer. Those the transmit side had no room for stay ready.
+        let mut pending = core::mem::take(&mut self.ready);
+        let mut kept = 0;
+        let mut full = false;
+        for n in 0..pending.len() {
+            let index = pending[n];
+            if full {
+                pending[kept] = index;
+                kept += 1;
+                continue;
+            }
+            let Some(s) = self.slots.get_mut(index as usize) else {
+                continue;
+            };
+            s.ready = false;
             let Some(tcb) = s.tcb.as_mut() else { continue };
             let (local, remote) = (tcb.local(), tcb.remote());
-            let mut full = false;
             tcb.poll_output(now, &mut |seg: &Outgoing, buf: &SendBuffer| {
                 let ok = emit(local, remote, seg, buf);
                 full |= !ok;
                 ok
             });
             if tcb.is_closed() && !s.owned {
-                self.remove(i as u32);
+                self.remove(index);
+                continue;
             }
-            if full {
-                break;
+            if tcb.wants_output() {
+                s.ready = true;
+                pending[kept] = index;
+                kept += 1;
+            }
+            match (tcb.next_timer(), s.timer) {
+                (None, Some(id)) => {
+                    self.wheel.cancel(id);
+                    s.timer = None;
+                }
+                (Some(at), Some(id)) => {
+                    if self.wheel.reschedule(id, at).is_err() {
+                        s.timer = self.wheel.insert(at, index).ok();
+                    }
+                }
+                (Some(at), None) => s.timer = self.wheel.insert(at, index).ok(),
+                (None, None) => {}
             }
         }
+        pending.truncate(kept);
+        // Nothing joins the ready list while it is being visited, but keep anything that did.
+        pending.append(&mut self.ready);
+        self.ready = pending;
     }
 }

@@ -676,6 +676,21 @@ impl Tcb {
         .min()
     }
 
+    /// The earliest of the connection's timers (retransmission, delayed ACK, persist, keepalive,
+    /// FIN-WAIT-2/TIME-WAIT), ignoring output that is due now.
+    pub fn next_timer(&self) -> Option<Instant> {
+        [
+            self.rto_at,
+            self.delack_at,
+            self.persist_at,
+            self.keepalive_at,
+            self.close_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
     /// True if [`Tcb::poll_output`] would send something now.
     pub fn wants_output(&self) -> bool {
         self.pending_rst.is_some()
