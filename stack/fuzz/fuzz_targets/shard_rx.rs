@@ -905,7 +905,12 @@ impl World {
         if limit.is_none() {
             // Everything ready was sent: the next deadline is in the future (or none).
             if let Some(t) = self.shard.poll_timeout() {
-                assert!(t > self.now, "poll_timeout {t:?} not after {:?}", self.now);
+                assert!(
+                    t > self.now,
+                    "poll_timeout {t:?} not after {:?}; connections:\n{}",
+                    self.now,
+                    self.shard.tcp().describe()
+                );
             }
         }
     }

@@ -642,6 +642,19 @@ impl TcpEndpoints {
     /// Runs the connection timers due at `now` (from the timer wheel); the connections whose
     /// timers fired join the ready list.
     pub fn on_timeout(&mut self, now: Instant) {
+        // Connections on the ready list may have timers newer than their wheel entry (a segment
+        // or the application set them since); run those that are due here, so that nothing due
+        // waits for the wheel's millisecond rounding.
+        for &index in &self.ready {
+            if let Some(tcb) = self
+                .slots
+                .get_mut(index as usize)
+                .and_then(|s| s.tcb.as_mut())
+                && tcb.next_timer().is_some_and(|t| t <= now)
+            {
+                tcb.on_timeout(now);
+            }
+        }
         let TcpEndpoints {
             wheel,
             slots,

@@ -70,6 +70,7 @@ impl Tcb {
             // RFC 7323 2.2: the window of a SYN-ACK is not scaled.
             self.update_send_window(u32::from(seg.window), seg.seq, seg.ack);
             self.state = State::Established;
+            self.syn_due = false;
             self.ack_now = true;
             self.arm_keepalive(now);
             if !seg.payload.is_empty() || seg.flags.fin() {
@@ -217,6 +218,7 @@ impl Tcb {
                 self.rtt.reset_backoff();
                 self.rto_at = None;
                 self.state = State::Established;
+                self.syn_due = false;
                 self.arm_keepalive(now);
                 if self.fin_queued {
                     self.state = State::FinWait1;

@@ -634,6 +634,7 @@ impl Tcb {
 
     pub(super) fn enter_closed(&mut self) {
         self.state = State::Closed;
+        self.retransmit_head = false;
         self.rto_at = None;
         self.delack_at = None;
         self.persist_at = None;
@@ -651,6 +652,7 @@ impl Tcb {
 
     pub(super) fn enter_time_wait(&mut self, now: Instant) {
         self.state = State::TimeWait;
+        self.retransmit_head = false;
         self.rto_at = None;
         self.persist_at = None;
         self.keepalive_at = None;
@@ -694,7 +696,7 @@ impl Tcb {
     /// True if [`Tcb::poll_output`] would send something now.
     pub fn wants_output(&self) -> bool {
         self.pending_rst.is_some()
-            || self.syn_due
+            || (self.syn_due && matches!(self.state, State::SynSent | State::SynReceived))
             || self.ack_now
             || self.probe_due
             || self.retransmit_head
@@ -1211,7 +1213,7 @@ impl Tcb {
             }
         }
         let mss = self.payload_mss().len();
-        if self.retransmit_head && self.snd_una.before(self.snd_max) {
+        if core::mem::take(&mut self.retransmit_head) && self.snd_una.before(self.snd_max) {
             let len = (self.snd_max.distance_from(self.snd_una) as usize)
                 .min(mss)
                 .min(self.send_buf.len().max(1));
@@ -1219,6 +1221,8 @@ impl Tcb {
             if data_len > 0 {
                 let una = self.snd_una;
                 if !self.emit_range(now, una, data_len, true, emit) {
+                    // No room to send: still due at the next poll.
+                    self.retransmit_head = true;
                     return sent;
                 }
                 sent += 1;
@@ -1226,7 +1230,6 @@ impl Tcb {
                     r.high_rxt = r.high_rxt.max(una + data_len);
                 }
             }
-            self.retransmit_head = false;
         }
         // Loss recovery: retransmit the holes RFC 6675 NextSeg() names while the pipe allows.
         while let Some(rec) = self.recovery {

@@ -1106,3 +1106,15 @@ fn ack_far_below_the_window_is_answered_by_a_challenge_ack_and_dropped() {
     assert_eq!(tcb.recv_available(), 0);
     assert_eq!(tcb.stats().challenge_acks, 1);
 }
+
+#[test]
+fn a_syn_ack_due_when_the_handshake_completes_is_forgotten() {
+    // Found by fuzzing: a retransmitted SYN made a SYN-ACK due, the third ACK arrived before it
+    // went out, and the connection kept asking to be polled for output it would never send.
+    let mut tcb = passive(plain());
+    tcb.on_segment(t(5), &seg(Flags::SYN, IRS, 0));
+    tcb.on_segment(t(6), &seg(Flags::ACK, IRS + 1, ISS + 1));
+    assert_eq!(tcb.state(), State::Established);
+    assert!(!tcb.wants_output());
+    assert!(out(&mut tcb, t(6)).is_empty());
+}
