@@ -376,6 +376,12 @@ impl Shard {
         &mut self.tcp
     }
 
+    /// Follows the port's receive-side scaling (from its capabilities): TCP active opens then
+    /// pick ephemeral ports whose replies the NIC delivers to `queue`, this shard's.
+    pub fn set_rss(&mut self, rss: Option<&crate::port::RssConfig>, queue: u16) {
+        self.tcp.set_rss(rss, queue);
+    }
+
     /// `connect`: a TCP connection to `remote` from the interface address and an ephemeral port.
     pub fn tcp_connect(
         &mut self,

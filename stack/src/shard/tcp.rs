@@ -9,8 +9,10 @@
 //! only those, so their cost does not grow with the number of idle connections.
 
 use super::flow_table::{FlowKey, FlowTable};
+use super::steering::PortSteering;
 use super::timer_wheel::{TimerId, TimerWheel};
 use crate::errno::errno_enum;
+use crate::port::RssConfig;
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::segment::{Flags, Incoming, Options, Outgoing, Timestamps};
 use crate::tcp::send_buffer::SendBuffer;
@@ -125,7 +127,7 @@ pub struct TcpEndpoints {
     /// Connections touched since the last `poll_output`, each once (see `Slot::ready`).
     ready: Vec<u32>,
     listeners: HashMap<u16, Listener>,
-    next_port: u16,
+    steering: PortSteering,
     max_connections: usize,
     stats: EndpointStats,
     /// Stray segments to answer with RST: (local, remote, segment to send).
@@ -240,7 +242,7 @@ impl TcpEndpoints {
             wheel: TimerWheel::new(max_connections, TIMER_TICK, Instant::ZERO),
             ready: Vec::with_capacity(max_connections),
             listeners: HashMap::new(),
-            next_port: *crate::udp::EPHEMERAL_PORTS.start(),
+            steering: PortSteering::new(None, 0),
             max_connections,
             stats: EndpointStats::default(),
             strays: VecDeque::new(),
@@ -435,22 +437,27 @@ impl TcpEndpoints {
         Some(h)
     }
 
+    /// A free ephemeral port for a connection from `local_ip` to `remote` whose replies the
+    /// NIC's RSS delivers to this shard (any free port on a single-queue port).
     fn ephemeral_port(&mut self, local_ip: Ipv4Addr, remote: SocketAddrV4) -> Option<u16> {
-        let range = crate::udp::EPHEMERAL_PORTS;
-        let span = u32::from(range.end() - range.start()) + 1;
-        for _ in 0..span {
-            let port = self.next_port;
-            self.next_port = if port >= *range.end() {
-                *range.start()
-            } else {
-                port + 1
-            };
-            let key = FlowKey::new(SocketAddrV4::new(local_ip, port), remote);
-            if self.flows.get(&key).is_none() && !self.listeners.contains_key(&port) {
-                return Some(port);
-            }
-        }
-        None
+        let TcpEndpoints {
+            steering,
+            flows,
+            listeners,
+            ..
+        } = self;
+        steering.pick(local_ip, remote, |port| {
+            flows
+                .get(&FlowKey::new(SocketAddrV4::new(local_ip, port), remote))
+                .is_none()
+                && !listeners.contains_key(&port)
+        })
+    }
+
+    /// Follows the port's receive-side scaling: active opens then choose ephemeral ports whose
+    /// replies hash to `queue`, this shard's (design rule 5, "steering is exact").
+    pub fn set_rss(&mut self, rss: Option<&RssConfig>, queue: u16) {
+        self.steering = PortSteering::new(rss, queue);
     }
 
     /// `connect`: a new connection in SYN-SENT from `local_ip` to `remote`.

@@ -590,3 +590,38 @@ fn transmit_backpressure_keeps_frames_for_the_next_poll() {
         .collect();
     assert_eq!(all, vec![0, 1, 2, 3, 4]);
 }
+
+#[test]
+fn active_opens_choose_ports_whose_replies_reach_this_shard() {
+    use crate::port::RssConfig;
+    use crate::shard::rss::{DEFAULT_KEY, ipv4_tcp_udp_input, queue_for_hash, toeplitz_hash};
+    let rss = RssConfig {
+        key: DEFAULT_KEY.to_vec(),
+        indirection: (0..128).map(|i| i % 4).collect(),
+    };
+    let mut s = shard(false);
+    s.set_rss(Some(&rss), 2);
+    let remote = SocketAddrV4::new(IP_B, 80);
+    let mut ports = std::collections::HashSet::new();
+    for _ in 0..500 {
+        let h = s.tcp_connect(t(0), remote).unwrap();
+        let local = s.tcp().get(h).unwrap().local();
+        // The NIC hashes the reply: from the remote to us.
+        let input = ipv4_tcp_udp_input(*remote.ip(), *local.ip(), remote.port(), local.port());
+        assert_eq!(
+            queue_for_hash(&rss, toeplitz_hash(&rss.key, &input)),
+            2,
+            "port {}",
+            local.port()
+        );
+        assert!(ports.insert(local.port()), "each connection its own port");
+    }
+    // Without RSS (a single-queue port), any free port will do.
+    let mut single = shard(false);
+    let a = single.tcp_connect(t(0), remote).unwrap();
+    let b = single.tcp_connect(t(0), remote).unwrap();
+    assert_ne!(
+        single.tcp().get(a).unwrap().local().port(),
+        single.tcp().get(b).unwrap().local().port()
+    );
+}
