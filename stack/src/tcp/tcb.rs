@@ -666,16 +666,7 @@ impl Tcb {
         if self.wants_output() {
             return Some(Instant::ZERO);
         }
-        [
-            self.rto_at,
-            self.delack_at,
-            self.persist_at,
-            self.keepalive_at,
-            self.close_at,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.next_timer()
     }
 
     /// The earliest of the connection's timers (retransmission, delayed ACK, persist, keepalive,
