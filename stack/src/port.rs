@@ -121,6 +121,14 @@ pub trait Port {
 
     /// Pool occupancy.
     fn pool_stats(&self) -> PoolStats;
+
+    /// Asks the port to unpark `thread` whenever frames arrive for this queue, so that a runtime
+    /// whose shard is idle can sleep until the next timer *or* the next frame. Returns false if
+    /// the port cannot (the default): the runtime then caps its sleeps at a short interval.
+    fn set_rx_waker(&mut self, thread: std::thread::Thread) -> bool {
+        let _ = thread;
+        false
+    }
 }
 
 /// Where the stack writes outgoing frames: one frame per call, written in place.
