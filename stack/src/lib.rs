@@ -11,6 +11,7 @@
 //! - [`ip`]: interface configuration, routing, the ARP cache and ICMP;
 //! - [`udp`]: UDP sockets with datagram semantics;
 //! - [`shard`]: the per-core stack instance that demultiplexes frames and owns all state;
+//! - [`socket`]: the Berkeley-like socket API applications use on a shard;
 //! - [`port`]: the boundary to the drivers (batched receive and transmit of frames).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -19,6 +20,7 @@ pub mod ip;
 pub mod port;
 pub mod shard;
 pub mod slot_queue;
+pub mod socket;
 pub mod tcp;
 pub mod time;
 pub mod udp;

@@ -524,6 +524,16 @@ impl UdpSockets {
         }
         self.send_list.drain(..done);
     }
+
+    /// The socket bound to `port`, if any (the socket layer reports readiness by handle).
+    pub fn socket_on_port(&self, port: u16) -> Option<UdpHandle> {
+        let &index = self.ports.get(&port)?;
+        let s = self.sockets.get(index as usize).filter(|s| s.open)?;
+        Some(UdpHandle {
+            index,
+            generation: s.generation,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -388,12 +388,28 @@ impl Shard {
         now: Instant,
         remote: SocketAddrV4,
     ) -> Result<TcpHandle, ConnectError> {
+        let config = *self.tcp.config();
+        self.tcp_connect_with(now, remote, config)
+    }
+
+    /// [`Shard::tcp_connect`] with settings of its own (socket options set before `connect`).
+    pub fn tcp_connect_with(
+        &mut self,
+        now: Instant,
+        remote: SocketAddrV4,
+        config: crate::tcp::TcpConfig,
+    ) -> Result<TcpHandle, ConnectError> {
         if self.config.iface.route(*remote.ip()).is_err() {
             self.stats.ip.out_no_routes += 1;
             return Err(ConnectError::NetUnreachable);
         }
         let local = self.config.iface.address();
-        self.tcp.connect(now, local, remote)
+        self.tcp.connect_with(now, local, remote, config)
+    }
+
+    /// The TCP endpoints, read-only (introspection).
+    pub fn tcp_endpoints(&self) -> &TcpEndpoints {
+        &self.tcp
     }
 
     /// The ARP cache.
@@ -751,7 +767,18 @@ impl Shard {
         let src = SocketAddrV4::new(ip.src_addr, repr.src_port);
         let dst = SocketAddrV4::new(ip.dst_addr, repr.dst_port);
         match self.udp.deliver(src, dst, to_broadcast, packet.payload()) {
-            Delivery::Delivered => self.stats.udp.in_datagrams += 1,
+            Delivery::Delivered => {
+                self.stats.udp.in_datagrams += 1;
+                // Readiness: one event when the socket's queue becomes non-empty.
+                if let Some(h) = self.udp.socket_on_port(dst.port())
+                    && self.udp.recv_queue_len(h) == 1
+                {
+                    self.tcp.push_event(
+                        crate::socket::SocketHandle::Udp(h),
+                        crate::socket::Readiness::READABLE,
+                    );
+                }
+            }
             Delivery::QueueFull => {
                 // Linux counts both RcvbufErrors and InErrors.
                 self.stats.udp.rcvbuf_errors += 1;

@@ -13,13 +13,17 @@ use super::steering::PortSteering;
 use super::timer_wheel::{TimerId, TimerWheel};
 use crate::errno::errno_enum;
 use crate::port::RssConfig;
+use crate::socket::events::{Event, EventQueue, Readiness, Seen};
+use crate::socket::handle::SocketHandle;
+use crate::socket::introspect::{ConnectionInfo, StateHistogram};
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::segment::{Flags, Incoming, Options, Outgoing, Timestamps};
 use crate::tcp::send_buffer::SendBuffer;
-use crate::tcp::{SeqNum, State, Tcb, TcpConfig};
-use crate::time::Instant;
+use crate::tcp::{SeqNum, State, Tcb, TcpConfig, TimerKind};
+use crate::time::{Duration, Instant};
 use crate::wire::tcp as wire_tcp;
 use core::fmt;
+use core::hash::{Hash, Hasher};
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::collections::{HashMap, VecDeque};
 
@@ -30,9 +34,19 @@ pub struct TcpHandle {
     generation: u32,
 }
 
-/// A listening port of a shard.
+impl TcpHandle {
+    /// The slot index (stable while the connection lives; for tables kept beside the shard's).
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+}
+
+/// A listener of a shard (several may share a port with `SO_REUSEPORT`). Stale handles (of a
+/// closed listener) fail with `EBADF`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ListenHandle {
+    index: u32,
+    generation: u32,
     port: u16,
 }
 
@@ -41,6 +55,25 @@ impl ListenHandle {
     pub fn port(&self) -> u16 {
         self.port
     }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests(index: u32) -> Self {
+        ListenHandle {
+            index,
+            generation: 0,
+            port: 0,
+        }
+    }
+}
+
+/// Address reuse options of a listener (`SO_REUSEADDR`, `SO_REUSEPORT`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reuse {
+    /// `SO_REUSEADDR`: the port may be taken while connections on it remain (TIME-WAIT ones
+    /// typically).
+    pub addr: bool,
+    /// `SO_REUSEPORT`: several listeners may share the port; incoming SYNs are spread over them.
+    pub port: bool,
 }
 
 errno_enum!(
@@ -78,6 +111,14 @@ errno_enum!(
 /// A listener: its accept queue, bounded by the backlog.
 #[derive(Debug)]
 struct Listener {
+    port: u16,
+    reuse: Reuse,
+    /// Settings of the connections it accepts (socket options inherited by accepted sockets).
+    config: TcpConfig,
+    /// `SO_LINGER` inherited by accepted connections.
+    linger: Option<Duration>,
+    /// Position of its entry in the event queue.
+    event_at: Option<u32>,
     backlog: usize,
     /// Connections still in SYN-RECEIVED.
     half_open: usize,
@@ -89,14 +130,58 @@ struct Listener {
 struct Slot {
     generation: u32,
     tcb: Option<Tcb>,
-    /// The listener this connection came from, until it is accepted.
-    listener: Option<u16>,
+    /// The listener (index) this connection came from, until it is accepted.
+    listener: Option<u32>,
     /// The application holds a handle.
     owned: bool,
     /// The connection's entry on the timer wheel, at its earliest timer.
     timer: Option<TimerId>,
     /// The connection is on the ready list (to be polled for output and rescheduled).
     ready: bool,
+    /// `SO_LINGER` as set on the socket, applied by `close`.
+    linger: Option<Duration>,
+    /// After `close` with a linger time: when to reset if data is still unacknowledged.
+    linger_at: Option<Instant>,
+    /// `shutdown(SHUT_RD)` was called: reads that would block return end of stream.
+    read_shut: bool,
+    /// Position of its entry in the event queue.
+    event_at: Option<u32>,
+}
+
+impl Slot {
+    /// The earliest deadline of the connection: its own timers and the linger deadline.
+    fn deadline(&self) -> Option<Instant> {
+        let tcb = self.tcb.as_ref()?.next_timer();
+        match (tcb, self.linger_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs the linger deadline if due: data (or our FIN) still unacknowledged resets the
+    /// connection. Returns true if it fired.
+    fn run_linger(&mut self, now: Instant) -> bool {
+        if self.linger_at.is_none_or(|t| t > now) {
+            return false;
+        }
+        self.linger_at = None;
+        if let Some(tcb) = self.tcb.as_mut()
+            && !matches!(
+                tcb.state(),
+                State::FinWait2 | State::TimeWait | State::Closed
+            )
+        {
+            // RFC 9293 3.10.7: an abort sends <SEQ=SND.NXT><CTL=RST>.
+            tcb.abort(now);
+        }
+        true
+    }
+}
+
+#[derive(Debug)]
+struct ListenerSlot {
+    generation: u32,
+    listener: Option<Listener>,
 }
 
 /// Counters of the TCP endpoint table (the shard merges them into its `Tcp:` group).
@@ -126,7 +211,12 @@ pub struct TcpEndpoints {
     wheel: TimerWheel<u32>,
     /// Connections touched since the last `poll_output`, each once (see `Slot::ready`).
     ready: Vec<u32>,
-    listeners: HashMap<u16, Listener>,
+    listeners: Vec<ListenerSlot>,
+    free_listeners: Vec<u32>,
+    /// Listeners by port: one, or a `SO_REUSEPORT` group.
+    by_port: HashMap<u16, Vec<u32>>,
+    /// Readiness events for the application (see `socket::events`).
+    events: EventQueue,
     steering: PortSteering,
     max_connections: usize,
     stats: EndpointStats,
@@ -138,7 +228,7 @@ impl fmt::Debug for TcpEndpoints {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TcpEndpoints")
             .field("connections", &self.flows.len())
-            .field("listeners", &self.listeners.len())
+            .field("listeners", &self.by_port.len())
             .finish_non_exhaustive()
     }
 }
@@ -241,7 +331,10 @@ impl TcpEndpoints {
             // Linux's timer granularity (HZ = 1000): deadlines round up to the millisecond.
             wheel: TimerWheel::new(max_connections, TIMER_TICK, Instant::ZERO),
             ready: Vec::with_capacity(max_connections),
-            listeners: HashMap::new(),
+            listeners: Vec::new(),
+            free_listeners: Vec::new(),
+            by_port: HashMap::new(),
+            events: EventQueue::with_capacity(max_connections),
             steering: PortSteering::new(None, 0),
             max_connections,
             stats: EndpointStats::default(),
@@ -330,47 +423,191 @@ impl TcpEndpoints {
         }
     }
 
-    /// `listen` on `port` with an accept queue of `backlog` connections.
+    /// `listen` on `port` with an accept queue of `backlog` connections, the shard's default
+    /// settings and no address reuse.
+    ///
+    /// Errors: `EINVAL` for a zero backlog or port 0, `EADDRINUSE` if the port is taken (see
+    /// [`TcpEndpoints::listen_with`]).
     pub fn listen(&mut self, port: u16, backlog: usize) -> Result<ListenHandle, ListenError> {
-        if backlog == 0 {
-            return Err(ListenError::InvalidBacklog);
-        }
-        if self.listeners.contains_key(&port) {
-            return Err(ListenError::AddrInUse);
-        }
-        self.listeners.insert(
-            port,
-            Listener {
-                backlog,
-                half_open: 0,
-                accept_queue: VecDeque::with_capacity(backlog),
-            },
-        );
-        Ok(ListenHandle { port })
+        let config = self.config;
+        self.listen_with(port, backlog, config, Reuse::default(), None)
     }
 
-    /// `accept`: the oldest completed connection, or `EAGAIN`.
+    /// `listen` with the settings of the connections it will accept (`config`, `linger`) and
+    /// its address reuse options.
+    ///
+    /// The port is taken (`EADDRINUSE`), as Linux `inet_csk_bind_conflict` decides:
+    /// - by another listener, unless both set `SO_REUSEPORT` (`SO_REUSEADDR` never lets two
+    ///   listeners share a port);
+    /// - by any connection on the port (TIME-WAIT included), unless this listener sets
+    ///   `SO_REUSEADDR` or `SO_REUSEPORT`. (Linux also looks at the connection's own flag;
+    ///   here connections count as having it, which is what accepted connections of a listener
+    ///   with `SO_REUSEADDR` inherit.)
+    ///
+    /// Errors: `EINVAL` for a zero backlog or port 0 (no automatic port for listeners),
+    /// `EADDRINUSE` as above.
+    pub fn listen_with(
+        &mut self,
+        port: u16,
+        backlog: usize,
+        config: TcpConfig,
+        reuse: Reuse,
+        linger: Option<Duration>,
+    ) -> Result<ListenHandle, ListenError> {
+        if backlog == 0 || port == 0 {
+            return Err(ListenError::InvalidBacklog);
+        }
+        if let Some(group) = self.by_port.get(&port) {
+            let all_share = group.iter().all(|&i| {
+                self.listeners
+                    .get(i as usize)
+                    .and_then(|l| l.listener.as_ref())
+                    .is_some_and(|l| l.reuse.port)
+            });
+            if !(reuse.port && all_share) {
+                return Err(ListenError::AddrInUse);
+            }
+        }
+        if !reuse.addr
+            && !reuse.port
+            && self
+                .slots
+                .iter()
+                .any(|s| s.tcb.as_ref().is_some_and(|t| t.local().port() == port))
+        {
+            return Err(ListenError::AddrInUse);
+        }
+        let listener = Listener {
+            port,
+            reuse,
+            config,
+            linger,
+            event_at: None,
+            backlog,
+            half_open: 0,
+            accept_queue: VecDeque::with_capacity(backlog),
+        };
+        let index = match self.free_listeners.pop() {
+            Some(i) => i,
+            None => {
+                self.listeners.push(ListenerSlot {
+                    generation: 0,
+                    listener: None,
+                });
+                (self.listeners.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.listeners[index as usize];
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.listener = Some(listener);
+        self.by_port.entry(port).or_default().push(index);
+        Ok(ListenHandle {
+            index,
+            generation: slot.generation,
+            port,
+        })
+    }
+
+    fn listener(&self, l: ListenHandle) -> Option<&Listener> {
+        let slot = self.listeners.get(l.index as usize)?;
+        if slot.generation != l.generation {
+            return None;
+        }
+        slot.listener.as_ref()
+    }
+
+    fn listener_mut(&mut self, l: ListenHandle) -> Option<&mut Listener> {
+        let slot = self.listeners.get_mut(l.index as usize)?;
+        if slot.generation != l.generation {
+            return None;
+        }
+        slot.listener.as_mut()
+    }
+
+    /// True if `l` names an open listener.
+    pub fn is_listening(&self, l: ListenHandle) -> bool {
+        self.listener(l).is_some()
+    }
+
+    /// The settings a listener gives the connections it accepts.
+    pub fn listener_config(&self, l: ListenHandle) -> Option<&TcpConfig> {
+        self.listener(l).map(|l| &l.config)
+    }
+
+    /// Changes the settings of the connections `l` will accept (socket options set on a
+    /// listening socket are inherited by accepted sockets, as on Linux). False for a stale
+    /// handle.
+    pub fn set_listener_config(
+        &mut self,
+        l: ListenHandle,
+        config: TcpConfig,
+        linger: Option<Duration>,
+    ) -> bool {
+        match self.listener_mut(l) {
+            Some(listener) => {
+                listener.config = config;
+                listener.linger = linger;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The address reuse options of a listener.
+    pub fn listener_reuse(&self, l: ListenHandle) -> Option<Reuse> {
+        self.listener(l).map(|l| l.reuse)
+    }
+
+    /// The `SO_LINGER` a listener gives accepted connections.
+    pub fn listener_linger(&self, l: ListenHandle) -> Option<Duration> {
+        self.listener(l).and_then(|l| l.linger)
+    }
+
+    /// Connections waiting in the accept queue of `l`.
+    pub fn accept_queue_len(&self, l: ListenHandle) -> usize {
+        self.listener(l).map_or(0, |l| l.accept_queue.len())
+    }
+
+    /// `accept`: the oldest completed connection, or `EAGAIN`. The connection reports its
+    /// current readiness as an event (data may have arrived before `accept`).
     pub fn accept(&mut self, l: ListenHandle) -> Result<TcpHandle, AcceptError> {
-        let listener = self
-            .listeners
-            .get_mut(&l.port)
-            .ok_or(AcceptError::BadHandle)?;
+        let listener = self.listener_mut(l).ok_or(AcceptError::BadHandle)?;
         let h = listener
             .accept_queue
             .pop_front()
             .ok_or(AcceptError::WouldBlock)?;
+        let linger = listener.linger;
         if let Some(s) = self.slots.get_mut(h.index as usize) {
             s.owned = true;
             s.listener = None;
+            s.linger = linger;
+            if let Some(tcb) = s.tcb.as_ref() {
+                let r = crate::socket::events::tcp_readiness(tcb);
+                self.events.raise(&mut s.event_at, SocketHandle::Tcp(h), r);
+            }
         }
         Ok(h)
     }
 
     /// Closes a listener; connections not yet accepted are reset, as on Linux.
     pub fn close_listener(&mut self, now: Instant, l: ListenHandle) {
-        let Some(listener) = self.listeners.remove(&l.port) else {
+        if self.listener(l).is_none() {
+            return;
+        }
+        let Some(listener) = self
+            .listeners
+            .get_mut(l.index as usize)
+            .and_then(|s| s.listener.take())
+        else {
             return;
         };
+        self.free_listeners.push(l.index);
+        if let Some(group) = self.by_port.get_mut(&listener.port) {
+            group.retain(|&i| i != l.index);
+            if group.is_empty() {
+                self.by_port.remove(&listener.port);
+            }
+        }
         for h in listener.accept_queue {
             if let Some(tcb) = self
                 .slots
@@ -379,18 +616,21 @@ impl TcpEndpoints {
             {
                 tcb.abort(now);
             }
+            self.touch(h.index);
         }
-        for s in self.slots.iter_mut() {
-            if s.listener == Some(l.port)
-                && let Some(tcb) = s.tcb.as_mut()
-            {
-                tcb.abort(now);
+        for index in 0..self.slots.len() {
+            let s = &mut self.slots[index];
+            if s.listener == Some(l.index) {
                 s.listener = None;
+                if let Some(tcb) = s.tcb.as_mut() {
+                    tcb.abort(now);
+                }
+                self.touch(index as u32);
             }
         }
     }
 
-    fn alloc_slot(&mut self, tcb: Tcb, owned: bool, listener: Option<u16>) -> Option<TcpHandle> {
+    fn alloc_slot(&mut self, tcb: Tcb, owned: bool, listener: Option<u32>) -> Option<TcpHandle> {
         if self.flows.len() >= self.max_connections {
             return None;
         }
@@ -402,6 +642,10 @@ impl TcpEndpoints {
                 s.tcb = Some(tcb);
                 s.owned = owned;
                 s.listener = listener;
+                s.linger = None;
+                s.linger_at = None;
+                s.read_shut = false;
+                s.event_at = None;
                 TcpHandle {
                     index,
                     generation: s.generation,
@@ -416,6 +660,10 @@ impl TcpEndpoints {
                     listener,
                     timer: None,
                     ready: false,
+                    linger: None,
+                    linger_at: None,
+                    read_shut: false,
+                    event_at: None,
                 });
                 TcpHandle {
                     index,
@@ -443,14 +691,14 @@ impl TcpEndpoints {
         let TcpEndpoints {
             steering,
             flows,
-            listeners,
+            by_port,
             ..
         } = self;
         steering.pick(local_ip, remote, |port| {
             flows
                 .get(&FlowKey::new(SocketAddrV4::new(local_ip, port), remote))
                 .is_none()
-                && !listeners.contains_key(&port)
+                && !by_port.contains_key(&port)
         })
     }
 
@@ -495,17 +743,185 @@ impl TcpEndpoints {
 
     /// `close`: the application lets go of the connection; it finishes on its own (FIN, or RST
     /// if unread data remains) and leaves the table once CLOSED.
+    ///
+    /// With `SO_LINGER` set on the connection ([`TcpEndpoints::set_linger`]): a zero time
+    /// resets it at once (RST, no TIME-WAIT: Linux `tcp_close` "Check zero linger _after_
+    /// checking for unread data"); a positive time closes normally and resets the connection if
+    /// its data and FIN are not all acknowledged by then. (Linux makes a blocking `close` wait
+    /// that long and then lets the orphan finish; this API never blocks, so the bound is kept
+    /// by resetting, the behaviour the socket layer documents.)
     pub fn close(&mut self, now: Instant, h: TcpHandle) {
         if let Some(s) = self.slots.get_mut(h.index as usize)
             && s.generation == h.generation
             && s.owned
         {
             s.owned = false;
+            let linger = s.linger;
             if let Some(tcb) = s.tcb.as_mut() {
-                tcb.close(now);
+                match linger {
+                    Some(d) if d == Duration::ZERO => tcb.abort(now),
+                    Some(d) => {
+                        tcb.close(now);
+                        if tcb.state() != State::Closed {
+                            s.linger_at = Some(now + d);
+                        }
+                    }
+                    None => tcb.close(now),
+                }
             }
             self.touch(h.index);
         }
+    }
+
+    /// `SO_LINGER`: what `close` does with data still unacknowledged (`None`: off). False for
+    /// a stale handle.
+    pub fn set_linger(&mut self, h: TcpHandle, linger: Option<Duration>) -> bool {
+        match self.owned_slot_mut(h) {
+            Some(s) => {
+                s.linger = linger;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The connection's `SO_LINGER`.
+    pub fn linger(&self, h: TcpHandle) -> Option<Duration> {
+        self.owned_slot(h).and_then(|s| s.linger)
+    }
+
+    /// `shutdown(SHUT_RD)`: reads that would block return end of stream from now on; bytes
+    /// already received can still be read (Linux `tcp_recvmsg` copies queued data first, then
+    /// stops at `RCV_SHUTDOWN`). False for a stale handle.
+    pub fn shutdown_read(&mut self, h: TcpHandle) -> bool {
+        match self.owned_slot_mut(h) {
+            Some(s) => {
+                s.read_shut = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// True after `shutdown(SHUT_RD)`.
+    pub fn is_read_shutdown(&self, h: TcpHandle) -> bool {
+        self.owned_slot(h).is_some_and(|s| s.read_shut)
+    }
+
+    fn owned_slot(&self, h: TcpHandle) -> Option<&Slot> {
+        self.slots
+            .get(h.index as usize)
+            .filter(|s| s.generation == h.generation && s.owned && s.tcb.is_some())
+    }
+
+    fn owned_slot_mut(&mut self, h: TcpHandle) -> Option<&mut Slot> {
+        self.slots
+            .get_mut(h.index as usize)
+            .filter(|s| s.generation == h.generation && s.owned && s.tcb.is_some())
+    }
+
+    /// Moves every pending readiness event into `out` (appended, oldest first); events of
+    /// sockets closed since are dropped. Returns how many were added. `out` is the caller's, so
+    /// a reused `Vec` makes this allocation-free.
+    pub fn poll_events(&mut self, out: &mut Vec<Event>) -> usize {
+        let before = out.len();
+        let TcpEndpoints {
+            events,
+            slots,
+            listeners,
+            ..
+        } = self;
+        events.drain(|e| match e.socket {
+            SocketHandle::Tcp(h) => {
+                if let Some(s) = slots.get_mut(h.index as usize) {
+                    s.event_at = None;
+                    if s.generation == h.generation && s.owned && s.tcb.is_some() {
+                        out.push(e);
+                    }
+                }
+            }
+            SocketHandle::Listener(l) => {
+                if let Some(slot) = listeners.get_mut(l.index as usize)
+                    && let Some(listener) = slot.listener.as_mut()
+                {
+                    listener.event_at = None;
+                    if slot.generation == l.generation {
+                        out.push(e);
+                    }
+                }
+            }
+            SocketHandle::Udp(_) => out.push(e),
+        });
+        out.len() - before
+    }
+
+    /// Queues an event that the shard found (UDP datagrams), in the same queue as TCP's.
+    pub(crate) fn push_event(&mut self, socket: SocketHandle, readiness: Readiness) {
+        self.events.push(socket, readiness);
+    }
+
+    /// Events waiting to be polled.
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The readiness of `h` now (the level view; events report its edges).
+    pub fn readiness(&self, h: TcpHandle) -> Readiness {
+        self.owned_slot(h)
+            .and_then(|s| s.tcb.as_ref())
+            .map_or(Readiness::EMPTY, crate::socket::events::tcp_readiness)
+    }
+
+    /// The readiness of listener `l` now: ACCEPT if its accept queue is not empty.
+    pub fn listener_readiness(&self, l: ListenHandle) -> Readiness {
+        match self.listener(l) {
+            Some(l) if !l.accept_queue.is_empty() => Readiness::ACCEPT,
+            _ => Readiness::EMPTY,
+        }
+    }
+
+    /// Every listener and connection, like `ss -tan`: listeners first (Recv-Q = accept queue,
+    /// Send-Q = backlog, as `ss` shows them), then connections in table order.
+    pub fn connections(&self) -> impl Iterator<Item = ConnectionInfo> + '_ {
+        let listeners = self.listeners.iter().filter_map(|slot| {
+            let l = slot.listener.as_ref()?;
+            Some(ConnectionInfo {
+                state: State::Listen,
+                local: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, l.port),
+                remote: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+                recv_q: l.accept_queue.len(),
+                send_q: l.backlog,
+                timer: None,
+                orphan: false,
+            })
+        });
+        let conns = self.slots.iter().filter_map(|s| {
+            let t = s.tcb.as_ref()?;
+            let timer = match (t.armed_timer(), s.linger_at) {
+                (Some((k, at)), Some(l)) if at <= l => Some((k, at)),
+                (_, Some(l)) => Some((TimerKind::Linger, l)),
+                (t, None) => t,
+            };
+            Some(ConnectionInfo {
+                state: t.state(),
+                local: t.local(),
+                remote: t.remote(),
+                recv_q: t.recv_available(),
+                send_q: t.send_queue_len(),
+                timer,
+                orphan: !s.owned && s.listener.is_none(),
+            })
+        });
+        listeners.chain(conns)
+    }
+
+    /// How many listeners and connections are in each state.
+    pub fn state_histogram(&self) -> StateHistogram {
+        let mut h = StateHistogram::default();
+        for c in self.connections() {
+            h.add(c.state);
+        }
+        h
     }
 
     /// `SO_LINGER {on, 0}` then `close`: RST, no TIME-WAIT.
@@ -543,22 +959,34 @@ impl TcpEndpoints {
                 if before == State::TimeWait
                     && seg.flags.syn()
                     && !seg.flags.ack()
-                    && self.listeners.contains_key(&local.port())
+                    && self.by_port.contains_key(&local.port())
                 {
                     reopen = true;
                 } else {
+                    let seen = slot.owned.then(|| Seen::of(tcb));
                     tcb.on_segment(now, seg);
                     let after = tcb.state();
                     if before == State::SynReceived && after.is_synchronized() {
                         self.stats.established += 1;
-                        if let Some(port) = slot.listener
-                            && let Some(l) = self.listeners.get_mut(&port)
+                        if let Some(li) = slot.listener
+                            && let Some(ls) = self.listeners.get_mut(li as usize)
+                            && let Some(l) = ls.listener.as_mut()
                         {
                             l.half_open = l.half_open.saturating_sub(1);
                             l.accept_queue.push_back(TcpHandle {
                                 index,
                                 generation: slot.generation,
                             });
+                            let handle = ListenHandle {
+                                index: li,
+                                generation: ls.generation,
+                                port: l.port,
+                            };
+                            self.events.raise(
+                                &mut l.event_at,
+                                SocketHandle::Listener(handle),
+                                Readiness::ACCEPT,
+                            );
                         }
                     } else if before == State::SynSent && after == State::Established {
                         self.stats.established += 1;
@@ -568,6 +996,13 @@ impl TcpEndpoints {
                     {
                         self.stats.estab_resets += 1;
                     }
+                    if let Some(seen) = seen {
+                        let h = SocketHandle::Tcp(TcpHandle {
+                            index,
+                            generation: slot.generation,
+                        });
+                        self.events.raise(&mut slot.event_at, h, seen.edges(tcb));
+                    }
                 }
             }
             if reopen {
@@ -576,27 +1011,57 @@ impl TcpEndpoints {
             }
             return;
         }
-        if seg.flags.syn() && !seg.flags.ack() && !seg.flags.rst() {
-            if let Some(listener) = self.listeners.get_mut(&local.port()) {
-                // The accept queue bounded by the backlog, as the Berkeley API describes it; the
-                // SYN queue, SYN cookies and Linux's exact overflow behaviour are the
-                // connection-rate milestone's.
-                if listener.accept_queue.len() + listener.half_open >= listener.backlog {
-                    self.stats.listen_overflows += 1;
-                    return;
-                }
-                listener.half_open += 1;
-                let iss = self.isn.isn(now, local, remote);
-                let tcb = Tcb::accept(self.config, local, remote, iss, seg, now);
-                if self.alloc_slot(tcb, false, Some(local.port())).is_some() {
-                    self.stats.passive_opens += 1;
-                } else if let Some(l) = self.listeners.get_mut(&local.port()) {
-                    l.half_open = l.half_open.saturating_sub(1);
-                }
+        if seg.flags.syn()
+            && !seg.flags.ack()
+            && !seg.flags.rst()
+            && let Some(li) = self.pick_listener(local, remote)
+            && let Some(listener) = self
+                .listeners
+                .get_mut(li as usize)
+                .and_then(|s| s.listener.as_mut())
+        {
+            // The accept queue bounded by the backlog, as the Berkeley API describes it; the
+            // SYN queue, SYN cookies and Linux's exact overflow behaviour are the
+            // connection-rate milestone's.
+            if listener.accept_queue.len() + listener.half_open >= listener.backlog {
+                self.stats.listen_overflows += 1;
                 return;
             }
+            listener.half_open += 1;
+            let config = listener.config;
+            let iss = self.isn.isn(now, local, remote);
+            let tcb = Tcb::accept(config, local, remote, iss, seg, now);
+            if self.alloc_slot(tcb, false, Some(li)).is_some() {
+                self.stats.passive_opens += 1;
+            } else if let Some(l) = self
+                .listeners
+                .get_mut(li as usize)
+                .and_then(|s| s.listener.as_mut())
+            {
+                l.half_open = l.half_open.saturating_sub(1);
+            }
+            return;
         }
         self.reset_stray(local, remote, seg);
+    }
+
+    /// The listener that gets a SYN for `local` from `remote`: the port's only one, or, in a
+    /// `SO_REUSEPORT` group, one chosen by a hash of the 4-tuple so that every segment of a
+    /// connection attempt picks the same one (Linux `reuseport_select_sock` scales the
+    /// 4-tuple hash `inet_ehashfn` onto the group: `reciprocal_scale(hash, num_socks)`).
+    fn pick_listener(&self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<u32> {
+        let group = self.by_port.get(&local.port())?;
+        match group.len() {
+            0 => None,
+            1 => group.first().copied(),
+            n => {
+                let mut h = std::hash::DefaultHasher::new();
+                (local, remote).hash(&mut h);
+                let hash = h.finish() as u32;
+                let pick = ((u64::from(hash) * n as u64) >> 32) as usize;
+                group.get(pick).copied()
+            }
+        }
     }
 
     /// RFC 9293 3.10.7.1: a segment for no connection gets a reset, never one for a reset:
@@ -632,8 +1097,13 @@ impl TcpEndpoints {
             if let Some(id) = s.timer.take() {
                 self.wheel.cancel(id);
             }
-            if let Some(port) = s.listener.take()
-                && let Some(l) = self.listeners.get_mut(&port)
+            s.linger_at = None;
+            s.event_at = None;
+            if let Some(li) = s.listener.take()
+                && let Some(l) = self
+                    .listeners
+                    .get_mut(li as usize)
+                    .and_then(|l| l.listener.as_mut())
             {
                 if tcb.state() == State::Closed && !l.accept_queue.iter().any(|h| h.index == index)
                 {
@@ -652,35 +1122,50 @@ impl TcpEndpoints {
         // Connections on the ready list may have timers newer than their wheel entry (a segment
         // or the application set them since); run those that are due here, so that nothing due
         // waits for the wheel's millisecond rounding.
-        for &index in &self.ready {
-            if let Some(tcb) = self
-                .slots
-                .get_mut(index as usize)
-                .and_then(|s| s.tcb.as_mut())
-                && tcb.next_timer().is_some_and(|t| t <= now)
-            {
-                tcb.on_timeout(now);
-            }
-        }
         let TcpEndpoints {
             wheel,
             slots,
             ready,
+            events,
             ..
         } = self;
+        for &index in ready.iter() {
+            if let Some(s) = slots.get_mut(index as usize)
+                && s.deadline().is_some_and(|t| t <= now)
+            {
+                Self::run_timers(events, s, index, now);
+            }
+        }
         wheel.advance(now, |_, index| {
             let Some(s) = slots.get_mut(index as usize) else {
                 return;
             };
             s.timer = None;
-            if let Some(tcb) = s.tcb.as_mut() {
-                tcb.on_timeout(now);
-            }
+            Self::run_timers(events, s, index, now);
             if !s.ready {
                 s.ready = true;
                 ready.push(index);
             }
         });
+    }
+
+    /// Runs the due timers of connection `index` (its own and the linger deadline) and reports
+    /// the readiness edges they caused.
+    fn run_timers(events: &mut EventQueue, s: &mut Slot, index: u32, now: Instant) {
+        let seen = s.tcb.as_ref().filter(|_| s.owned).map(Seen::of);
+        if let Some(tcb) = s.tcb.as_mut()
+            && tcb.next_timer().is_some_and(|t| t <= now)
+        {
+            tcb.on_timeout(now);
+        }
+        s.run_linger(now);
+        if let (Some(seen), Some(tcb)) = (seen, s.tcb.as_ref()) {
+            let h = SocketHandle::Tcp(TcpHandle {
+                index,
+                generation: s.generation,
+            });
+            events.raise(&mut s.event_at, h, seen.edges(tcb));
+        }
     }
 
     /// The earliest connection timer (rounded up to the wheel's millisecond), or `Some(ZERO)`
@@ -738,7 +1223,7 @@ impl TcpEndpoints {
                 pending[kept] = index;
                 kept += 1;
             }
-            match (tcb.next_timer(), s.timer) {
+            match (s.deadline(), s.timer) {
                 (None, Some(id)) => {
                     self.wheel.cancel(id);
                     s.timer = None;

@@ -14,12 +14,14 @@ pub mod send_buffer;
 pub mod seq;
 pub mod state;
 pub mod tcb;
+pub mod timer_kind;
 
 pub use config::{Keepalive, TcpConfig};
 pub use segment::{Flags, Incoming, Options, Outgoing, Timestamps};
 pub use seq::{Mss, SeqNum, Window, WindowScale};
 pub use state::State;
 pub use tcb::{RecvError, SendError, Tcb, TcpError};
+pub use timer_kind::TimerKind;
 
 #[cfg(test)]
 mod tests;

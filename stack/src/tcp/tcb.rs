@@ -1357,3 +1357,50 @@ impl Tcb {
         true
     }
 }
+
+/// Introspection and socket options added by the socket layer (`socket/`).
+impl Tcb {
+    /// The connection's settings as they are now (`getsockopt`).
+    pub fn config(&self) -> &TcpConfig {
+        &self.config
+    }
+
+    /// True once writing is shut down (`shutdown(SHUT_WR)` or `close`): `send` fails with
+    /// `EPIPE`.
+    pub fn is_write_shutdown(&self) -> bool {
+        self.fin_queued || self.app_closed
+    }
+
+    /// Bytes written and not yet acknowledged, sent or not (`ss` Send-Q).
+    pub fn send_queue_len(&self) -> usize {
+        self.send_buf.len()
+    }
+
+    /// The earliest armed timer and when it fires (`ss -o`).
+    pub fn armed_timer(&self) -> Option<(super::TimerKind, Instant)> {
+        use super::TimerKind as K;
+        [
+            (K::Retransmit, self.rto_at),
+            (K::DelayedAck, self.delack_at),
+            (K::Persist, self.persist_at),
+            (K::Keepalive, self.keepalive_at),
+            (K::Close, self.close_at),
+        ]
+        .into_iter()
+        .filter_map(|(k, at)| at.map(|at| (k, at)))
+        .min_by_key(|&(_, at)| at)
+    }
+
+    /// `TCP_CONGESTION` on a live connection: the new algorithm takes over with the current
+    /// window (Linux `tcp_set_congestion_control` reinitialises the algorithm's state, not
+    /// cwnd or ssthresh).
+    pub fn set_congestion(&mut self, algorithm: super::congestion::Algorithm) {
+        self.config.congestion = algorithm;
+        self.cc.set_algorithm(algorithm);
+    }
+
+    /// The congestion control algorithm in use (`getsockopt(TCP_CONGESTION)`).
+    pub fn congestion(&self) -> super::congestion::Algorithm {
+        self.cc.algorithm()
+    }
+}

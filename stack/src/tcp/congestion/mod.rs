@@ -117,6 +117,20 @@ impl Congestion {
         }
     }
 
+    /// Switches to `algorithm` (`TCP_CONGESTION`), keeping cwnd and ssthresh; the new
+    /// algorithm starts from its initial state, as Linux `tcp_reinit_congestion_control` does.
+    /// The undo snapshot of the old algorithm is dropped.
+    pub fn set_algorithm(&mut self, algorithm: Algorithm) {
+        if algorithm == self.algorithm() {
+            return;
+        }
+        self.controller = match algorithm {
+            Algorithm::NewReno => Controller::NewReno(NewReno::new()),
+            Algorithm::Cubic => Controller::Cubic(Cubic::new()),
+        };
+        self.undo = None;
+    }
+
     /// The algorithm in use.
     pub fn algorithm(&self) -> Algorithm {
         match self.controller {
