@@ -217,6 +217,8 @@ pub struct TcpEndpoints {
     by_port: HashMap<u16, Vec<u32>>,
     /// Readiness events for the application (see `socket::events`).
     events: EventQueue,
+    /// Secret mixed into the `SO_REUSEPORT` hash, so that peers cannot aim at one listener.
+    reuseport_key: u64,
     steering: PortSteering,
     max_connections: usize,
     stats: EndpointStats,
@@ -335,6 +337,10 @@ impl TcpEndpoints {
             free_listeners: Vec::new(),
             by_port: HashMap::new(),
             events: EventQueue::with_capacity(max_connections),
+            reuseport_key: u64::from_le_bytes([
+                isn_key[3], isn_key[1], isn_key[4], isn_key[1], isn_key[5], isn_key[9], isn_key[2],
+                isn_key[6],
+            ]),
             steering: PortSteering::new(None, 0),
             max_connections,
             stats: EndpointStats::default(),
@@ -1056,7 +1062,7 @@ impl TcpEndpoints {
             1 => group.first().copied(),
             n => {
                 let mut h = std::hash::DefaultHasher::new();
-                (local, remote).hash(&mut h);
+                (self.reuseport_key, local, remote).hash(&mut h);
                 let hash = h.finish() as u32;
                 let pick = ((u64::from(hash) * n as u64) >> 32) as usize;
                 group.get(pick).copied()

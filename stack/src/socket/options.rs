@@ -40,6 +40,9 @@ pub struct SocketOptions {
     pub max_segment: Option<u16>,
     /// `TCP_CONGESTION`.
     pub congestion: Option<Algorithm>,
+    /// `TCP_SYNCNT`: SYN retransmissions before `connect` fails with `ETIMEDOUT` (1..=127, as
+    /// Linux accepts).
+    pub syn_count: Option<u32>,
     /// `TCP_FASTOPEN` (the queue length): not supported yet; `Some` fails with
     /// [`SetOptionError::NotSupported`] (`ENOPROTOOPT`). A later milestone implements RFC 7413.
     pub fast_open: Option<u32>,
@@ -52,7 +55,7 @@ impl SocketOptions {
     /// The connection settings these options make from `base` (the shard's defaults).
     ///
     /// Errors: `ENOPROTOOPT` for `TCP_FASTOPEN`/`TCP_DEFER_ACCEPT` (not supported yet),
-    /// `EINVAL` for a `TCP_MAXSEG` below [`MIN_MAXSEG`].
+    /// `EINVAL` for a `TCP_MAXSEG` below [`MIN_MAXSEG`] or a `TCP_SYNCNT` outside 1..=127.
     pub fn apply(&self, base: TcpConfig) -> Result<TcpConfig, SetOptionError> {
         if self.fast_open.is_some() || self.defer_accept.is_some() {
             return Err(SetOptionError::NotSupported);
@@ -78,6 +81,15 @@ impl SocketOptions {
         }
         if let Some(alg) = self.congestion {
             c.congestion = alg;
+        }
+        if let Some(n) = self.syn_count {
+            // Linux do_tcp_setsockopt: TCP_SYNCNT outside 1..=MAX_TCP_SYNCNT (127) is EINVAL;
+            // on a listener it bounds SYN-ACK retries too (reqsk_timer_handler).
+            if !(1..=127).contains(&n) {
+                return Err(SetOptionError::Invalid);
+            }
+            c.syn_retries = n;
+            c.synack_retries = n;
         }
         Ok(c)
     }
