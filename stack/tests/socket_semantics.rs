@@ -1094,3 +1094,42 @@ fn so_keepalive_arms_its_timer_and_probes_keep_an_idle_connection() {
         .unwrap();
     assert!(row.timer.is_none_or(|(k, _)| k != TimerKind::Keepalive));
 }
+
+#[test]
+fn writable_event_when_a_full_send_buffer_drains() {
+    let mut sim = net();
+    let lo = SocketOptions {
+        recv_buffer: Some(8192),
+        ..SocketOptions::default()
+    };
+    let co = SocketOptions {
+        send_buffer: Some(8192),
+        ..SocketOptions::default()
+    };
+    let (_, a, c) = pair(&mut sim, 80, &lo, &co);
+    let mut ev = Vec::new();
+    sk(&mut sim, C).poll_events(&mut ev);
+    ev.clear();
+    // Fill the client's send buffer and the server's window until EAGAIN.
+    let chunk = [5u8; 4096];
+    for _ in 0..10 {
+        while sk(&mut sim, C).send(c, &chunk).is_ok() {}
+        idle(&mut sim, 1);
+    }
+    assert_eq!(sk(&mut sim, C).send(c, &chunk), Err(SendError::WouldBlock));
+    sk(&mut sim, C).poll_events(&mut ev);
+    ev.clear();
+    assert!(!sk(&mut sim, C).readiness(c).contains(Readiness::WRITABLE));
+    // The server reads: its window opens, ACKs free the client's buffer: one WRITABLE edge.
+    let mut got = Vec::new();
+    let ok = run(&mut sim, 5, |s| {
+        let _ = drain(s, S, a, &mut got);
+        sk(s, C).poll_events(&mut ev);
+        !ev.is_empty()
+    });
+    assert!(ok);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0].socket, c);
+    assert!(ev[0].readiness.contains(Readiness::WRITABLE), "{ev:?}");
+    assert!(sk(&mut sim, C).send(c, &chunk).unwrap() > 0);
+}
