@@ -9,6 +9,7 @@
 //! the inbox full) and drops, which the caller counts.
 
 use crate::port::RxOffload;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use crossbeam::queue::ArrayQueue;
 use std::sync::OnceLock;
 use std::thread::Thread;
@@ -56,6 +57,8 @@ pub(super) struct Fabric {
     /// Each shard's thread, registered when it starts, to unpark it when frames arrive.
     threads: Vec<OnceLock<Thread>>,
     buffer_len: usize,
+    /// Shards not yet drained at shutdown.
+    undrained: AtomicUsize,
 }
 
 impl Fabric {
@@ -78,6 +81,7 @@ impl Fabric {
             free,
             threads: (0..shards).map(|_| OnceLock::new()).collect(),
             buffer_len,
+            undrained: AtomicUsize::new(shards),
         }
     }
 
@@ -130,6 +134,16 @@ impl Fabric {
     /// The next frame for shard `to`.
     pub(super) fn receive(&self, to: usize) -> Option<Forwarded> {
         self.inboxes.get(to)?.pop()
+    }
+
+    /// Records that one shard has drained at shutdown; true for the last one.
+    pub(super) fn shard_drained(&self) -> bool {
+        self.undrained.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    /// Whether every shard has drained.
+    pub(super) fn all_drained(&self) -> bool {
+        self.undrained.load(Ordering::Acquire) == 0
     }
 
     /// Whether frames wait for shard `to`.

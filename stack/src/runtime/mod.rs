@@ -773,6 +773,9 @@ impl<P: Port, A: App> ShardThread<P, A> {
         let mut phase = Phase::Running;
         let mut next_publish = Instant::ZERO;
         let mut dirty = true;
+        // This shard has nothing left to exchange (shutdown); it had to reset connections.
+        let mut drained = false;
+        let mut expired = false;
         let publish = |shard: &mut Shard, counters: &mut RuntimeCounters, now: Instant| {
             counters.connections = shard.tcp().connection_count() as u64;
             if let Some(p) = published.get(index) {
@@ -953,25 +956,39 @@ impl<P: Port, A: App> ShardThread<P, A> {
             }
             dirty |= work;
 
-            // Shutdown progress.
+            // Shutdown progress. A drained shard keeps polling until every shard is drained:
+            // its receive queue may still carry frames of other shards' flows (RSS mismatch),
+            // and ARP for all of them.
             let tx_due = shard.poll_timeout().is_some_and(|t| t <= now);
             match phase {
                 Phase::Running => {}
-                Phase::Closing { deadline } => {
-                    if !tx_due && shard.tcp().active_count() == 0 {
-                        break ExitReason::Drained;
+                Phase::Closing { deadline } | Phase::Aborting { deadline } => {
+                    if !drained && !tx_due && shard.tcp().active_count() == 0 {
+                        drained = true;
+                        if fabric.shard_drained() {
+                            for to in 0..shard_count {
+                                fabric.wake(to);
+                            }
+                        }
+                    }
+                    let aborting = matches!(phase, Phase::Aborting { .. });
+                    if drained && fabric.all_drained() {
+                        break if expired {
+                            ExitReason::GraceExpired
+                        } else {
+                            ExitReason::Drained
+                        };
                     }
                     if now >= deadline {
+                        if aborting {
+                            break ExitReason::GraceExpired;
+                        }
+                        expired = !drained;
                         shard.tcp().abort_all(now);
                         phase = Phase::Aborting {
                             deadline: now + ABORT_FLUSH,
                         };
                         continue;
-                    }
-                }
-                Phase::Aborting { deadline } => {
-                    if !tx_due || now >= deadline {
-                        break ExitReason::GraceExpired;
                     }
                 }
             }
