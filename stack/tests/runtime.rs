@@ -610,7 +610,10 @@ fn echo_to_completion(setup: &Setup) -> Exits {
 
 #[test]
 fn exact_rss_forwards_nothing() {
-    let exits = echo_to_completion(&Setup::new(IdlePolicy::Yield));
+    // Yielding shards, four threads pinned on two cores.
+    let mut setup = Setup::new(IdlePolicy::Yield);
+    setup.pinning = Pinning::Cores(vec![0, 1]);
+    let exits = echo_to_completion(&setup);
     for (m, f) in exits
         .client
         .iter()

@@ -310,6 +310,8 @@ pub enum RuntimeError {
     ShardGone(usize),
     /// The shards did not answer within [`RuntimeConfig::control_timeout`].
     Timeout,
+    /// A shard dropped a request unanswered (it is stopping, or its thread ended).
+    NoAnswer,
     /// `listen` failed on a shard.
     Listen {
         /// The shard.
@@ -331,6 +333,7 @@ impl core::fmt::Display for RuntimeError {
             RuntimeError::NoSuchShard(i) => write!(f, "no shard {i}"),
             RuntimeError::ShardGone(i) => write!(f, "shard {i} has ended"),
             RuntimeError::Timeout => f.write_str("the shards did not answer in time"),
+            RuntimeError::NoAnswer => f.write_str("a shard dropped the request (stopping)"),
             RuntimeError::Listen { shard, error } => {
                 write!(f, "listen on shard {shard}: {}", error.errno())
             }
@@ -622,7 +625,7 @@ where
                 Ok((_, Ok(_))) => {}
                 Ok((shard, Err(error))) => return Err(RuntimeError::Listen { shard, error }),
                 Err(RecvTimeoutError::Timeout) => return Err(RuntimeError::Timeout),
-                Err(RecvTimeoutError::Disconnected) => return Err(RuntimeError::ShardGone(0)),
+                Err(RecvTimeoutError::Disconnected) => return Err(RuntimeError::NoAnswer),
             }
         }
         Ok(())
@@ -647,7 +650,7 @@ where
         for _ in 0..n {
             let (index, snap) = rx.recv_deadline(deadline).map_err(|e| match e {
                 RecvTimeoutError::Timeout => RuntimeError::Timeout,
-                RecvTimeoutError::Disconnected => RuntimeError::ShardGone(0),
+                RecvTimeoutError::Disconnected => RuntimeError::NoAnswer,
             })?;
             if let Some(slot) = out.get_mut(index) {
                 *slot = snap;
@@ -801,16 +804,16 @@ impl<P: Port, A: App> ShardThread<P, A> {
                                 backlog,
                                 reply,
                             } => {
-                                let result = if phase == Phase::Running {
-                                    shard.tcp().listen(tcp_port, backlog)
-                                } else {
-                                    Err(ListenError::InvalidBacklog)
-                                };
-                                if let Ok(h) = result {
-                                    listeners.push(h);
-                                }
-                                if let Some(reply) = reply {
-                                    let _ = reply.send((index, result));
+                                // A stopping shard opens no listener: it drops `reply`
+                                // unanswered, which the caller sees as `NoAnswer`.
+                                if phase == Phase::Running {
+                                    let result = shard.tcp().listen(tcp_port, backlog);
+                                    if let Ok(h) = result {
+                                        listeners.push(h);
+                                    }
+                                    if let Some(reply) = reply {
+                                        let _ = reply.send((index, result));
+                                    }
                                 }
                             }
                             Control::Run(f) => f(&mut shard, now),
@@ -822,7 +825,9 @@ impl<P: Port, A: App> ShardThread<P, A> {
                                         stats: shard.stats(),
                                         runtime: counters,
                                         at: now,
-                                        publications: 0,
+                                        publications: published
+                                            .get(index)
+                                            .map_or(0, |p| p.read().publications),
                                     },
                                 ));
                             }
