@@ -719,6 +719,94 @@ enum Phase {
     },
 }
 
+/// Hands each received frame to the shard that owns it.
+struct Router {
+    /// This shard's index and receive queue.
+    index: usize,
+    queue: u16,
+    /// `None`: a single shard, or no RSS information (every frame is local).
+    ownership: Option<FlowOwnership>,
+    /// `queue_shard[q]`: the shard serving queue `q`.
+    queue_shard: Arc<[Option<usize>]>,
+    fabric: Arc<Fabric>,
+    /// Shards sent frames during this burst, to be woken once after it.
+    woken: Vec<bool>,
+}
+
+impl Router {
+    /// Processes `bytes` here, forwards it to its owner, or (ARP) both.
+    fn route(
+        &mut self,
+        shard: &mut Shard,
+        counters: &mut RuntimeCounters,
+        now: Instant,
+        bytes: &[u8],
+        offload: crate::port::RxOffload,
+    ) {
+        let owner = self
+            .ownership
+            .as_ref()
+            .map_or(Owner::Local, |o| o.owner(bytes));
+        let to = match owner {
+            Owner::Local => None,
+            Owner::Queue(q) if q == self.queue => None,
+            Owner::Queue(q) => match self.queue_shard.get(usize::from(q)).copied().flatten() {
+                Some(to) if to != self.index => Some(to),
+                Some(_) => None,
+                None => {
+                    counters.unowned += 1;
+                    None
+                }
+            },
+            Owner::All => {
+                for (to, woken) in self.woken.iter_mut().enumerate() {
+                    if to == self.index {
+                        continue;
+                    }
+                    match self
+                        .fabric
+                        .send(self.index, to, bytes, offload, Kind::Replica)
+                    {
+                        Ok(()) => {
+                            counters.arp_replicated_out += 1;
+                            *woken = true;
+                        }
+                        Err(_) => counters.forward_drops += 1,
+                    }
+                }
+                None
+            }
+        };
+        let Some(to) = to else {
+            shard.handle_frame(now, bytes, offload);
+            return;
+        };
+        counters.misdirected += 1;
+        match self
+            .fabric
+            .send(self.index, to, bytes, offload, Kind::Forwarded)
+        {
+            Ok(()) => {
+                counters.forwarded_out += 1;
+                if let Some(w) = self.woken.get_mut(to) {
+                    *w = true;
+                }
+            }
+            Err(_) => counters.forward_drops += 1,
+        }
+    }
+
+    /// Wakes the shards this burst sent frames to (they may be asleep).
+    fn wake_owners(&mut self) {
+        for (to, woken) in self.woken.iter_mut().enumerate() {
+            if *woken {
+                *woken = false;
+                self.fabric.wake(to);
+            }
+        }
+    }
+}
+
 /// How long a shard keeps transmitting after resetting what the grace period left.
 const ABORT_FLUSH: Duration = Duration::from_millis(10);
 
@@ -758,10 +846,17 @@ impl<P: Port, A: App> ShardThread<P, A> {
         let my_queue = port.capabilities().queue;
         let mut shard = Shard::new(config);
         shard.set_rss(rss.as_ref(), my_queue);
-        let ownership = rss
-            .as_ref()
-            .filter(|_| shard_count > 1)
-            .map(FlowOwnership::new);
+        let mut router = Router {
+            index,
+            queue: my_queue,
+            ownership: rss
+                .as_ref()
+                .filter(|_| shard_count > 1)
+                .map(FlowOwnership::new),
+            queue_shard,
+            fabric: fabric.clone(),
+            woken: vec![false; shard_count],
+        };
         fabric.register(index, thread::current());
         let waker =
             matches!(idle, IdlePolicy::Sleep { .. }) && port.set_rx_waker(thread::current());
@@ -772,7 +867,6 @@ impl<P: Port, A: App> ShardThread<P, A> {
         let mut counters = RuntimeCounters::default();
         let mut listeners: Vec<ListenHandle> = Vec::new();
         let mut batch: Batch<P::Frame> = Batch::new();
-        let mut woken = vec![false; shard_count];
         let mut phase = Phase::Running;
         let mut next_publish = Instant::ZERO;
         let mut dirty = true;
@@ -867,57 +961,16 @@ impl<P: Port, A: App> ShardThread<P, A> {
                 counters.rx_frames += received as u64;
             }
             for frame in batch.drain(..) {
-                let bytes = frame.data();
-                let owner = ownership.as_ref().map_or(Owner::Local, |o| o.owner(bytes));
-                match owner {
-                    Owner::Local => shard.handle_frame(now, bytes, frame.rx_offload()),
-                    Owner::Queue(q) if q == my_queue => {
-                        shard.handle_frame(now, bytes, frame.rx_offload())
-                    }
-                    Owner::Queue(q) => match queue_shard.get(usize::from(q)).copied().flatten() {
-                        Some(to) if to != index => {
-                            counters.misdirected += 1;
-                            match fabric.send(index, to, bytes, frame.rx_offload(), Kind::Forwarded)
-                            {
-                                Ok(()) => {
-                                    counters.forwarded_out += 1;
-                                    if let Some(w) = woken.get_mut(to) {
-                                        *w = true;
-                                    }
-                                }
-                                Err(_) => counters.forward_drops += 1,
-                            }
-                        }
-                        Some(_) => shard.handle_frame(now, bytes, frame.rx_offload()),
-                        None => {
-                            counters.unowned += 1;
-                            shard.handle_frame(now, bytes, frame.rx_offload());
-                        }
-                    },
-                    Owner::All => {
-                        for (to, w) in woken.iter_mut().enumerate() {
-                            if to == index {
-                                continue;
-                            }
-                            match fabric.send(index, to, bytes, frame.rx_offload(), Kind::Replica) {
-                                Ok(()) => {
-                                    counters.arp_replicated_out += 1;
-                                    *w = true;
-                                }
-                                Err(_) => counters.forward_drops += 1,
-                            }
-                        }
-                        shard.handle_frame(now, bytes, frame.rx_offload());
-                    }
-                }
+                router.route(
+                    &mut shard,
+                    &mut counters,
+                    now,
+                    frame.data(),
+                    frame.rx_offload(),
+                );
                 port.release(frame);
             }
-            for (to, w) in woken.iter_mut().enumerate() {
-                if *w {
-                    *w = false;
-                    fabric.wake(to);
-                }
-            }
+            router.wake_owners();
 
             // Frames other shards forwarded here.
             for _ in 0..INBOX_BURST {
