@@ -16,6 +16,7 @@
 //! fails.
 
 pub mod flow_table;
+pub mod ownership;
 pub mod rss;
 pub mod stats;
 pub mod steering;

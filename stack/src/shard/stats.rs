@@ -49,6 +49,11 @@ impl DropReasons {
         self.counts.iter().sum()
     }
 
+    /// Calls `f` with each reason's counter, mutably, in the order of [`DropReasons::iter`].
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut u64)) {
+        self.counts.iter_mut().for_each(&mut f);
+    }
+
     /// Each reason with its count.
     pub fn iter(&self) -> impl Iterator<Item = (Error, u64)> + '_ {
         Self::ALL.iter().map(|e| (*e, self.get(*e)))
@@ -71,6 +76,11 @@ macro_rules! counters {
             /// Calls `f` with each counter's name and value.
             pub fn for_each(&self, mut f: impl FnMut(&'static str, u64)) {
                 $(f($name, self.$field);)*
+            }
+
+            /// Calls `f` with each counter, mutably, in the order of `for_each`.
+            pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut u64)) {
+                $(f(&mut self.$field);)*
             }
         }
     };
@@ -281,6 +291,26 @@ impl Stats {
             for (reason, v) in drops.iter() {
                 f(group, drop_name(reason), v);
             }
+        }
+    }
+
+    /// Calls `f` with every counter, mutably, in the order of [`Stats::for_each`]: a flat view
+    /// that lets the runtime publish the counters into atomics and read them back.
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut u64)) {
+        self.ethernet.for_each_mut(&mut f);
+        self.arp.for_each_mut(&mut f);
+        self.ip.for_each_mut(&mut f);
+        self.icmp.for_each_mut(&mut f);
+        self.udp.for_each_mut(&mut f);
+        self.tcp.for_each_mut(&mut f);
+        for drops in [
+            &mut self.arp_drops,
+            &mut self.ip_drops,
+            &mut self.icmp_drops,
+            &mut self.udp_drops,
+            &mut self.tcp_drops,
+        ] {
+            drops.for_each_mut(&mut f);
         }
     }
 

@@ -930,6 +930,64 @@ impl TcpEndpoints {
         h
     }
 
+    /// Shutdown, first step: closes every listener (connections not yet accepted are reset)
+    /// and gracefully closes every connection the application still holds, as if it had
+    /// called `close` on each. Connections then finish on their own.
+    pub fn close_all(&mut self, now: Instant) {
+        for index in 0..self.listeners.len() {
+            let Some(slot) = self.listeners.get(index) else {
+                continue;
+            };
+            if let Some(l) = slot.listener.as_ref() {
+                let h = ListenHandle {
+                    index: index as u32,
+                    generation: slot.generation,
+                    port: l.port,
+                };
+                self.close_listener(now, h);
+            }
+        }
+        for index in 0..self.slots.len() {
+            let Some(s) = self.slots.get_mut(index) else {
+                continue;
+            };
+            if s.owned {
+                let h = TcpHandle {
+                    index: index as u32,
+                    generation: s.generation,
+                };
+                self.close(now, h);
+            }
+        }
+    }
+
+    /// Shutdown, last step: resets every connection that is not yet closed or in TIME-WAIT
+    /// (`SO_LINGER {on, 0}` on all of them). The resets go out with the next `poll_output`.
+    pub fn abort_all(&mut self, now: Instant) {
+        for index in 0..self.slots.len() {
+            let Some(s) = self.slots.get_mut(index) else {
+                continue;
+            };
+            let Some(tcb) = s.tcb.as_mut() else { continue };
+            if tcb.is_closed() || tcb.state() == State::TimeWait {
+                continue;
+            }
+            s.owned = false;
+            tcb.abort(now);
+            self.touch(index as u32);
+        }
+    }
+
+    /// Connections that still have an exchange to finish: in the table and neither closed nor
+    /// in TIME-WAIT (which only waits out 2*MSL and sends nothing unprompted).
+    pub fn active_count(&self) -> usize {
+        self.slots
+            .iter()
+            .filter_map(|s| s.tcb.as_ref())
+            .filter(|t| !t.is_closed() && t.state() != State::TimeWait)
+            .count()
+    }
+
     /// `SO_LINGER {on, 0}` then `close`: RST, no TIME-WAIT.
     pub fn abort(&mut self, now: Instant, h: TcpHandle) {
         if let Some(s) = self.slots.get_mut(h.index as usize)
