@@ -119,6 +119,7 @@ mod config;
 mod frame;
 mod port;
 pub mod sim;
+pub mod threaded;
 mod wire;
 
 pub use config::{Impairments, WireConfig};
