@@ -116,8 +116,10 @@
 //! the thread's token set, so the park returns at once: no wakeup is lost. A wakeup may be
 //! spurious (the frame was already taken by the second look), which costs one loop iteration.
 //! The registered thread handle sits behind a mutex that a sender takes only when it has
-//! won the flag, i.e. at most once per idle period of the receiver; `Thread::unpark` of a
-//! thread that is not parked is a single atomic operation.
+//! won the flag, i.e. at most once per receiver `rx_burst` that found the ring empty (so a
+//! receiver that polls without parking costs its senders one uncontended lock and one
+//! `Thread::unpark`, a single atomic operation when the thread is not parked, per poll).
+//! Without a registered waker the flag is never set and senders only pay the fence.
 
 mod port;
 mod wire;
