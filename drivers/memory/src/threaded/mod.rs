@@ -1,7 +1,7 @@
 //! A thread-safe memory wire for the runtime: one shard thread per queue, real time.
 //!
 //! [`ThreadedWire`] joins ports like [`crate::Wire`] does (same MAC delivery rules, same RSS,
-//! same [`MemoryFrame`](crate::MemoryFrame) buffers), but each [`ThreadedPort`] is `Send` and
+//! same [`MemoryFrame`] buffers), but each [`ThreadedPort`] is `Send` and
 //! is driven by a thread of its own. There is no clock and no delay: a frame is delivered while
 //! its sender's `tx_burst` runs, and its receiver sees it on its next `rx_burst`.
 //!
