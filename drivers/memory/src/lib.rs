@@ -2,7 +2,9 @@
 //! loss, duplication, reordering, delay, jitter, corruption and bandwidth limits.
 //!
 //! It serves as the test bed (two or more stacks in one process, stepped on a virtual clock)
-//! and as the driver that needs no privileges.
+//! and as the driver that needs no privileges. [`Wire`] is the single-threaded, virtual-time
+//! wire of the simulations; [`threaded::ThreadedWire`] is a thread-safe, real-time wire for
+//! the runtime (see [Threads](#threads)).
 //!
 //! ```
 //! use shardnet::port::{Batch, Frame, Port};
@@ -99,19 +101,24 @@
 //!
 //! # Threads
 //!
-//! The wire is single-threaded: [`Wire`] and [`MemoryPort`] share one `Rc<RefCell<..>>` state,
+//! [`Wire`] is single-threaded: [`Wire`] and [`MemoryPort`] share one `Rc<RefCell<..>>` state,
 //! and neither is `Send`. That is the simplest design in which one test owns the whole wire and
 //! all its ports and steps them in an exact, reproducible order, which is what the simulations
 //! need. No lock is taken: each call borrows the state once, and nothing holds a borrow between
 //! calls.
 //!
-//! The interface does not depend on it: frames own their buffers (so they can move between
-//! threads), ports are values with one owner per queue, and time is pushed in by the caller. A
-//! multi-threaded wire (one shard thread per `MemoryPort`) can therefore replace the insides
-//! without changing the API: per-queue single-producer/single-consumer rings towards and from a
-//! wire core that one thread advances (AF_XDP's fill, rx, tx and completion rings are the
-//! model), at the price of exact cross-thread determinism, which no multi-threaded run has
-//! anyway.
+//! For the runtime, one shard thread per queue in real time, the [`threaded`] module has a
+//! second wire, [`threaded::ThreadedWire`], whose [`threaded::ThreadedPort`]s are `Send`. It
+//! moves the same [`MemoryFrame`]s, delivers by the same MAC and RSS rules, and keeps its
+//! counters in atomics. It has no clock and no impairments other than a seeded loss: a frame
+//! is delivered while its sender's `tx_burst` runs. Each queue has a bounded lock-free pool of
+//! buffers and a bounded lock-free receive ring (crossbeam's `ArrayQueue`); the sender copies
+//! each frame into a buffer of the receiving queue's pool (like a NIC's DMA) and pushes it onto
+//! that queue's ring, and drops at the receiver (no buffer, ring full) are counted there, as a
+//! NIC counts them. Nothing on its data path locks or allocates. A port can register a thread
+//! to unpark when frames arrive ([`shardnet::port::Port::set_rx_waker`]), so an idle shard may
+//! sleep; the module documentation gives the wakeup protocol. What it gives up is determinism
+//! across threads: only the loss decisions of each sending queue are reproducible.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod classify;
@@ -119,6 +126,7 @@ mod config;
 mod frame;
 mod port;
 pub mod sim;
+pub mod threaded;
 mod wire;
 
 pub use config::{Impairments, WireConfig};

@@ -306,7 +306,7 @@ impl Wire {
 }
 
 /// Source of wire identities, so that a frame given to the wrong wire is recognised.
-static NEXT_WIRE_ID: AtomicU64 = AtomicU64::new(1);
+pub(crate) static NEXT_WIRE_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The wire's state, shared by the [`Wire`] handle and the [`MemoryPort`]s.
 pub(crate) struct Core {
@@ -406,7 +406,7 @@ struct Arrival {
 
 /// Whether an event of probability `p` happens. Draws nothing for `p <= 0` (or NaN) and
 /// `p >= 1`, so a perfect link consumes no randomness.
-fn chance(rng: &mut ChaCha8Rng, p: f64) -> bool {
+pub(crate) fn chance(rng: &mut ChaCha8Rng, p: f64) -> bool {
     if p.is_nan() || p <= 0.0 {
         false
     } else if p >= 1.0 {
