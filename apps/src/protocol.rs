@@ -7,7 +7,7 @@
 //! | magic | version | kind | reserved | request id | length | checksum | payload ...
 //! ```
 //!
-//! All integers are big-endian. The checksum is FNV-1a (32 bit) over the request id and the
+//! All integers are big-endian. The checksum is CRC-32 (IEEE) over the request id and the
 //! payload, so a response carrying the right id but corrupted bytes, or another request's
 //! bytes under a forged id, is caught. An echo server returns the bytes unchanged, so a response
 //! is a byte-for-byte copy of its request; the client checks it against what it sent.
@@ -30,34 +30,26 @@ pub const MAX_PAYLOAD: u32 = 16 << 20;
 /// `kind` of a request (the only kind today; a response is the echoed request).
 pub const KIND_REQUEST: u8 = 1;
 
-const FNV_OFFSET: u32 = 0x811c_9dc5;
-const FNV_PRIME: u32 = 0x0100_0193;
-
-/// Incremental FNV-1a, 32 bit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Checksum(u32);
+/// Incremental CRC-32 over a request id and its payload.
+#[derive(Clone, Debug)]
+pub struct Checksum(crc32fast::Hasher);
 
 impl Checksum {
     /// A checksum of a request with id `id`, before any payload byte.
     pub fn new(id: u64) -> Self {
-        let mut c = Checksum(FNV_OFFSET);
-        c.update(&id.to_be_bytes());
-        c
+        let mut h = crc32fast::Hasher::new();
+        h.update(&id.to_be_bytes());
+        Checksum(h)
     }
 
     /// Adds `bytes`.
     pub fn update(&mut self, bytes: &[u8]) {
-        let mut h = self.0;
-        for &b in bytes {
-            h ^= u32::from(b);
-            h = h.wrapping_mul(FNV_PRIME);
-        }
-        self.0 = h;
+        self.0.update(bytes);
     }
 
     /// The value so far.
-    pub fn value(self) -> u32 {
-        self.0
+    pub fn value(&self) -> u32 {
+        self.0.clone().finalize()
     }
 }
 
@@ -70,7 +62,7 @@ pub struct Header {
     pub id: u64,
     /// Payload length in bytes.
     pub len: u32,
-    /// FNV-1a of the id and the payload.
+    /// CRC-32 of the id and the payload.
     pub checksum: u32,
 }
 
@@ -114,20 +106,31 @@ impl Header {
     }
 }
 
-/// The payload byte at `offset` of request `id`: a pattern that differs between requests.
-#[inline]
-pub fn payload_byte(id: u64, offset: usize) -> u8 {
-    (id as u8).wrapping_mul(31).wrapping_add(offset as u8)
-}
+const PATTERN_LEN: usize = 4096;
+
+/// The payload's byte pattern (requests differ by id; the checksum covers the id).
+const PATTERN: [u8; PATTERN_LEN] = {
+    let mut p = [0u8; PATTERN_LEN];
+    let mut i = 0;
+    while i < PATTERN_LEN {
+        p[i] = (i as u8).wrapping_mul(31).wrapping_add(7);
+        i += 1;
+    }
+    p
+};
 
 /// Appends the whole request `id` with a `len`-byte payload to `out`; returns its header.
 pub fn encode_request(id: u64, len: u32, out: &mut Vec<u8>) -> Header {
     let start = out.len();
     out.extend_from_slice(&[0u8; HEADER_LEN]);
+    let mut left = len as usize;
+    out.reserve(left);
+    while left > 0 {
+        let n = left.min(PATTERN_LEN);
+        out.extend_from_slice(&PATTERN[..n]);
+        left -= n;
+    }
     let mut sum = Checksum::new(id);
-    let n = len as usize;
-    out.reserve(n);
-    out.extend((0..n).map(|i| payload_byte(id, i)));
     sum.update(&out[start + HEADER_LEN..]);
     let header = Header {
         kind: KIND_REQUEST,
@@ -187,7 +190,7 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum State {
     Header {
         filled: usize,

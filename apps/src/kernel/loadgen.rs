@@ -101,6 +101,9 @@ struct Slot {
     retry_at_ns: u64,
     /// Crr open loop: the intended time of the transaction this connection carries.
     intended_ns: Option<u64>,
+    /// Crr: this connection holds one transaction of the quota (so that no connection is
+    /// opened that will carry nothing).
+    reserved: bool,
 }
 
 struct Worker {
@@ -113,6 +116,8 @@ struct Worker {
     tx: Sender<Msg>,
     next_id: u64,
     issued: u64,
+    /// Crr: transactions reserved by connections not yet carrying their request.
+    reserved: u64,
     backlog: VecDeque<u64>,
     buf: Vec<u8>,
 }
@@ -143,6 +148,7 @@ pub fn run_worker(cfg: WorkerConfig, start: Instant, stop: Arc<AtomicBool>, tx: 
             since_ns: 0,
             retry_at_ns: 0,
             intended_ns: None,
+            reserved: false,
         })
         .collect();
     let mut w = Worker {
@@ -155,6 +161,7 @@ pub fn run_worker(cfg: WorkerConfig, start: Instant, stop: Arc<AtomicBool>, tx: 
         second: 0,
         tx,
         issued: 0,
+        reserved: 0,
         backlog: VecDeque::new(),
         buf: vec![0u8; 256 * 1024],
     };
@@ -292,6 +299,14 @@ impl Worker {
                 if !issuing || now < self.slots[i].retry_at_ns || !self.quota_left() {
                     return;
                 }
+                if self.cfg.mode == Mode::Crr
+                    && self
+                        .cfg
+                        .quota
+                        .is_some_and(|q| self.issued + self.reserved >= q)
+                {
+                    return;
+                }
                 let intended = if open_loop {
                     if self.cfg.mode != Mode::Crr {
                         // rr/stream connect up front; requests come from the backlog.
@@ -306,6 +321,10 @@ impl Worker {
                     None
                 };
                 self.slots[i].intended_ns = intended;
+                if self.cfg.mode == Mode::Crr {
+                    self.slots[i].reserved = true;
+                    self.reserved += 1;
+                }
                 self.connect(i, now);
             }
             State::Open => {
@@ -320,7 +339,13 @@ impl Worker {
 
     fn issue(&mut self, i: usize, open_loop: bool) {
         loop {
-            if !self.slots[i].client.can_issue() || !self.quota_left() {
+            if !self.slots[i].client.can_issue() {
+                return;
+            }
+            if self.slots[i].reserved {
+                self.slots[i].reserved = false;
+                self.reserved -= 1;
+            } else if !self.quota_left() {
                 return;
             }
             let intended = if self.cfg.mode == Mode::Crr {
@@ -363,6 +388,7 @@ impl Worker {
             Ok(s) => s,
             Err(e) => {
                 self.stats.error(ErrorKind::of_io(&e));
+                self.release(i);
                 self.slots[i].retry_at_ns = now + 1_000_000;
                 return;
             }
@@ -373,6 +399,7 @@ impl Worker {
             Err(e) => {
                 // EADDRNOTAVAIL (no ephemeral port), ECONNREFUSED, ...: back off 1 ms.
                 self.stats.error(ErrorKind::of_io(&e));
+                self.release(i);
                 self.slots[i].retry_at_ns = now + 1_000_000;
                 return;
             }
@@ -389,6 +416,7 @@ impl Worker {
             .is_err()
         {
             self.stats.error(ErrorKind::Other);
+            self.release(i);
             self.slots[i].retry_at_ns = now + 1_000_000;
             return;
         }
@@ -399,6 +427,18 @@ impl Worker {
         slot.state = State::Connecting;
         if connected {
             self.established(i);
+        }
+    }
+
+    /// A connect failed before it carried its transaction: give the transaction back.
+    fn release(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        if slot.reserved {
+            slot.reserved = false;
+            self.reserved -= 1;
+        }
+        if let Some(t) = slot.intended_ns.take() {
+            self.backlog.push_front(t);
         }
     }
 
@@ -552,6 +592,10 @@ impl Worker {
 
     fn close(&mut self, i: usize) {
         let slot = &mut self.slots[i];
+        if slot.reserved {
+            slot.reserved = false;
+            self.reserved -= 1;
+        }
         if let Some(mut s) = slot.stream.take() {
             let _ = self.poll.registry().deregister(&mut s);
             if self.cfg.linger0 {
