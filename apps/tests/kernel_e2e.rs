@@ -154,9 +154,19 @@ fn rr_closed_and_open_loop_and_pipelined() {
     );
     assert_clean(code, &r, 800);
     assert_eq!(r["rate"].as_f64(), Some(4000.0));
+    // A --duration run stops issuing at the deadline and drains at once.
+    let (code, r) = loadgen(
+        &echo.target(),
+        &["--mode", "rr", "--conns", "2", "--duration", "1"],
+    );
+    assert_eq!(code, 0, "{r:#}");
+    let elapsed = r["elapsed_s"].as_f64().unwrap();
+    assert!((1.0..1.5).contains(&elapsed), "elapsed {elapsed}");
+    assert_eq!(u(&r, "requests_sent"), u(&r, "responses_verified"));
+    assert!(u(&r, "responses_verified") > 0);
     let s = echo.stop();
-    assert_eq!(u(&s, "accepted"), 4 + 3 + 2);
-    assert_eq!(u(&s, "closed"), 9);
+    assert_eq!(u(&s, "accepted"), 4 + 3 + 2 + 2);
+    assert_eq!(u(&s, "closed"), 11);
     assert_eq!(u(&s, "connection_errors"), 0);
 }
 

@@ -118,6 +118,8 @@ struct Worker {
     issued: u64,
     /// Crr: transactions reserved by connections not yet carrying their request.
     reserved: u64,
+    /// False once the deadline, the quota or a signal stopped new requests (draining).
+    issuing: bool,
     backlog: VecDeque<u64>,
     buf: Vec<u8>,
 }
@@ -162,6 +164,7 @@ pub fn run_worker(cfg: WorkerConfig, start: Instant, stop: Arc<AtomicBool>, tx: 
         tx,
         issued: 0,
         reserved: 0,
+        issuing: true,
         backlog: VecDeque::new(),
         buf: vec![0u8; 256 * 1024],
     };
@@ -198,6 +201,7 @@ impl Worker {
             if issuing && (now >= deadline_ns || stop.load(Ordering::Relaxed) || !self.quota_left())
             {
                 stop_issuing_at = Some(now);
+                self.issuing = false;
             }
             if let Some(t) = stop_issuing_at {
                 let busy = self
@@ -446,7 +450,9 @@ impl Worker {
         self.slots[i].state = State::Open;
         self.stats.connects += 1;
         let open_loop = self.cfg.rate.is_some();
-        self.issue(i, open_loop);
+        if self.issuing {
+            self.issue(i, open_loop);
+        }
         self.drive(i);
     }
 
@@ -544,7 +550,7 @@ impl Worker {
                 return;
             }
             // Refill (closed loop) and go round again if anything moved.
-            if self.slots[i].state == State::Open && self.quota_left() && self.cfg.rate.is_none() {
+            if self.issuing && self.slots[i].state == State::Open && self.cfg.rate.is_none() {
                 self.issue(i, false);
             }
             if !progress {
