@@ -483,7 +483,7 @@ impl Report {
 /// One live progress line.
 pub fn progress_line(r: &SecondReport) -> String {
     format!(
-        "[{:>4}s] {:>9} req/s {:>7} conn/s {:>8.3} Gbit/s  p50 {:>8.1} us  p99 {:>8.1} us  errors {:>5}{}",
+        "[{:>4}s] {:>9} req/s {:>7} conn/s {:>8.3} Gbit/s tx+rx  p50 {:>8.1} us  p99 {:>8.1} us  errors {:>5}{}",
         r.second + 1,
         r.responses,
         r.connects,

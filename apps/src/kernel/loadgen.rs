@@ -257,8 +257,15 @@ impl Worker {
             let wait = if self.cfg.busy_poll {
                 Duration::ZERO
             } else if let Some(p) = &pacer {
-                let next = p.next_ns();
-                Duration::from_nanos(next.saturating_sub(self.now_ns()).min(10_000_000))
+                // epoll_wait sleeps in whole milliseconds: sleeping through the next intended send
+                // would add the client's own oversleep to the measured latency. Spin on epoll for the
+                // last 1.5 ms before a send, sleep (1 ms short) before that.
+                let until = p.next_ns().saturating_sub(self.now_ns());
+                if until < 1_500_000 {
+                    Duration::ZERO
+                } else {
+                    Duration::from_nanos((until - 1_000_000).min(10_000_000))
+                }
             } else {
                 Duration::from_millis(10)
             };
