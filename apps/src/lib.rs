@@ -1,7 +1,22 @@
-//! shardnet's apps: the load generator and (later) the echo server, with what they share.
+//! shardnet's apps: the echo server and the load generator, with what they share.
 //!
-//! For now the load generator runs both ends of a UDP request/response test on the in-process
-//! memory wire; the echo server and the kernel-socket mode come with the TCP socket API.
+//! - [`protocol`], [`client`], [`report`]: request framing, the per-connection client and the
+//!   statistics — sans-IO and stack-agnostic, so that any stack's event loop can drive them.
+//! - [`kernel`]: the Linux-socket mode of both binaries (the baseline of every benchmark).
+//! - [`shardnet_udp`]: the UDP request/response job over shardnet's memory wire. shardnet's TCP
+//!   mode plugs its own event loop into the same [`client::ClientConn`] and [`report::Series`].
+//! - [`timewait`], [`metrics`], [`cli`]: TIME_WAIT accounting, `--metrics`, shared options.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod cli;
+pub mod client;
+pub mod kernel;
+pub mod metrics;
+pub mod protocol;
+pub mod report;
+pub mod shardnet_udp;
+pub mod timewait;
 
 use shardnet::ip::{InterfaceConfig, Ipv4Cidr};
 use shardnet::shard::{Shard, ShardConfig};

@@ -1,307 +1,337 @@
 //! shardnet load generator.
 //!
-//! Today it runs the foundation milestone's main job: two shardnet stacks on the in-process
-//! memory wire (no root, no NIC), a client and a UDP echo server, driven in one thread with the
-//! real clock. The client resolves the server by ARP, pings it, then keeps `--sockets` UDP
-//! request/response exchanges in flight until `--count` requests are answered, and prints the
-//! request rate, latency percentiles (HDR histogram) and both stacks' counters.
+//! - `--stack shardnet --driver memory` (the default) without `--mode`: the UDP request/response
+//!   job over two shardnet stacks on the in-process memory wire (see `shardnet_udp`).
+//! - `--stack kernel --mode rr|crr|stream`: TCP load against an echo server on Linux sockets, every
+//!   response verified against its request. shardnet's TCP modes are not wired yet and say so.
 //!
-//! The memory wire can drop, duplicate, reorder and delay frames from a seed (`--loss`, ...):
-//! lost requests or responses time out and are sent again, and are reported, never hidden.
+//! Exit status: 0 all verified, 1 the run could not happen, 2 errors (refused, reset, timeout,
+//! EADDRNOTAVAIL, closed, abandoned requests), 3 mismatched responses.
 
-use clap::Parser;
-use hdrhistogram::Histogram;
-use shardnet::port::Port;
-use shardnet::shard::Shard;
-use shardnet::time::{Duration, Instant};
-use shardnet::udp::UdpHandle;
-use shardnet_apps::{CLIENT, SERVER, shard_for};
-use shardnet_memory::{Impairments, MemoryPort, Wire, WireConfig};
-use shardnet_pcap::{Clock, PcapPort};
-use std::io::{BufWriter, Write};
+use clap::{Parser, ValueEnum};
+use shardnet_apps::cli::{Common, StackKind, secs};
+use shardnet_apps::client::ConnConfig;
+use shardnet_apps::kernel::loadgen::{LoadConfig, Mode, WorkerConfig, run_load};
+use shardnet_apps::kernel::{fastopen_refusal, stop_flag, tcpext_counter};
+use shardnet_apps::metrics::{LoadgenMetrics, MetricsServer};
+use shardnet_apps::protocol::MAX_PAYLOAD;
+use shardnet_apps::report::{ErrorKind, Report};
+use shardnet_apps::shardnet_udp::{UdpJob, run_job};
+use shardnet_apps::timewait::{ChurnReport, ChurnSample, ephemeral_port_range};
+use std::io::Write;
 use std::net::SocketAddrV4;
 use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ModeArg {
+    /// Persistent connections, request/response (pipelined with --depth).
+    Rr,
+    /// Connect, request, response, close: one transaction per connection.
+    Crr,
+    /// Bulk both ways through the echo: --depth requests of --size in flight per connection.
+    Stream,
+}
 
 /// Command-line options.
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "shardnet load generator (UDP request/response over the memory wire)"
+    about = "shardnet load generator: UDP over shardnet's memory wire, or TCP rr/crr/stream against an echo server"
 )]
 struct Args {
-    /// Requests to complete.
-    #[arg(long, default_value_t = 200_000)]
-    count: u64,
-    /// Sockets, each with one request in flight (closed loop).
+    #[command(flatten)]
+    common: Common,
+    /// Transactions to complete (UDP job default: 200000; TCP: unbounded, see --duration).
+    #[arg(long)]
+    count: Option<u64>,
+    /// UDP job: sockets, each with one request in flight.
     #[arg(long, default_value_t = 16)]
     sockets: usize,
-    /// Request and response size in bytes (8..=1472).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(8..=1472))]
-    size: u16,
-    /// Give up after this many seconds even if not all requests were answered.
+    /// Payload bytes per request (UDP job: 8..=1472, default 64; TCP: default 64, stream 16384).
+    #[arg(long, value_name = "BYTES")]
+    size: Option<u32>,
+    /// Give up after this many seconds (UDP job; TCP with --count and no --duration).
     #[arg(long, default_value_t = 60.0)]
     max_seconds: f64,
-    /// Resend a request that got no answer after this many milliseconds.
-    #[arg(long, default_value_t = 50)]
-    timeout_ms: u64,
-    /// Probability that the wire drops a frame.
+    /// UDP job: resend after this many ms (default 50). TCP: a request or connect older than this
+    /// is a timeout error (default 5000).
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// UDP job: probability that the wire drops a frame.
     #[arg(long, default_value_t = 0.0)]
     loss: f64,
-    /// Probability that the wire duplicates a frame.
+    /// UDP job: probability that the wire duplicates a frame.
     #[arg(long, default_value_t = 0.0)]
     dup: f64,
-    /// Probability that the wire delays a frame by 100 us (reordering it).
+    /// UDP job: probability that the wire delays a frame by 100 us (reordering it).
     #[arg(long, default_value_t = 0.0)]
     reorder: f64,
-    /// Seed of the wire's impairments.
+    /// UDP job: seed of the wire's impairments.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Write the client's frames to this pcap file (`tcpdump -r FILE`).
-    #[arg(long)]
-    pcap: Option<std::path::PathBuf>,
-    /// Print every non-zero counter of both stacks at the end.
+    /// UDP job: print every non-zero counter of both stacks at the end.
     #[arg(long)]
     stats: bool,
-}
-
-const ECHO_PORT: u16 = 7;
-
-struct Client {
-    sockets: Vec<UdpHandle>,
-    /// Per socket: the sequence number in flight, when it was first sent (latency counts from
-    /// there, resends included) and when it was last sent (for the resend timeout).
-    in_flight: Vec<Option<(u64, std::time::Instant, std::time::Instant)>>,
-    next_seq: u64,
-    answered: u64,
-    timeouts: u64,
-    stale: u64,
-    latency: Histogram<u64>,
+    /// TCP: the echo server.
+    #[arg(long, value_name = "A.B.C.D:P", default_value = "127.0.0.1:7777")]
+    target: SocketAddrV4,
+    /// TCP load mode.
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+    /// TCP: connections (closed loop: the concurrency).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    conns: usize,
+    /// TCP: requests in flight per connection (rr pipelining; stream default 16).
+    #[arg(long, value_name = "N")]
+    depth: Option<usize>,
+    /// TCP: open loop at R requests/s (crr: connections/s); latency counts from the intended send time.
+    #[arg(long, value_name = "R")]
+    rate: Option<f64>,
+    /// crr: the client closes first (TIME_WAIT on the client; the default).
+    #[arg(long, conflicts_with = "server_close")]
+    client_close: bool,
+    /// crr: wait for the server to close first (TIME_WAIT on the server; run echo with
+    /// --close-after SIZE+24).
+    #[arg(long)]
+    server_close: bool,
+    /// TCP Fast Open (TCP_FASTOPEN_CONNECT; needs net.ipv4.tcp_fastopen bit 1).
+    #[arg(long)]
+    fastopen: bool,
+    /// SO_LINGER 0: close sends RST, no TIME_WAIT.
+    #[arg(long)]
+    linger0: bool,
+    /// TCP_QUICKACK after every read.
+    #[arg(long)]
+    quickack: bool,
+    /// Leave Nagle's algorithm on (TCP_NODELAY is set by default).
+    #[arg(long)]
+    nagle: bool,
+    /// Write per-second latency histograms to FILE in the HdrHistogram interval log format.
+    #[arg(long, value_name = "FILE")]
+    hist_log: Option<std::path::PathBuf>,
+    /// Report TIME_WAIT churn: entries over time, port allocation failures, steady state.
+    #[arg(long)]
+    tw_report: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let wire = Wire::new(WireConfig {
-        seed: args.seed,
-        pool_size: 4096,
-        impairments: Impairments {
-            loss: args.loss,
-            duplicate: args.dup,
-            reorder: args.reorder,
-            reorder_delay: Duration::from_micros(100),
-            ..Impairments::NONE
-        },
-        ..WireConfig::default()
-    });
-    let client_port = wire.add_port(CLIENT.mac, 1);
-    let server_port = wire.add_port(SERVER.mac, 1);
-    let (Ok(a), Ok(b)) = (wire.port(client_port, 0), wire.port(server_port, 0)) else {
-        eprintln!("loadgen: could not open the memory wire's ports");
-        return ExitCode::FAILURE;
-    };
-    let result = match &args.pcap {
-        Some(path) => {
-            let file = match std::fs::File::create(path) {
-                Ok(f) => BufWriter::new(f),
-                Err(e) => {
-                    eprintln!("loadgen: cannot create {}: {e}", path.display());
-                    return ExitCode::FAILURE;
-                }
-            };
-            match PcapPort::new(a, file, Clock::System) {
-                Ok(captured) => run(&args, &wire, captured, b),
-                Err(e) => Err(format!("cannot write the pcap header: {e}")),
-            }
-        }
-        None => run(&args, &wire, a, b),
-    };
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(2),
+    match run(&args) {
+        Ok(code) => code,
         Err(e) => {
-            eprintln!("loadgen: {e}");
+            eprintln!("loadgen: error: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-/// Runs the test; Ok(false) if not every request was answered in time.
-fn run<P: Port>(
-    args: &Args,
-    wire: &Wire,
-    mut client_port: P,
-    mut server_port: MemoryPort,
-) -> Result<bool, String> {
-    let queue = (args.sockets * 4).max(64);
-    let mut client = shard_for(CLIENT, queue);
-    let mut server = shard_for(SERVER, queue);
-    let start = std::time::Instant::now();
-    let clock =
-        || Instant::from_nanos(u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX));
-    let poll = |client: &mut Shard,
-                server: &mut Shard,
-                client_port: &mut P,
-                server_port: &mut MemoryPort| {
-        let now = clock();
-        wire.advance_to(now);
-        client.poll_port(now, client_port);
-        server.poll_port(now, server_port);
-    };
-
-    println!(
-        "shardnet loadgen: UDP request/response over the memory wire (driver: memory, 2 stacks, 1 thread)"
-    );
-    println!(
-        "  client {} ({}), server {} ({}), impairments: loss {} dup {} reorder {} seed {}",
-        CLIENT.ip, CLIENT.mac, SERVER.ip, SERVER.mac, args.loss, args.dup, args.reorder, args.seed
-    );
-
-    // ARP + ping, retried like `ping` would if the wire loses them.
-    let ping_start = std::time::Instant::now();
-    let mut rtt = None;
-    'ping: for seq in 1..=20u16 {
-        client
-            .ping(clock(), SERVER.ip, 1, seq, b"shardnet ping")
-            .map_err(|e| format!("ping: {}", e.errno()))?;
-        let sent = std::time::Instant::now();
-        while sent.elapsed() < std::time::Duration::from_millis(200) {
-            poll(&mut client, &mut server, &mut client_port, &mut server_port);
-            let mut buf = [0u8; 64];
-            if let Some(reply) = client.recv_echo_reply(&mut buf) {
-                rtt = Some((seq, sent.elapsed(), reply.from));
-                break 'ping;
+fn run(args: &Args) -> Result<ExitCode, String> {
+    args.common.validate()?;
+    match args.common.stack {
+        StackKind::Shardnet => {
+            if let Some(mode) = args.mode {
+                return Err(format!(
+                    "--stack shardnet --mode {}: shardnet's TCP modes are not wired yet (its TCP socket API and \
+                     runtime are still being built); today shardnet runs only the UDP memory-wire job \
+                     (no --mode). Use --stack kernel for TCP.",
+                    mode.to_possible_value()
+                        .map(|v| v.get_name().to_string())
+                        .unwrap_or_default()
+                ));
             }
-        }
-    }
-    let Some((seq, rtt, from)) = rtt else {
-        return Err(format!(
-            "no ping reply from {} in {:?}",
-            SERVER.ip,
-            ping_start.elapsed()
-        ));
-    };
-    let mac = client
-        .arp_cache()
-        .peek(SERVER.ip)
-        .map(|m| m.to_string())
-        .unwrap_or_default();
-    println!(
-        "  arp: {} is-at {mac}; ping: reply from {from} to request {seq}, rtt {:.1} us",
-        SERVER.ip,
-        rtt.as_secs_f64() * 1e6
-    );
-
-    // The echo server: one socket on port 7.
-    let echo = server.udp().open().map_err(|e| e.errno().to_string())?;
-    server
-        .udp()
-        .bind(echo, SocketAddrV4::new(SERVER.ip, ECHO_PORT))
-        .map_err(|e| e.errno().to_string())?;
-
-    let mut c = Client {
-        sockets: Vec::with_capacity(args.sockets),
-        in_flight: vec![None; args.sockets],
-        next_seq: 0,
-        answered: 0,
-        timeouts: 0,
-        stale: 0,
-        latency: Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(|e| e.to_string())?,
-    };
-    for _ in 0..args.sockets {
-        let h = client.udp().open().map_err(|e| e.errno().to_string())?;
-        client
-            .udp()
-            .connect(h, SocketAddrV4::new(SERVER.ip, ECHO_PORT))
-            .map_err(|e| e.errno().to_string())?;
-        c.sockets.push(h);
-    }
-
-    let size = usize::from(args.size);
-    let mut request = vec![0u8; size];
-    let mut buf = vec![0u8; 2048];
-    let timeout = std::time::Duration::from_millis(args.timeout_ms);
-    let max = std::time::Duration::from_secs_f64(args.max_seconds);
-    let rr_start = std::time::Instant::now();
-    while c.answered < args.count && rr_start.elapsed() < max {
-        // Client: send where nothing is in flight, resend what timed out.
-        let wall = std::time::Instant::now();
-        for (i, &h) in c.sockets.iter().enumerate() {
-            let (seq, first) = match c.in_flight[i] {
-                None if c.next_seq < args.count => {
-                    c.next_seq += 1;
-                    (c.next_seq, wall)
-                }
-                Some((seq, first, last)) if wall.duration_since(last) > timeout => {
-                    c.timeouts += 1;
-                    (seq, first)
-                }
-                _ => continue,
+            let size = args.size.unwrap_or(64);
+            let size = u16::try_from(size)
+                .ok()
+                .filter(|s| (8..=1472).contains(s))
+                .ok_or_else(|| format!("--size {size}: the UDP job needs 8..=1472"))?;
+            let job = UdpJob {
+                count: args.count.unwrap_or(200_000),
+                sockets: args.sockets,
+                size,
+                max_seconds: args.max_seconds,
+                timeout_ms: args.timeout_ms.unwrap_or(50),
+                loss: args.loss,
+                dup: args.dup,
+                reorder: args.reorder,
+                seed: args.seed,
+                pcap: args.common.pcap.clone(),
+                stats: args.stats,
             };
-            request[..8].copy_from_slice(&seq.to_be_bytes());
-            if client.udp_send_to(h, None, &request).is_ok() {
-                c.in_flight[i] = Some((seq, first, wall));
-            }
+            Ok(match run_job(&job)? {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::from(2),
+            })
         }
-        poll(&mut client, &mut server, &mut client_port, &mut server_port);
-        // Server: echo every datagram back to its sender.
-        while let Ok(r) = server.udp().recv_from(echo, &mut buf) {
-            // A full send queue drops the echo, as a UDP server would; the client resends.
-            let _ = server.udp_send_to(echo, Some(r.from), &buf[..r.len]);
-        }
-        poll(&mut client, &mut server, &mut client_port, &mut server_port);
-        // Client: match responses to requests.
-        for (i, &h) in c.sockets.iter().enumerate() {
-            while let Ok(r) = client.udp().recv_from(h, &mut buf) {
-                let seq = u64::from_be_bytes(buf[..8].try_into().unwrap_or_default());
-                match c.in_flight[i] {
-                    Some((want, first, _)) if want == seq && r.len == size => {
-                        let ns = u64::try_from(first.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                        c.latency.saturating_record(ns.max(1));
-                        c.answered += 1;
-                        c.in_flight[i] = None;
-                    }
-                    _ => c.stale += 1,
-                }
-            }
-        }
+        StackKind::Kernel => kernel(args),
     }
-    let elapsed = rr_start.elapsed();
+}
 
-    let q = |p: f64| c.latency.value_at_quantile(p) as f64 / 1000.0;
-    println!(
-        "  rr: {} of {} requests of {size} B answered on {} sockets in {:.3} s: {:.0} requests/s",
-        c.answered,
-        args.count,
-        args.sockets,
-        elapsed.as_secs_f64(),
-        c.answered as f64 / elapsed.as_secs_f64()
-    );
-    println!(
-        "  latency (us): p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
-        q(0.5),
-        q(0.9),
-        q(0.99),
-        q(0.999),
-        c.latency.max() as f64 / 1000.0
-    );
-    let wire_totals = wire.total_counters();
-    println!(
-        "  resent after timeout: {}; late or duplicate responses: {}; wire: {} frames, {} lost, {} duplicated, {} reordered",
-        c.timeouts,
-        c.stale,
-        wire_totals.tx_frames,
-        wire_totals.lost,
-        wire_totals.duplicated,
-        wire_totals.reordered
-    );
-    println!(
-        "  note: both stacks and the wire share one thread; this measures the stack's cost, not a NIC."
-    );
-    if args.stats {
-        for (name, shard) in [("client", &client), ("server", &server)] {
-            println!("-- {name} counters");
-            print!("{}", shard.stats().render(false));
+fn kernel(args: &Args) -> Result<ExitCode, String> {
+    let mode = match args.mode.unwrap_or(ModeArg::Rr) {
+        ModeArg::Rr => Mode::Rr,
+        ModeArg::Crr => Mode::Crr,
+        ModeArg::Stream => Mode::Stream,
+    };
+    if args.common.ip.is_some() {
+        return Err(
+            "--ip is not used by loadgen --stack kernel: the kernel's routing picks the source"
+                .into(),
+        );
+    }
+    if args.conns == 0 {
+        return Err("--conns must be at least 1".into());
+    }
+    if let Some(r) = args.rate {
+        if !(r.is_finite() && r > 0.0) {
+            return Err(format!("--rate {r}: must be a positive number"));
         }
     }
-    std::io::stdout().flush().map_err(|e| e.to_string())?;
-    Ok(c.answered == args.count)
+    if mode != Mode::Crr && (args.server_close || args.client_close) {
+        return Err("--client-close/--server-close apply to --mode crr".into());
+    }
+    let size = args
+        .size
+        .unwrap_or(if mode == Mode::Stream { 16384 } else { 64 });
+    if size > MAX_PAYLOAD {
+        return Err(format!("--size {size}: at most {MAX_PAYLOAD}"));
+    }
+    let depth = match (mode, args.depth) {
+        (Mode::Crr, Some(d)) if d != 1 => return Err("--depth applies to rr and stream".into()),
+        (_, Some(0)) => return Err("--depth must be at least 1".into()),
+        (_, Some(d)) => d,
+        (Mode::Stream, None) => 16,
+        (_, None) => 1,
+    };
+    let timeout = Duration::from_millis(args.timeout_ms.unwrap_or(5000));
+    let deadline = match (args.common.duration, args.count) {
+        (Some(d), _) => secs(d),
+        (None, Some(_)) => secs(args.max_seconds),
+        (None, None) => Duration::from_secs(10),
+    };
+    let mut notes = Vec::new();
+    let tfo_before = tcpext_counter("TCPFastOpenActive");
+    if args.fastopen {
+        if let Some(n) = fastopen_refusal(false) {
+            eprintln!("loadgen: warning: {n}");
+            notes.push(n);
+        }
+    }
+    let metrics = LoadgenMetrics::new();
+    let _metrics_server = match args.common.metrics {
+        Some(addr) => {
+            let m = MetricsServer::spawn(addr, metrics.registry.clone())?;
+            eprintln!("loadgen: metrics on http://{}/metrics", m.addr());
+            Some(m)
+        }
+        None => None,
+    };
+    let stop = stop_flag()?;
+    let cfg = LoadConfig {
+        worker: WorkerConfig {
+            index: 0,
+            target: args.target,
+            mode,
+            conns: args.conns,
+            conn: ConnConfig {
+                size,
+                depth,
+                per_conn: (mode == Mode::Crr).then_some(1),
+            },
+            quota: args.count,
+            rate: args.rate,
+            server_close: args.server_close,
+            linger0: args.linger0,
+            fastopen: args.fastopen,
+            nodelay: !args.nagle,
+            quickack: args.quickack,
+            busy_poll: args.common.busy_poll,
+            timeout,
+            deadline,
+            drain: timeout,
+        },
+        shards: usize::from(args.common.shards),
+        progress_to_stderr: args.common.json,
+    };
+    let result = run_load(&cfg, &stop, Some(&metrics))?;
+    if args.fastopen {
+        if let (Some(a), Some(b)) = (tfo_before, tcpext_counter("TCPFastOpenActive")) {
+            notes.push(format!(
+                "TCPFastOpenActive (host-wide, SYNs whose data the server accepted) rose by {} during the run",
+                b.saturating_sub(a)
+            ));
+        }
+    }
+    let mut report = Report {
+        stack: "kernel".into(),
+        mode: format!("{mode:?}").to_lowercase(),
+        target: args.target.to_string(),
+        conns: args.conns,
+        shards: usize::from(args.common.shards),
+        size,
+        depth,
+        rate: args.rate,
+        busy_poll: args.common.busy_poll,
+        elapsed_s: 0.0,
+        requests_sent: 0,
+        responses_verified: 0,
+        mismatched_requests: 0,
+        abandoned: 0,
+        unsent: result.unsent,
+        requests_per_s: 0.0,
+        connections_per_s: 0.0,
+        connections: 0,
+        tx_bits_per_s: 0.0,
+        rx_bits_per_s: 0.0,
+        latency: Default::default(),
+        errors: Default::default(),
+        notes,
+        time_wait: None,
+        per_second: Vec::new(),
+    };
+    report.totals(&result.series, result.elapsed);
+    if args.tw_report {
+        let samples = report
+            .per_second
+            .iter()
+            .map(|s| ChurnSample {
+                second: s.second,
+                time_wait: s.time_wait.unwrap_or(0),
+                connects: s.connects,
+                eaddrnotavail: s.eaddrnotavail,
+            })
+            .collect();
+        report.time_wait = Some(ChurnReport::new(samples, ephemeral_port_range()));
+    }
+    if let Some(path) = &args.hist_log {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|e| format!("--hist-log {}: {e}", path.display()))?,
+        );
+        result
+            .series
+            .write_interval_log(result.start_wall, &mut f)?;
+        f.flush()
+            .map_err(|e| format!("--hist-log {}: {e}", path.display()))?;
+    }
+    if args.common.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        print!("{}", report.table());
+    }
+    let mismatched = report
+        .errors
+        .get(ErrorKind::Mismatched.name())
+        .copied()
+        .unwrap_or(0);
+    Ok(if mismatched > 0 || report.mismatched_requests > 0 {
+        ExitCode::from(3)
+    } else if report.errors_total() > 0 || report.abandoned > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -1,0 +1,160 @@
+//! Command-line options shared by `echo` and `loadgen`.
+
+use clap::{Args, ValueEnum};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+/// Which TCP/IP stack carries the traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StackKind {
+    /// shardnet, on the driver chosen by `--driver`.
+    Shardnet,
+    /// The Linux kernel's sockets (epoll, one thread per shard): the baseline.
+    Kernel,
+}
+
+impl StackKind {
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            StackKind::Shardnet => "shardnet",
+            StackKind::Kernel => "kernel",
+        }
+    }
+}
+
+/// shardnet's packet I/O driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Driver {
+    /// The in-process memory wire (no NIC, no root).
+    Memory,
+    /// AF_XDP on `--iface`.
+    AfXdp,
+    /// DPDK with `--eal` arguments.
+    Dpdk,
+}
+
+impl Driver {
+    /// The flag value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Memory => "memory",
+            Driver::AfXdp => "af-xdp",
+            Driver::Dpdk => "dpdk",
+        }
+    }
+}
+
+/// An interface address with its prefix length, `A.B.C.D/N`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpCidr {
+    /// The address.
+    pub addr: Ipv4Addr,
+    /// The prefix length (0..=32).
+    pub prefix: u8,
+}
+
+impl std::str::FromStr for IpCidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not A.B.C.D/N"))?;
+        let addr = a.parse().map_err(|e| format!("`{a}`: {e}"))?;
+        let prefix = p
+            .parse::<u8>()
+            .ok()
+            .filter(|&p| p <= 32)
+            .ok_or_else(|| format!("`{p}` is not a prefix length 0..=32"))?;
+        Ok(IpCidr { addr, prefix })
+    }
+}
+
+/// Options of both binaries.
+#[derive(Args, Clone, Debug)]
+pub struct Common {
+    /// The stack: shardnet (kernel bypass) or kernel (Linux sockets, the baseline).
+    #[arg(long, value_enum, default_value_t = StackKind::Shardnet)]
+    pub stack: StackKind,
+    /// shardnet's driver (default: memory).
+    #[arg(long, value_enum)]
+    pub driver: Option<Driver>,
+    /// Network interface of the af-xdp and dpdk drivers.
+    #[arg(long, value_name = "NAME")]
+    pub iface: Option<String>,
+    /// Interface address of shardnet (A.B.C.D/N); with --stack kernel, echo's listen address.
+    #[arg(long, value_name = "A.B.C.D/N")]
+    pub ip: Option<IpCidr>,
+    /// Default gateway of shardnet.
+    #[arg(long, value_name = "A.B.C.D")]
+    pub gateway: Option<Ipv4Addr>,
+    /// Shards: threads, one per core (kernel: epoll threads).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub shards: u16,
+    /// DPDK EAL arguments.
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub eal: Option<String>,
+    /// Write shardnet's frames to this pcap file (`tcpdump -r FILE`); kernel: use tcpdump.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+    /// Serve counters in the Prometheus text format on this loopback address (e.g. 127.0.0.1:9100).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// Run for this many seconds (echo: then exit; loadgen: stop issuing, drain, report).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Print the final report as JSON on stdout (progress lines go to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Spin on epoll with a zero timeout instead of sleeping in it (fair against a polling stack).
+    #[arg(long)]
+    pub busy_poll: bool,
+}
+
+impl Common {
+    /// The driver, `memory` if none was given.
+    pub fn driver(&self) -> Driver {
+        self.driver.unwrap_or(Driver::Memory)
+    }
+
+    /// Checks that the options fit the stack; the error says what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(d) = self.duration {
+            if !(d.is_finite() && d > 0.0) {
+                return Err(format!(
+                    "--duration {d}: must be a positive number of seconds"
+                ));
+            }
+        }
+        match self.stack {
+            StackKind::Shardnet => match self.driver() {
+                Driver::Memory => Ok(()),
+                d @ (Driver::AfXdp | Driver::Dpdk) => Err(format!(
+                    "--stack shardnet --driver {}: driver not built yet (only the memory driver exists today)",
+                    d.name()
+                )),
+            },
+            StackKind::Kernel => {
+                let shardnet_only = [
+                    ("--driver", self.driver.is_some()),
+                    ("--iface", self.iface.is_some()),
+                    ("--gateway", self.gateway.is_some()),
+                    ("--eal", self.eal.is_some()),
+                    ("--pcap", self.pcap.is_some()),
+                ];
+                match shardnet_only.iter().find(|(_, given)| *given) {
+                    Some((flag, _)) => Err(format!(
+                        "{flag} is a shardnet option; with --stack kernel the kernel's interfaces, routes and tcpdump apply"
+                    )),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// `duration` as a [`std::time::Duration`].
+pub fn secs(d: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(d.max(0.0))
+}
