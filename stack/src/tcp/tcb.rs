@@ -521,10 +521,11 @@ impl Tcb {
         }
     }
 
-    /// Heap bytes the connection's buffers hold now: send and receive storage and the
-    /// out-of-order ranges (0 for an idle connection whose buffers are empty).
+    /// Heap bytes the connection's buffers hold now: send and receive storage, the
+    /// out-of-order ranges and the SACK scoreboard (0 for an idle connection whose buffers
+    /// are empty).
     pub fn buffer_memory(&self) -> usize {
-        self.send_buf.allocated() + self.recv_buf.allocated()
+        self.send_buf.allocated() + self.recv_buf.allocated() + self.scoreboard.allocated()
     }
 
     fn check_send(&self) -> Result<(), SendError> {
