@@ -505,7 +505,11 @@ impl Tcb {
     /// expresses (65535 << scale bytes).
     pub fn set_recv_capacity(&mut self, bytes: usize) {
         // RFC 9293 3.8.6.2.2: keep every byte up to the advertised right edge receivable.
-        let advertised = self.rcv_adv.distance_from(self.rcv_nxt) as usize;
+        let mut advertised = self.rcv_adv.distance_from(self.rcv_nxt) as usize;
+        if self.state == State::SynSent && self.snd_max != self.iss {
+            // Our SYN offered a window (RFC 7323 2.2: unscaled) before RCV.NXT was known.
+            advertised = self.recv_buf.capacity().min(0xffff);
+        }
         let floor = self
             .recv_buf
             .readable()

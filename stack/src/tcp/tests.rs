@@ -173,6 +173,20 @@ fn set_recv_capacity_never_takes_back_an_advertised_window() {
 }
 
 #[test]
+fn set_recv_capacity_after_the_syn_keeps_the_window_the_syn_offered() {
+    static BIG: [u8; 60_000] = [7; 60_000];
+    let mut tcb = Tcb::connect(plain(), LOCAL, REMOTE, ISS, t(0));
+    assert_eq!(only(&mut tcb, t(0)).window, 0xffff);
+    tcb.set_recv_capacity(1000);
+    let mut synack = seg(Flags::SYN | Flags::ACK, IRS, ISS + 1);
+    synack.options.mss = Some(1460);
+    tcb.on_segment(t(10), &synack);
+    assert_eq!(only(&mut tcb, t(10)).window, 0xffff);
+    tcb.on_segment(t(10), &data(IRS + 1, ISS + 1, &BIG));
+    assert_eq!(tcb.recv_available(), 60_000);
+}
+
+#[test]
 fn set_recv_capacity_before_the_syn_picks_the_window_scale() {
     let mut tcb = Tcb::connect(TcpConfig::default(), LOCAL, REMOTE, ISS, t(0));
     tcb.set_recv_capacity(4 << 20);
