@@ -10,12 +10,64 @@
 //! hint: the next allocation starts at that size, so a connection that moves bulk data in
 //! bursts does not re-grow (and re-copy) from the minimum every time its buffer drains.
 //!
+//! Freed storage of up to [`SPARE_MAX_SIZE`] bytes goes to a small per-thread cache of spare
+//! blocks (at most [`SPARE_SLOTS`] of them) that the next allocation of the same size takes
+//! back: a request/response connection whose buffers drain after every exchange would
+//! otherwise pay for `calloc` (zeroing a page) and `free` on every segment. A shard is one
+//! thread, so the cache is as unshared as the rest of its state; it holds at most
+//! `SPARE_SLOTS * SPARE_MAX_SIZE` bytes per thread whatever the number of connections.
+//!
 //! Offsets are logical (0 is the byte at `head`); the owner says how many logical bytes are in
 //! use when storage must move, and only those are copied.
+
+use core::cell::RefCell;
 
 /// The smallest storage allocated, in bytes (unless the limit is smaller): one page, a couple
 /// of full-sized segments.
 pub const MIN_STORAGE: usize = 4096;
+
+/// Most spare blocks kept per thread.
+pub const SPARE_SLOTS: usize = 16;
+
+/// Largest block kept as a spare (bytes); larger ones go back to the allocator.
+pub const SPARE_MAX_SIZE: usize = 64 * 1024;
+
+thread_local! {
+    /// Freed blocks of storage, for reuse by the next allocation of the same size.
+    static SPARE: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A block of `size` bytes: a spare one of that size if the thread has one, else a new one.
+/// Its contents are unspecified (old bytes of a spare block, or zeroes); the rings only ever
+/// read bytes they wrote.
+fn take_block(size: usize) -> Box<[u8]> {
+    if size <= SPARE_MAX_SIZE {
+        let spare = SPARE.with(|c| {
+            let mut c = c.try_borrow_mut().ok()?;
+            let i = c.iter().position(|b| b.len() == size)?;
+            Some(c.swap_remove(i))
+        });
+        if let Some(block) = spare {
+            return block;
+        }
+    }
+    vec![0u8; size].into_boxed_slice()
+}
+
+/// Gives a block back: kept as a spare if it is small enough and the cache has room, else
+/// freed.
+fn give_block(block: Box<[u8]>) {
+    if block.is_empty() || block.len() > SPARE_MAX_SIZE {
+        return;
+    }
+    SPARE.with(move |c| {
+        if let Ok(mut c) = c.try_borrow_mut()
+            && c.len() < SPARE_SLOTS
+        {
+            c.push(block);
+        }
+    });
+}
 
 /// A ring of bytes whose storage is allocated lazily. See the module documentation.
 ///
@@ -81,7 +133,7 @@ impl Ring {
         if size == self.buf.len() {
             return;
         }
-        let mut new = vec![0u8; size].into_boxed_slice();
+        let mut new = take_block(size);
         let (a, b) = self.get(0, used);
         if let Some(dst) = new.get_mut(..a.len()) {
             dst.copy_from_slice(a);
@@ -89,7 +141,7 @@ impl Ring {
         if let Some(dst) = new.get_mut(a.len()..a.len() + b.len()) {
             dst.copy_from_slice(b);
         }
-        self.buf = new;
+        give_block(core::mem::replace(&mut self.buf, new));
         self.head = 0;
     }
 
@@ -98,7 +150,7 @@ impl Ring {
     pub(super) fn release(&mut self) {
         if !self.buf.is_empty() {
             self.hint = self.peak;
-            self.buf = Box::default();
+            give_block(core::mem::take(&mut self.buf));
         }
         self.head = 0;
         self.peak = 0;
@@ -186,5 +238,22 @@ mod tests {
         // The next busy period starts at the last one's peak.
         r.reserve(0, 1, 1 << 20);
         assert_eq!(r.storage(), 8192);
+    }
+
+    #[test]
+    fn freed_blocks_are_reused_by_the_same_thread() {
+        let mut a = Ring::default();
+        a.reserve(0, 100, 1 << 20);
+        a.copy_in(0, b"old");
+        let first = a.get(0, 1).0.as_ptr();
+        a.release();
+        let mut b = Ring::default();
+        b.reserve(0, 10, 1 << 20);
+        assert_eq!(b.get(0, 1).0.as_ptr(), first);
+        // A block too large to keep is freed, not cached.
+        let mut big = Ring::default();
+        big.reserve(0, SPARE_MAX_SIZE + 1, 1 << 20);
+        big.release();
+        assert!(SPARE.with(|c| c.borrow().iter().all(|b| b.len() <= SPARE_MAX_SIZE)));
     }
 }
