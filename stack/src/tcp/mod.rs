@@ -7,6 +7,7 @@ mod input;
 pub mod isn;
 pub mod reassembly;
 pub mod recv_buffer;
+mod ring;
 pub mod rtt;
 pub mod sack_scoreboard;
 pub mod segment;

@@ -5,8 +5,9 @@
 //! for later processing." The [`Assembler`] only tracks *where* such data lies; the bytes
 //! themselves live in the receive buffer (`recv_buffer.rs`).
 //!
-//! The set is bounded: at most `max_ranges` disjoint ranges, stored in a vector allocated
-//! once in [`Assembler::new`]. A segment that would need one more range is refused with
+//! The set is bounded: at most `max_ranges` disjoint ranges, stored in a vector that is
+//! allocated when the first range arrives and grows with the ranges held (an in-order
+//! connection never allocates it; [`Assembler::release`] frees it). A segment that would need one more range is refused with
 //! [`TooManyHoles`]; the caller drops it and counts the drop, and the peer retransmits it
 //! later. Linux bounds its out-of-order queue by memory instead (`tcp_prune_ofo_queue`
 //! throws away the highest-sequence segments under pressure); refusing the newcomer has the
@@ -43,8 +44,7 @@ struct Range {
 #[derive(Debug, Clone)]
 pub struct Assembler {
     /// Sorted by `start`; for consecutive `a`, `b`: `a.end < b.start` (a gap of at least one
-    /// byte); every range non-empty. `len() <= max_ranges <= capacity()`, so inserting never
-    /// reallocates.
+    /// byte); every range non-empty; `len() <= max_ranges`.
     ranges: Vec<Range>,
     max_ranges: usize,
     /// Incremented by every non-empty [`Assembler::add`]; stamps of held ranges are unique.
@@ -52,11 +52,11 @@ pub struct Assembler {
 }
 
 impl Assembler {
-    /// An empty assembler that tracks at most `max_ranges` ranges (storage for them is
-    /// allocated here, once).
+    /// An empty assembler that tracks at most `max_ranges` ranges. Allocates nothing: storage
+    /// for ranges is allocated as they arrive.
     pub fn new(max_ranges: usize) -> Self {
         Assembler {
-            ranges: Vec::with_capacity(max_ranges),
+            ranges: Vec::new(),
             max_ranges,
             clock: 0,
         }
@@ -65,6 +65,28 @@ impl Assembler {
     /// The most ranges this assembler tracks.
     pub fn max_ranges(&self) -> usize {
         self.max_ranges
+    }
+
+    /// Changes the most ranges tracked; never below the number held now.
+    pub fn set_max_ranges(&mut self, max_ranges: usize) {
+        self.max_ranges = max_ranges.max(self.ranges.len());
+    }
+
+    /// Frees the storage of the ranges if none is held.
+    pub fn release(&mut self) {
+        if self.ranges.is_empty() {
+            self.ranges = Vec::new();
+        }
+    }
+
+    /// Bytes of heap storage allocated for ranges.
+    pub fn allocated(&self) -> usize {
+        self.ranges.capacity() * core::mem::size_of::<Range>()
+    }
+
+    /// The offset just past the last held range (0 when none is held).
+    pub fn end(&self) -> usize {
+        self.ranges.last().map_or(0, |r| r.end)
     }
 
     /// How many ranges are held.
@@ -110,7 +132,6 @@ impl Assembler {
             if self.ranges.len() >= self.max_ranges {
                 return Err(TooManyHoles);
             }
-            // len < max_ranges <= capacity: no reallocation.
             self.ranges.insert(i, Range { start, end, stamp });
         } else {
             let (Some(first), Some(last)) = (self.ranges.get(i), self.ranges.get(j - 1)) else {

@@ -1,7 +1,12 @@
 //! The receive buffer: in-order bytes waiting for the application, followed by the space where
 //! out-of-order segments are stored at their offset until the holes before them fill.
 //!
-//! A ring of `capacity` bytes allocated once in [`RecvBuffer::new`]. Logically:
+//! A ring holding at most `capacity` bytes (`SO_RCVBUF`). The capacity is a limit, not an
+//! allocation: storage is allocated when data arrives, grows by doubling up to the limit, and
+//! is freed when the application has read everything and no out-of-order data is held (see
+//! `ring.rs`), so an idle connection holds no receive buffer memory. The window is always
+//! computed from the capacity, never from the storage allocated: growing storage can never
+//! make the receiver renege on a window it advertised. Logically:
 //!
 //! ```text
 //! | readable (in order, for the app) | RCV.NXT ... out-of-order ranges and holes ... |
@@ -11,9 +16,11 @@
 //!
 //! Out-of-order offsets are relative to `RCV.NXT`, the first byte after the readable ones;
 //! which of them are held is tracked by an [`Assembler`], which also orders them for SACK
-//! (RFC 2018). No method panics or allocates, whatever its arguments.
+//! (RFC 2018). No method panics, whatever its arguments; only [`RecvBuffer::write_at`]
+//! allocates (when data lands beyond the storage held), and reads free.
 
 use super::reassembly::{Assembler, TooManyHoles};
+use super::ring::Ring;
 use super::seq::SeqNum;
 
 /// What [`RecvBuffer::write_at`] did with a segment.
@@ -33,13 +40,15 @@ pub struct Written {
 ///
 /// Invariants: `readable <= capacity`; every assembler range lies within
 /// `[0, capacity - readable)`; no range starts at offset 0 between calls (data at the edge is
-/// always made readable); `head < capacity` (or 0 when the capacity is 0) and `head == 0`
-/// whenever nothing at all is held.
+/// always made readable); the storage covers `readable` plus the end of the last range, is at
+/// most the capacity, and is freed whenever nothing at all is held.
 #[derive(Debug)]
 pub struct RecvBuffer {
-    buf: Box<[u8]>,
-    /// Physical index of the first readable byte.
-    head: usize,
+    ring: Ring,
+    /// The most bytes held (`SO_RCVBUF`): what the window is computed from.
+    limit: usize,
+    /// The `max_ranges` asked for, before clamping to the capacity.
+    max_ranges: usize,
     readable: usize,
     ooo: Assembler,
 }
@@ -47,22 +56,47 @@ pub struct RecvBuffer {
 impl RecvBuffer {
     /// A buffer of `capacity` bytes that tracks at most `max_ranges` out-of-order ranges
     /// (clamped to `capacity / 2`, the most a window of `capacity` bytes can hold, since each
-    /// range is preceded by a hole). Both are allocated here, once.
+    /// range is preceded by a hole). Allocates nothing: storage comes with the first data.
     ///
     /// Sequence numbers are converted from offsets modulo 2^32, so `capacity` should not
     /// exceed the largest window, [`super::Window::MAX`] (1 GiB).
     pub fn new(capacity: usize, max_ranges: usize) -> Self {
         RecvBuffer {
-            buf: vec![0u8; capacity].into_boxed_slice(),
-            head: 0,
+            ring: Ring::default(),
+            limit: capacity,
+            max_ranges,
             readable: 0,
             ooo: Assembler::new(max_ranges.min(capacity / 2)),
         }
     }
 
-    /// The buffer's size in bytes.
+    /// The buffer's size limit in bytes (what the window is computed from).
     pub fn capacity(&self) -> usize {
-        self.buf.len()
+        self.limit
+    }
+
+    /// Changes the buffer's size limit, never below what is held (the readable bytes plus
+    /// the out-of-order data beyond them). The caller must not shrink it below what it has
+    /// advertised either (RFC 9293 3.8.6.2.2); see `Tcb::set_recv_capacity`. Returns the
+    /// capacity in effect.
+    pub fn set_capacity(&mut self, capacity: usize) -> usize {
+        let used = self.used();
+        self.limit = capacity.max(used);
+        if self.ring.storage() > self.limit {
+            self.ring.resize(used, self.limit);
+        }
+        self.ooo.set_max_ranges(self.max_ranges.min(self.limit / 2));
+        self.limit
+    }
+
+    /// Bytes of heap storage allocated now, data and out-of-order ranges (0 when empty).
+    pub fn allocated(&self) -> usize {
+        self.ring.storage() + self.ooo.allocated()
+    }
+
+    /// Logical bytes in use: the readable ones and the out-of-order data after them.
+    fn used(&self) -> usize {
+        self.readable + self.ooo.end()
     }
 
     /// In-order bytes the application can read.
@@ -74,7 +108,7 @@ impl RecvBuffer {
     /// `capacity - readable`. Out-of-order data already held lies inside this window (it is
     /// counted as free, as RFC 9293's RCV.WND is measured from RCV.NXT).
     pub fn window(&self) -> usize {
-        self.capacity() - self.readable
+        self.limit.saturating_sub(self.readable)
     }
 
     /// True when data beyond a hole is held.
@@ -85,31 +119,6 @@ impl RecvBuffer {
     /// The out-of-order ranges (offsets relative to `RCV.NXT`), for inspection.
     pub fn assembler(&self) -> &Assembler {
         &self.ooo
-    }
-
-    /// Physical index of logical offset `off` from the first readable byte
-    /// (`off <= capacity`).
-    fn phys(&self, off: usize) -> usize {
-        let i = self.head + off;
-        if i >= self.buf.len() {
-            i - self.buf.len()
-        } else {
-            i
-        }
-    }
-
-    /// Copies `data` to logical offset `at` (from the first readable byte), wrapping;
-    /// `at + data.len() <= capacity`.
-    fn copy_in(&mut self, at: usize, data: &[u8]) {
-        let p = self.phys(at);
-        let first = data.len().min(self.buf.len() - p);
-        let (a, b) = data.split_at(first);
-        if let Some(dst) = self.buf.get_mut(p..p + a.len()) {
-            dst.copy_from_slice(a);
-        }
-        if let Some(dst) = self.buf.get_mut(..b.len()) {
-            dst.copy_from_slice(b);
-        }
     }
 
     /// Stores a segment's data whose first byte is `offset` bytes after `RCV.NXT` (the caller
@@ -137,15 +146,19 @@ impl RecvBuffer {
             return Ok(Written::default());
         }
         let stored = keep - self.ooo.covered(offset, keep);
+        let used = self.used();
+        let at = self.readable + offset;
         let in_order = if offset == 0 {
             // Joins whatever it overlaps or touches: drop/trim ranges it covers, then collect
             // the one that now starts at the edge.
-            self.copy_in(self.readable, data);
+            self.ring.reserve(used, at + keep, self.limit);
+            self.ring.copy_in(at, data);
             self.ooo.advance(keep);
             keep + self.ooo.take_front()
         } else {
             self.ooo.add(offset, keep)?;
-            self.copy_in(self.readable + offset, data);
+            self.ring.reserve(used, at + keep, self.limit);
+            self.ring.copy_in(at, data);
             0
         };
         self.readable += in_order;
@@ -157,11 +170,13 @@ impl RecvBuffer {
     }
 
     /// Drops `n <= readable` bytes the application consumed.
+    /// Frees the storage when nothing at all is held.
     fn consume(&mut self, n: usize) {
-        self.head = self.phys(n);
+        self.ring.advance(n);
         self.readable -= n;
         if self.readable == 0 && self.ooo.is_empty() {
-            self.head = 0;
+            self.ring.release();
+            self.ooo.release();
         }
     }
 
@@ -194,13 +209,7 @@ impl RecvBuffer {
     pub fn peek(&self, offset: usize, len: usize) -> (&[u8], &[u8]) {
         let start = offset.min(self.readable);
         let end = offset.saturating_add(len).min(self.readable);
-        let n = end - start;
-        let p = self.phys(start);
-        let first = n.min(self.buf.len() - p);
-        (
-            self.buf.get(p..p + first).unwrap_or_default(),
-            self.buf.get(..n - first).unwrap_or_default(),
-        )
+        self.ring.get(start, end - start)
     }
 
     /// SACK blocks `(left edge, right edge)` (the right edge is the first sequence number
@@ -224,11 +233,12 @@ impl RecvBuffer {
             .map(move |(off, len)| (rcv_nxt + off, rcv_nxt + off + len))
     }
 
-    /// Forgets all data, readable and out of order (the buffer keeps its storage).
+    /// Forgets all data, readable and out of order, and frees the storage.
     pub fn clear(&mut self) {
-        self.head = 0;
         self.readable = 0;
         self.ooo.clear();
+        self.ring.release();
+        self.ooo.release();
     }
 }
 
@@ -489,6 +499,49 @@ mod tests {
         assert_eq!(read_all(&mut b), b"xyz");
     }
 
+    #[test]
+    fn storage_follows_use_and_the_window_follows_the_capacity() {
+        let mut b = RecvBuffer::new(256 * 1024, 8);
+        assert_eq!((b.allocated(), b.window()), (0, 256 * 1024));
+        b.write_at(0, &[1; 100]).unwrap();
+        assert_eq!(b.allocated(), 4096);
+        assert_eq!(b.window(), 256 * 1024 - 100);
+        // Out-of-order data far into the window grows the storage to cover it.
+        b.write_at(100_000, &[2; 10]).unwrap();
+        assert!(
+            b.allocated() >= 131_072 && b.allocated() < 132_000,
+            "{}",
+            b.allocated()
+        );
+        assert_eq!(b.window(), 256 * 1024 - 100);
+        assert_eq!(read_all(&mut b), [1; 100]);
+        // Out-of-order data is still held: the storage stays.
+        assert!(b.allocated() >= 100_010);
+        b.write_at(0, &[3; 100_000]).unwrap();
+        assert_eq!(b.readable(), 100_010);
+        let all = read_all(&mut b);
+        assert_eq!((&all[..2], &all[100_000..]), (&[3, 3][..], &[2; 10][..]));
+        assert_eq!((b.allocated(), b.window()), (0, 256 * 1024));
+    }
+
+    #[test]
+    fn set_capacity_never_drops_held_data() {
+        let mut b = RecvBuffer::new(1000, 8);
+        b.write_at(0, b"abc").unwrap();
+        b.write_at(500, b"xyz").unwrap();
+        assert_eq!(b.set_capacity(10), 506);
+        assert_eq!(b.window(), 503);
+        assert!(b.allocated() >= 506);
+        b.write_at(0, &[b'd'; 500]).unwrap();
+        assert_eq!(b.readable(), 506);
+        assert_eq!(b.window(), 0);
+        let all = read_all(&mut b);
+        assert_eq!(&all[500..], b"dddxyz");
+        assert_eq!(b.set_capacity(10), 10);
+        assert_eq!(b.assembler().max_ranges(), 5);
+        assert_eq!(b.allocated(), 0);
+    }
+
     /// Receiver-side model: the stream, how much the app has read, `RCV.NXT`, which absolute
     /// positions are held, and the SACK properties checked after every segment.
     struct Harness {
@@ -545,6 +598,7 @@ mod tests {
                 }
             }
             prop_assert_eq!(self.buf.readable(), self.rcv_nxt - self.read_pos);
+            prop_assert!(self.buf.ring.storage() <= self.cap);
             self.check_sack()
         }
 
@@ -685,6 +739,7 @@ mod tests {
             }
             prop_assert_eq!(&h.out, &h.stream);
             prop_assert!(!h.buf.has_out_of_order());
+            prop_assert_eq!(h.buf.allocated(), 0);
         }
     }
 }

@@ -1,44 +1,68 @@
 //! The send buffer: bytes the application wrote that the peer has not acknowledged yet.
 //!
-//! A ring of `capacity` bytes allocated once in [`SendBuffer::new`]. Offset 0 is the byte at
-//! `SND.UNA`; offsets `[0, SND.NXT - SND.UNA)` are in flight (sent, unacknowledged) and the
-//! rest are queued but not sent yet. The buffer does not know which is which: the TCB keeps
-//! `SND.UNA`/`SND.NXT` and asks for bytes by offset ([`SendBuffer::peek`],
-//! [`SendBuffer::copy_out`]) to build (re)transmissions, and drops acknowledged bytes with
-//! [`SendBuffer::consume`] (RFC 9293 3.10.7.4: "If SND.UNA < SEG.ACK =< SND.NXT, then set
-//! SND.UNA <- SEG.ACK. Any segments on the retransmission queue that are thereby entirely
-//! acknowledged are removed.").
+//! A ring holding at most `capacity` bytes (`SO_SNDBUF`). The capacity is a limit, not an
+//! allocation: storage is allocated when data is written, grows by doubling up to the limit,
+//! and is freed when every byte has been acknowledged (see `ring.rs`), so an idle
+//! connection holds no send buffer memory. Offset 0 is the byte at `SND.UNA`; offsets
+//! `[0, SND.NXT - SND.UNA)` are in flight (sent, unacknowledged) and the rest are queued but
+//! not sent yet. The buffer does not know which is which: the TCB keeps `SND.UNA`/`SND.NXT`
+//! and asks for bytes by offset ([`SendBuffer::peek`], [`SendBuffer::copy_out`]) to build
+//! (re)transmissions, and drops acknowledged bytes with [`SendBuffer::consume`] (RFC 9293
+//! 3.10.7.4: "If SND.UNA < SEG.ACK =< SND.NXT, then set SND.UNA <- SEG.ACK. Any segments on
+//! the retransmission queue that are thereby entirely acknowledged are removed.").
 //!
-//! No method panics or allocates, whatever its arguments: lengths and offsets are clamped to
-//! what is held or free.
+//! No method panics, whatever its arguments: lengths and offsets are clamped to what is held
+//! or free. Only [`SendBuffer::write`] and [`SendBuffer::write_with`] allocate (when the data
+//! does not fit the storage held), and [`SendBuffer::consume`] frees.
+
+use super::ring::Ring;
 
 /// A ring buffer holding the unacknowledged and unsent bytes of one connection.
 ///
-/// Invariants: `len <= capacity`, `head < capacity` (or `head == 0` when the capacity is 0),
-/// and when the buffer is empty `head == 0`, so that an empty buffer lends its whole capacity
-/// as one contiguous region to [`SendBuffer::write_with`].
+/// Invariants: `len <= storage <= max(capacity, len)`, and no storage at all when `len == 0`, so an
+/// empty buffer lends its storage from physical index 0 as one contiguous region to
+/// [`SendBuffer::write_with`].
 #[derive(Debug)]
 pub struct SendBuffer {
-    buf: Box<[u8]>,
-    /// Physical index of offset 0 (the byte at `SND.UNA`).
-    head: usize,
+    ring: Ring,
+    /// The most bytes held (`SO_SNDBUF`).
+    limit: usize,
     /// Bytes held.
     len: usize,
 }
 
 impl SendBuffer {
-    /// A buffer of `capacity` bytes; the only allocation this type makes.
+    /// A buffer that holds at most `capacity` bytes. Allocates nothing: storage comes with the
+    /// first write.
     pub fn new(capacity: usize) -> Self {
         SendBuffer {
-            buf: vec![0u8; capacity].into_boxed_slice(),
-            head: 0,
+            ring: Ring::default(),
+            limit: capacity,
             len: 0,
         }
     }
 
     /// The most bytes the buffer can hold.
     pub fn capacity(&self) -> usize {
-        self.buf.len()
+        self.limit
+    }
+
+    /// Changes the most bytes the buffer can hold. Bytes already held stay, even beyond a
+    /// smaller capacity (they were accepted from the application): nothing more can be
+    /// written until acknowledgments bring the held bytes below the new capacity, as Linux
+    /// does when `SO_SNDBUF` shrinks under queued data. Returns the capacity.
+    pub fn set_capacity(&mut self, capacity: usize) -> usize {
+        self.limit = capacity;
+        let keep = self.limit.max(self.len);
+        if self.ring.storage() > keep {
+            self.ring.resize(self.len, keep);
+        }
+        self.limit
+    }
+
+    /// Bytes of heap storage allocated now (0 when empty).
+    pub fn allocated(&self) -> usize {
+        self.ring.storage()
     }
 
     /// Bytes held: in flight (unacknowledged) plus queued (unsent).
@@ -53,64 +77,54 @@ impl SendBuffer {
 
     /// Bytes the application may still write.
     pub fn free(&self) -> usize {
-        self.capacity() - self.len
+        self.limit.saturating_sub(self.len)
     }
 
-    /// Physical index of logical offset `off` (`off <= capacity`).
-    fn phys(&self, off: usize) -> usize {
-        let i = self.head + off;
-        if i >= self.buf.len() {
-            i - self.buf.len()
-        } else {
-            i
+    /// Makes room in storage for `want` more bytes (as many of them as the capacity allows),
+    /// then returns the free region directly after the held bytes, up to the end of the
+    /// ring: `(logical start, length)`.
+    fn free_region(&mut self, want: usize) -> (usize, usize) {
+        let want = want.min(self.free());
+        if want > 0 {
+            if self.len == 0 {
+                self.ring.rewind();
+            }
+            self.ring
+                .reserve(self.len, self.len.saturating_add(want), self.limit);
         }
+        let room = self.ring.storage().saturating_sub(self.len).min(want);
+        (self.len, room)
     }
 
-    /// The free region directly after the held bytes, up to the end of the ring:
-    /// `(physical start, length)`. Rewinds an empty buffer so the region is the whole ring.
-    fn free_region(&mut self) -> (usize, usize) {
+    /// Frees the storage if nothing is held.
+    fn release_if_empty(&mut self) {
         if self.len == 0 {
-            self.head = 0;
+            self.ring.release();
         }
-        let tail = self.phys(self.len);
-        let contiguous = self.free().min(self.buf.len() - tail);
-        (tail, contiguous)
     }
 
     /// Appends as much of `data` as fits and returns how many bytes were taken (0 when full).
     pub fn write(&mut self, data: &[u8]) -> usize {
-        let mut written = 0;
-        // At most two rounds: up to the end of the ring, then from its start.
-        while written < data.len() {
-            let (start, room) = self.free_region();
-            let n = room.min(data.len() - written);
-            if n == 0 {
-                break;
-            }
-            let (Some(dst), Some(src)) = (
-                self.buf.get_mut(start..start + n),
-                data.get(written..written + n),
-            ) else {
-                break;
-            };
-            dst.copy_from_slice(src);
-            self.len += n;
-            written += n;
-        }
-        written
+        let (at, room) = self.free_region(data.len());
+        let data = data.get(..room).unwrap_or_default();
+        self.ring.copy_in(at, data);
+        self.len += data.len();
+        data.len()
     }
 
     /// Zero-copy write: lends `f` the contiguous free region that follows the held bytes (at
-    /// most `max` bytes; the whole free space if the buffer is empty, else up to the end of
-    /// the ring, so call again after a wrap), and appends the first `f(region)` bytes of it.
+    /// most `max` bytes, and at most the free space; all of that if the buffer is empty, else
+    /// up to the end of the ring, so call again after a wrap), and appends the first
+    /// `f(region)` bytes of it. Storage grows first if the region would be shorter than that.
     /// The count `f` returns is clamped to the region's length. `f` is called exactly once,
     /// with an empty slice when no space is free. Returns the count appended.
     pub fn write_with(&mut self, max: usize, f: impl FnOnce(&mut [u8]) -> usize) -> usize {
-        let (start, room) = self.free_region();
-        let n = room.min(max);
-        let region = self.buf.get_mut(start..start + n).unwrap_or_default();
+        let (at, room) = self.free_region(max);
+        let region = self.ring.contiguous_mut(at, room);
+        let n = region.len();
         let wrote = f(region).min(n);
         self.len += wrote;
+        self.release_if_empty();
         wrote
     }
 
@@ -119,13 +133,7 @@ impl SendBuffer {
     pub fn peek(&self, offset: usize, len: usize) -> (&[u8], &[u8]) {
         let start = offset.min(self.len);
         let end = offset.saturating_add(len).min(self.len);
-        let n = end - start;
-        let p = self.phys(start);
-        let first = n.min(self.buf.len() - p);
-        (
-            self.buf.get(p..p + first).unwrap_or_default(),
-            self.buf.get(..n - first).unwrap_or_default(),
-        )
+        self.ring.get(start, end - start)
     }
 
     /// Copies the held bytes starting at `offset` into `dst` (as many as fit and are held)
@@ -141,14 +149,13 @@ impl SendBuffer {
     }
 
     /// Drops the first `n` bytes (clamped to what is held), which the peer has acknowledged,
-    /// and returns how many were dropped. Offset 0 then refers to the new `SND.UNA`.
+    /// and returns how many were dropped. Offset 0 then refers to the new `SND.UNA`. When the
+    /// last byte goes, so does the storage.
     pub fn consume(&mut self, n: usize) -> usize {
         let n = n.min(self.len);
-        self.head = self.phys(n);
+        self.ring.advance(n);
         self.len -= n;
-        if self.len == 0 {
-            self.head = 0;
-        }
+        self.release_if_empty();
         n
     }
 }
@@ -276,6 +283,44 @@ mod tests {
         assert_eq!(b.write_with(100, |s| s.len()), 8);
     }
 
+    #[test]
+    fn storage_follows_use_and_is_freed_when_everything_is_acknowledged() {
+        let mut b = SendBuffer::new(256 * 1024);
+        assert_eq!(b.allocated(), 0);
+        assert_eq!(b.write(&[7; 100]), 100);
+        assert_eq!(b.allocated(), 4096);
+        assert_eq!(b.write(&[8; 5000]), 5000);
+        assert_eq!(b.allocated(), 8192);
+        assert_eq!(joined(b.peek(98, 4)), [7, 7, 8, 8]);
+        assert_eq!(b.write(&vec![9; 300 * 1024]), 256 * 1024 - 5100);
+        assert_eq!(b.allocated(), 256 * 1024);
+        assert_eq!(b.consume(1000), 1000);
+        assert_eq!(b.allocated(), 256 * 1024);
+        assert_eq!(b.consume(usize::MAX), 256 * 1024 - 1000);
+        assert_eq!(b.allocated(), 0);
+        // A loan that writes nothing leaves nothing allocated either.
+        assert_eq!(b.write_with(100, |_| 0), 0);
+        assert_eq!(b.allocated(), 0);
+    }
+
+    #[test]
+    fn set_capacity_never_drops_held_bytes() {
+        let mut b = SendBuffer::new(100);
+        b.write(&[1; 60]);
+        assert_eq!(b.set_capacity(10), 10);
+        assert_eq!((b.len(), b.free(), b.write(b"x")), (60, 0, 0));
+        b.consume(50);
+        assert_eq!((b.free(), b.write(b"x")), (0, 0));
+        assert_eq!(b.set_capacity(20), 20);
+        assert_eq!(b.free(), 10);
+        assert!(b.allocated() <= 20);
+        assert_eq!(joined(b.peek(0, 100)), [1; 10]);
+        assert_eq!(b.write(&[2; 50]), 10);
+        assert_eq!(b.set_capacity(1 << 20), 1 << 20);
+        assert_eq!(b.write(&[3; 10_000]), 10_000);
+        assert_eq!(b.len(), 10_020);
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Write(Vec<u8>),
@@ -337,6 +382,9 @@ mod tests {
                 prop_assert_eq!(b.len(), model.len());
                 prop_assert_eq!(b.free(), cap - model.len());
                 prop_assert_eq!(b.is_empty(), model.is_empty());
+                prop_assert!(b.allocated() <= cap);
+                prop_assert!(b.allocated() >= b.len());
+                prop_assert_eq!(b.allocated() == 0, model.is_empty());
             }
             prop_assert_eq!(joined(b.peek(0, usize::MAX)), model.iter().copied().collect::<Vec<_>>());
         }

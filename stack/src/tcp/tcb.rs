@@ -256,6 +256,12 @@ impl fmt::Debug for Tcb {
     }
 }
 
+/// Linux's smallest `SO_SNDBUF` (`SOCK_MIN_SNDBUF`, 2 * 2304 bytes on 64-bit).
+const MIN_SEND_BUFFER: usize = 4608;
+
+/// Linux's smallest `SO_RCVBUF` (`SOCK_MIN_RCVBUF`, 2304 bytes on 64-bit).
+const MIN_RECV_BUFFER: usize = 2304;
+
 /// TCP/IP header bytes the MSS option leaves out; our MSS option is MTU - 40 (RFC 6691).
 const TS_OPTION_LEN: usize = 12;
 
@@ -471,6 +477,59 @@ impl Tcb {
     /// Bytes the application can write now.
     pub fn send_capacity(&self) -> usize {
         self.send_buf.free()
+    }
+
+    /// `SO_SNDBUF`: the most bytes the send buffer holds, unsent and unacknowledged together.
+    /// It is a limit, not an allocation: storage grows with what is written and is freed once
+    /// everything is acknowledged. Bytes already buffered are never dropped (they were
+    /// accepted from the application and will be sent): below a smaller limit, writes wait
+    /// (`EWOULDBLOCK`) until acknowledgments bring the buffered bytes under it, as on Linux.
+    /// The limit is at least Linux's minimum (`SOCK_MIN_SNDBUF`, 4608 bytes).
+    pub fn set_send_capacity(&mut self, bytes: usize) {
+        let limit = self.send_buf.set_capacity(bytes.max(MIN_SEND_BUFFER));
+        self.config.send_buffer = limit;
+    }
+
+    /// `SO_RCVBUF`: the most bytes the receive buffer holds, which bounds the window we
+    /// advertise. It is a limit, not an allocation: storage grows with the data received and
+    /// is freed once the application has read everything.
+    ///
+    /// Shrinking is clamped, as Linux clamps it: the buffer never goes below the unread bytes
+    /// plus the window already advertised, because the peer may send up to that right edge
+    /// (RFC 9293 3.8.6.2.2: a receiver SHOULD NOT shrink the window, i.e. move its right edge
+    /// left), nor below the out-of-order data held, nor below Linux's minimum
+    /// (`SOCK_MIN_RCVBUF`, 2304 bytes); and never above the largest window, 1 GiB (RFC 7323
+    /// 2.3). The window scale is chosen from the buffer size when the SYN is sent (RFC 7323
+    /// 2.2: it is fixed for the connection), so this call changes it only if our SYN has not
+    /// gone out yet; a larger buffer set later can only be advertised up to what that scale
+    /// expresses (65535 << scale bytes).
+    pub fn set_recv_capacity(&mut self, bytes: usize) {
+        // RFC 9293 3.8.6.2.2: keep every byte up to the advertised right edge receivable.
+        let mut advertised = self.rcv_adv.distance_from(self.rcv_nxt) as usize;
+        if self.state == State::SynSent && self.snd_max != self.iss {
+            // Our SYN offered a window (RFC 7323 2.2: unscaled) before RCV.NXT was known.
+            advertised = self.recv_buf.capacity().min(0xffff);
+        }
+        let floor = self
+            .recv_buf
+            .readable()
+            .saturating_add(advertised)
+            .max(MIN_RECV_BUFFER);
+        let limit = self
+            .recv_buf
+            .set_capacity(bytes.clamp(floor, Window::MAX.len().max(floor)));
+        self.config.recv_buffer = limit;
+        let syn_unsent = self.syn_due && self.snd_max == self.iss && !self.passive;
+        if syn_unsent && self.config.window_scaling {
+            self.rcv_wscale = WindowScale::for_buffer(limit);
+        }
+    }
+
+    /// Heap bytes the connection's buffers hold now: send and receive storage, the
+    /// out-of-order ranges and the SACK scoreboard (0 for an idle connection whose buffers
+    /// are empty).
+    pub fn buffer_memory(&self) -> usize {
+        self.send_buf.allocated() + self.recv_buf.allocated() + self.scoreboard.allocated()
     }
 
     fn check_send(&self) -> Result<(), SendError> {

@@ -121,6 +121,108 @@ fn syn_carries_mss_and_linux_options() {
 }
 
 #[test]
+fn an_idle_connection_holds_no_buffer_memory() {
+    let mut tcb = established(plain());
+    assert_eq!(tcb.buffer_memory(), 0);
+    // Data out: storage while unacknowledged, none once acknowledged.
+    assert_eq!(tcb.send(b"hello"), Ok(5));
+    assert!(tcb.buffer_memory() >= 5);
+    let sent = out(&mut tcb, t(20));
+    assert_eq!(sent[0].1, b"hello");
+    tcb.on_segment(t(30), &seg(Flags::ACK, IRS + 1, ISS + 6));
+    assert_eq!(tcb.buffer_memory(), 0);
+    // Data in: storage until the application has read it.
+    tcb.on_segment(t(40), &data(IRS + 1, ISS + 6, b"world"));
+    assert!(tcb.buffer_memory() >= 5);
+    let mut buf = [0u8; 16];
+    assert_eq!(tcb.recv(&mut buf), Ok(5));
+    assert_eq!(tcb.buffer_memory(), 0);
+}
+
+#[test]
+fn set_recv_capacity_never_takes_back_an_advertised_window() {
+    static BIG: [u8; 60_000] = [7; 60_000];
+    let mut tcb = established(TcpConfig {
+        quickack: true,
+        ..plain()
+    });
+    // The ACK of the SYN-ACK advertised 65535 bytes (no scaling).
+    tcb.set_recv_capacity(1000);
+    tcb.on_segment(t(20), &data(IRS + 1, ISS + 1, &BIG));
+    assert_eq!(tcb.recv_available(), 60_000);
+    // Every ACK keeps the right edge where it was promised (RFC 9293 3.8.6.2.2).
+    let ack = only(&mut tcb, t(20));
+    assert_eq!(ack.ack, SeqNum(IRS + 1 + 60_000));
+    assert_eq!(usize::from(ack.window), 65_535 - 60_000);
+    // Once read, the buffer is at the smaller capacity (Linux's minimum, above 1000).
+    let mut buf = vec![0u8; 60_000];
+    assert_eq!(tcb.recv(&mut buf), Ok(60_000));
+    tcb.set_recv_capacity(1000);
+    tcb.on_segment(t(30), &data(IRS + 1 + 60_000, ISS + 1, &BIG[..5535]));
+    // The window is now closed (everything advertised arrived): nothing holds the capacity up.
+    assert_eq!(only(&mut tcb, t(30)).window, 0);
+    assert_eq!(tcb.recv(&mut buf), Ok(5535));
+    tcb.set_recv_capacity(1000);
+    let ack = out(&mut tcb, t(250)).pop().map(|s| s.0);
+    assert!(ack.is_none_or(|a| usize::from(a.window) <= 2304));
+    // Growing again widens the window.
+    tcb.set_recv_capacity(40_000);
+    tcb.on_segment(t(300), &data(IRS + 1 + 65_535, ISS + 1, &BIG[..100]));
+    let ack = only(&mut tcb, t(300));
+    assert!(usize::from(ack.window) > 30_000, "{ack:?}");
+}
+
+#[test]
+fn set_recv_capacity_after_the_syn_keeps_the_window_the_syn_offered() {
+    static BIG: [u8; 60_000] = [7; 60_000];
+    let mut tcb = Tcb::connect(plain(), LOCAL, REMOTE, ISS, t(0));
+    assert_eq!(only(&mut tcb, t(0)).window, 0xffff);
+    tcb.set_recv_capacity(1000);
+    let mut synack = seg(Flags::SYN | Flags::ACK, IRS, ISS + 1);
+    synack.options.mss = Some(1460);
+    tcb.on_segment(t(10), &synack);
+    assert_eq!(only(&mut tcb, t(10)).window, 0xffff);
+    tcb.on_segment(t(10), &data(IRS + 1, ISS + 1, &BIG));
+    assert_eq!(tcb.recv_available(), 60_000);
+}
+
+#[test]
+fn set_recv_capacity_before_the_syn_picks_the_window_scale() {
+    let mut tcb = Tcb::connect(TcpConfig::default(), LOCAL, REMOTE, ISS, t(0));
+    tcb.set_recv_capacity(4 << 20);
+    let syn = only(&mut tcb, t(0));
+    assert_eq!(syn.options.window_scale, Some(7)); // 65535 << 6 < 4 MiB
+    // After the SYN the scale is fixed (RFC 7323 2.2).
+    tcb.set_recv_capacity(64 << 20);
+    let mut synack = seg(Flags::SYN | Flags::ACK, IRS, ISS + 1);
+    synack.options.window_scale = Some(2);
+    tcb.on_segment(t(10), &synack);
+    let ack = only(&mut tcb, t(10));
+    assert_eq!(ack.window, 0xffff); // 64 MiB does not fit 65535 << 7: clamped
+}
+
+#[test]
+fn set_send_capacity_never_drops_buffered_bytes() {
+    static BIG: [u8; 20_000] = [9; 20_000];
+    let mut tcb = established(plain());
+    assert_eq!(tcb.send(&BIG), Ok(20_000));
+    tcb.set_send_capacity(100);
+    assert_eq!(tcb.send_capacity(), 0);
+    assert_eq!(tcb.send(b"x"), Err(SendError::WouldBlock));
+    let mut sent = 0;
+    for (s, _) in out(&mut tcb, t(20)) {
+        sent += s.payload_len;
+    }
+    assert!(sent > 0);
+    tcb.on_segment(t(30), &seg(Flags::ACK, IRS + 1, ISS + 1 + sent as u32));
+    // 5400 bytes still held, more than the 4608-byte minimum the limit was raised to.
+    assert_eq!(sent, 14_600);
+    assert_eq!(tcb.send_capacity(), 0);
+    tcb.set_send_capacity(1 << 20);
+    assert_eq!(tcb.send_capacity(), (1 << 20) - (20_000 - sent));
+}
+
+#[test]
 fn options_are_used_only_if_both_sides_offer_them() {
     let mut tcb = Tcb::connect(TcpConfig::default(), LOCAL, REMOTE, ISS, t(0));
     only(&mut tcb, t(0));
