@@ -1133,3 +1133,45 @@ fn writable_event_when_a_full_send_buffer_drains() {
     assert!(ev[0].readiness.contains(Readiness::WRITABLE), "{ev:?}");
     assert!(sk(&mut sim, C).send(c, &chunk).unwrap() > 0);
 }
+
+#[test]
+fn so_sndbuf_and_so_rcvbuf_on_a_live_connection_bound_what_is_buffered() {
+    let mut sim = net();
+    let (_, a, c) = default_pair(&mut sim, 82);
+    // SO_SNDBUF: the client can buffer at most 10,000 bytes (the server reads nothing yet, and
+    // the client's send buffer also holds what is in flight until it is acknowledged).
+    sk(&mut sim, C)
+        .set_option(c, SockOpt::SendBuffer(10_000))
+        .unwrap();
+    assert_eq!(
+        sk(&mut sim, C).options(c).unwrap().send_buffer,
+        Some(10_000)
+    );
+    let big = vec![7u8; 50_000];
+    assert_eq!(sk(&mut sim, C).send(c, &big), Ok(10_000));
+    assert_eq!(sk(&mut sim, C).send(c, &big).unwrap_err().errno(), "EAGAIN");
+    // SO_RCVBUF: a larger limit is taken as asked; a smaller one is clamped, as Linux clamps
+    // it, to at least its minimum (2304) and to the window already advertised, which must stay
+    // receivable (RFC 9293 3.8.6.2.2).
+    sk(&mut sim, S)
+        .set_option(a, SockOpt::RecvBuffer(1 << 20))
+        .unwrap();
+    assert_eq!(
+        sk(&mut sim, S).options(a).unwrap().recv_buffer,
+        Some(1 << 20)
+    );
+    sk(&mut sim, S)
+        .set_option(a, SockOpt::RecvBuffer(100))
+        .unwrap();
+    let held = sk(&mut sim, S).options(a).unwrap().recv_buffer.unwrap();
+    assert!(held >= 2304 && held < 1 << 20, "receive limit {held}");
+    let mut got = Vec::new();
+    // Reading opens the window; everything arrives and more can be written.
+    let ok = run(&mut sim, 10, |s| {
+        let _ = drain(s, S, a, &mut got);
+        got.len() == 10_000
+    });
+    assert!(ok, "received {} of 10000", got.len());
+    assert!(got.iter().all(|&b| b == 7));
+    assert_eq!(sk(&mut sim, C).send(c, &big[..1000]), Ok(1000));
+}

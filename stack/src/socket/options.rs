@@ -111,10 +111,12 @@ pub enum SockOpt {
     Linger(Option<Duration>),
     /// `SO_KEEPALIVE` and its parameters.
     Keepalive(Option<Keepalive>),
-    /// `SO_RCVBUF`: on a listener, for the connections it will accept; on a connection it fails
-    /// with `EISCONN` (the buffer and window scale are fixed at SYN time for now).
+    /// `SO_RCVBUF`: on a listener, for the connections it will accept; on a connection, the new
+    /// receive limit at once (clamped so the advertised window never shrinks; the window scale
+    /// stays the one chosen at SYN time).
     RecvBuffer(usize),
-    /// `SO_SNDBUF`: like [`SockOpt::RecvBuffer`].
+    /// `SO_SNDBUF`: on a listener, for the connections it will accept; on a connection, the new
+    /// send limit at once (bytes already buffered are kept).
     SendBuffer(usize),
     /// `TCP_NODELAY`.
     NoDelay(bool),

@@ -484,10 +484,13 @@ impl Sockets<'_> {
     ///
     /// On a listener every option applies to the connections it will accept. On a connection,
     /// `SO_LINGER`, `SO_KEEPALIVE` (RFC 1122 4.2.3.6; the idle timer restarts), `TCP_NODELAY`,
-    /// `TCP_QUICKACK` and `TCP_CONGESTION` apply at once.
+    /// `TCP_QUICKACK` and `TCP_CONGESTION` apply at once, and so do `SO_SNDBUF` and
+    /// `SO_RCVBUF` as limits ([`crate::tcp::Tcb::set_send_capacity`],
+    /// [`crate::tcp::Tcb::set_recv_capacity`]: never below what is buffered or the window
+    /// already advertised, and the window scale stays the one chosen at SYN time, as on Linux).
     ///
-    /// Errors: `EISCONN` for `SO_RCVBUF`, `SO_SNDBUF` and `TCP_MAXSEG` on a connection (fixed
-    /// at SYN time for now: set them on the listener or in the `connect` options); `EINVAL`
+    /// Errors: `EISCONN` for `TCP_MAXSEG` on a connection (the MSS is negotiated in the
+    /// handshake: set it on the listener or in the `connect` options); `EINVAL`
     /// for `TCP_MAXSEG` below 88; `ENOPROTOOPT` for `TCP_FASTOPEN`, `TCP_DEFER_ACCEPT` (not
     /// supported yet) and for any of these on a UDP socket; `EBADF`.
     pub fn set_option(&mut self, h: SocketHandle, opt: SockOpt) -> Result<(), SetOptionError> {
@@ -516,9 +519,9 @@ impl Sockets<'_> {
                     SockOpt::NoDelay(on) => tcb.set_nodelay(on),
                     SockOpt::QuickAck(on) => tcb.set_quickack(on),
                     SockOpt::Congestion(a) => tcb.set_congestion(a),
-                    SockOpt::RecvBuffer(_) | SockOpt::SendBuffer(_) | SockOpt::MaxSegment(_) => {
-                        return Err(SetOptionError::AlreadyConnected);
-                    }
+                    SockOpt::RecvBuffer(n) => tcb.set_recv_capacity(n),
+                    SockOpt::SendBuffer(n) => tcb.set_send_capacity(n),
+                    SockOpt::MaxSegment(_) => return Err(SetOptionError::AlreadyConnected),
                     SockOpt::FastOpen(_) | SockOpt::DeferAccept(_) => {
                         return Err(SetOptionError::NotSupported);
                     }
