@@ -14,7 +14,7 @@
 //! Every wait is bounded: a test fails rather than hangs.
 
 use shardnet::ip::{InterfaceConfig, Ipv4Cidr};
-use shardnet::port::RssConfig;
+use shardnet::port::{Batch, Capabilities, PoolStats, Port, RssConfig};
 use shardnet::runtime::{
     App, AppContext, ExitReason, IdlePolicy, Runtime, RuntimeConfig, ShardExit,
 };
@@ -25,6 +25,7 @@ use shardnet::shard::rss::{
 use shardnet::socket::{Event, Readiness, RecvError, SocketHandle, SocketOptions};
 use shardnet::time::Duration;
 use shardnet::wire::{EthernetAddress, Ipv4Addr};
+use shardnet_memory::MemoryFrame;
 use shardnet_memory::threaded::{ThreadedPort, ThreadedWire, ThreadedWireConfig};
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
@@ -256,35 +257,97 @@ impl App for EchoClient {
     }
 }
 
-type Server = Runtime<ThreadedPort, EchoServer>;
-type Client = Runtime<ThreadedPort, EchoClient>;
+/// A threaded-wire port whose capabilities may hide the RSS it really uses (a NIC that does
+/// not tell its RSS configuration).
+struct TestPort {
+    inner: ThreadedPort,
+    caps: Capabilities,
+}
+
+impl TestPort {
+    fn new(inner: ThreadedPort, hide_rss: bool) -> TestPort {
+        let mut caps = inner.capabilities().clone();
+        if hide_rss {
+            caps.rss = None;
+        }
+        TestPort { inner, caps }
+    }
+}
+
+impl Port for TestPort {
+    type Frame = MemoryFrame;
+    fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+    fn rx_burst(&mut self, batch: &mut Batch<MemoryFrame>) -> usize {
+        self.inner.rx_burst(batch)
+    }
+    fn alloc_tx(&mut self) -> Option<MemoryFrame> {
+        self.inner.alloc_tx()
+    }
+    fn tx_burst(&mut self, batch: &mut Batch<MemoryFrame>) -> usize {
+        self.inner.tx_burst(batch)
+    }
+    fn release(&mut self, frame: MemoryFrame) {
+        self.inner.release(frame)
+    }
+    fn pool_stats(&self) -> PoolStats {
+        self.inner.pool_stats()
+    }
+    fn set_rx_waker(&mut self, thread: std::thread::Thread) -> bool {
+        self.inner.set_rx_waker(thread)
+    }
+}
+
+/// What the runtimes are told about the wire's RSS.
+enum Belief {
+    /// The port's capabilities, which report what the wire really does.
+    Port,
+    /// This configuration, whatever the wire does (`RuntimeConfig::rss_override`).
+    Told(RssConfig),
+    /// Nothing: the ports hide their RSS, and the runtimes fall back to software RSS.
+    Unknown,
+}
+
+type Server = Runtime<TestPort, EchoServer>;
+type Client = Runtime<TestPort, EchoClient>;
 
 struct Outcome {
     wire: ThreadedWire,
     progress: Arc<Progress>,
-    server: Vec<ShardExit<ThreadedPort, EchoServer>>,
-    client: Vec<ShardExit<ThreadedPort, EchoClient>>,
+    server: Vec<ShardExit<TestPort, EchoServer>>,
+    client: Vec<ShardExit<TestPort, EchoClient>>,
 }
 
-fn runtime_config(mac: EthernetAddress, ip: Ipv4Addr, belief: &RssConfig) -> RuntimeConfig {
+fn runtime_config(mac: EthernetAddress, ip: Ipv4Addr, belief: &Belief) -> RuntimeConfig {
     let mut c = RuntimeConfig::new(shard_config(mac, ip));
     // Four shard threads share two cores: sleep when idle (woken by the wire on rx).
     c.idle = IdlePolicy::Sleep {
         max: Duration::from_millis(1),
     };
-    c.rss_override = Some(belief.clone());
+    if let Belief::Told(rss) = belief {
+        c.rss_override = Some(rss.clone());
+    }
     c
 }
 
 /// Runs the workload with the wire using `truth` while both runtimes believe `belief`.
-fn run(truth: RssConfig, belief: RssConfig) -> Outcome {
+fn run(truth: RssConfig, belief: Belief) -> Outcome {
     let wire = ThreadedWire::new(ThreadedWireConfig {
         pool_size: 4096,
         ring_size: 4096,
         ..ThreadedWireConfig::default()
     });
     let server_port = wire.add_port_with_rss(SERVER_MAC, QUEUES, truth.clone());
-    let client_port = wire.add_port_with_rss(CLIENT_MAC, QUEUES, truth);
+    let client_port = wire.add_port_with_rss(CLIENT_MAC, QUEUES, truth.clone());
+    let hide = matches!(belief, Belief::Unknown);
+    // The RSS the runtimes steer and forward by, which the apps check ownership against.
+    let believed = match &belief {
+        Belief::Port => truth,
+        Belief::Told(rss) => rss.clone(),
+        // The runtime's software RSS: Microsoft's key, round-robin over the queues.
+        Belief::Unknown => round_robin(),
+    };
     let progress = Arc::new(Progress::default());
 
     let server: Server = Runtime::start(
@@ -292,13 +355,13 @@ fn run(truth: RssConfig, belief: RssConfig) -> Outcome {
         (0..QUEUES)
             .map(|q| {
                 let app = EchoServer {
-                    rss: belief.clone(),
+                    rss: believed.clone(),
                     progress: progress.clone(),
                     events: Vec::new(),
                     buf: vec![0; 4096],
                     echoed: 0,
                 };
-                (wire.port(server_port, q).unwrap(), app)
+                (TestPort::new(wire.port(server_port, q).unwrap(), hide), app)
             })
             .collect(),
     )
@@ -309,14 +372,14 @@ fn run(truth: RssConfig, belief: RssConfig) -> Outcome {
         (0..QUEUES)
             .map(|q| {
                 let app = EchoClient {
-                    rss: belief.clone(),
+                    rss: believed.clone(),
                     progress: progress.clone(),
                     opened: 0,
                     conns: HashMap::new(),
                     events: Vec::new(),
                     opened_ports: Vec::new(),
                 };
-                (wire.port(client_port, q).unwrap(), app)
+                (TestPort::new(wire.port(client_port, q).unwrap(), hide), app)
             })
             .collect(),
     )
@@ -351,10 +414,7 @@ fn run(truth: RssConfig, belief: RssConfig) -> Outcome {
     }
 }
 
-fn sum<A>(
-    exits: &[ShardExit<ThreadedPort, A>],
-    f: impl Fn(&ShardExit<ThreadedPort, A>) -> u64,
-) -> u64 {
+fn sum<A>(exits: &[ShardExit<TestPort, A>], f: impl Fn(&ShardExit<TestPort, A>) -> u64) -> u64 {
     exits.iter().map(f).sum()
 }
 
@@ -397,7 +457,7 @@ fn check_common(o: &Outcome) {
 
 #[test]
 fn exact_rss_every_connection_stays_on_the_shard_that_opened_it() {
-    let o = run(round_robin(), round_robin());
+    let o = run(round_robin(), Belief::Port);
     check_common(&o);
     for r in o
         .server
@@ -411,8 +471,21 @@ fn exact_rss_every_connection_stays_on_the_shard_that_opened_it() {
 
 #[test]
 fn forced_rss_mismatch_forwards_frames_and_every_connection_still_works() {
-    let o = run(swapped(), round_robin());
-    check_common(&o);
+    let o = run(swapped(), Belief::Told(round_robin()));
+    check_forwarding(&o);
+}
+
+#[test]
+fn a_device_without_rss_information_gets_software_rss_and_forwarding() {
+    // The wire swaps queues; the runtimes, told nothing, believe round-robin software RSS.
+    let o = run(swapped(), Belief::Unknown);
+    check_forwarding(&o);
+}
+
+/// Every connection completes although every TCP frame arrived on the wrong shard and was
+/// forwarded to its owner.
+fn check_forwarding(o: &Outcome) {
+    check_common(o);
     let out =
         sum(&o.server, |e| e.runtime.forwarded_out) + sum(&o.client, |e| e.runtime.forwarded_out);
     let inn =

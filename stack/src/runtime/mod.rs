@@ -112,7 +112,11 @@ pub struct RuntimeConfig {
     /// Core pinning.
     pub pinning: Pinning,
     /// The RSS configuration to believe instead of the port's (for NICs that report none, and
-    /// for tests that force a mismatch with what the device really does).
+    /// for tests that force a mismatch with what the device really does). With several shards,
+    /// no override and a port that reports no RSS, the runtime believes a software RSS
+    /// (Microsoft's key, a round-robin table over the queues): connects are steered by it and
+    /// every frame the device delivers elsewhere is forwarded to the shard it names, so flows
+    /// never split between shards and no two shards pick the same 4-tuple.
     pub rss_override: Option<RssConfig>,
     /// How long a stopping shard lets its connections close gracefully before resetting them.
     pub grace: Duration,
@@ -439,6 +443,19 @@ struct ShardThread<P, A> {
     ready: Sender<(usize, PinOutcome)>,
 }
 
+/// The RSS a multi-shard runtime believes when the device tells it none: Microsoft's
+/// verification key and a round-robin indirection table over `queues` queues.
+fn software_rss(queues: usize) -> RssConfig {
+    let queues = u16::try_from(queues).unwrap_or(u16::MAX);
+    RssConfig {
+        key: crate::shard::rss::DEFAULT_KEY.to_vec(),
+        indirection: crate::shard::rss::round_robin_indirection(
+            queues,
+            crate::shard::rss::DEFAULT_INDIRECTION_ENTRIES,
+        ),
+    }
+}
+
 impl<P, A> Runtime<P, A>
 where
     P: Port + Send + 'static,
@@ -451,16 +468,20 @@ where
             return Err(RuntimeError::NoShards);
         }
         let n = shards.len();
-        let rss = config.rss_override.clone().or_else(|| {
-            shards
-                .first()
-                .and_then(|(p, _)| p.capabilities().rss.clone())
-        });
         let max_queue = shards
             .iter()
             .map(|(p, _)| usize::from(p.capabilities().queue))
             .max()
             .unwrap_or(0);
+        let rss = config
+            .rss_override
+            .clone()
+            .or_else(|| {
+                shards
+                    .first()
+                    .and_then(|(p, _)| p.capabilities().rss.clone())
+            })
+            .or_else(|| (n > 1).then(|| software_rss(max_queue + 1)));
         let mut queue_shard = vec![None; max_queue + 1];
         for (i, (p, _)) in shards.iter().enumerate() {
             let q = p.capabilities().queue;
