@@ -4,6 +4,8 @@
 //! fixture and etherparse tests) between two hosts of the RFC 2544 range: "us"
 //! (198.18.0.1, 02:00:00:00:00:01) and a peer (198.18.0.2, 02:00:00:00:00:02).
 
+pub mod kernel_sockets;
+
 use shardnet::ip::{InterfaceConfig, Ipv4Cidr};
 use shardnet::port::{RxOffload, Transmit};
 use shardnet::shard::{Shard, ShardConfig};

@@ -30,6 +30,7 @@ fn arg(args: &[String], name: &str, default: usize) -> usize {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n = arg(&args, "--connections", 1_000_000);
+    let kernel_n = arg(&args, "--kernel-connections", 9_000);
     let batch = arg(&args, "--batch", 4096);
     let started = std::time::Instant::now();
     let mut next_report = 0;
@@ -44,6 +45,7 @@ fn main() {
         }
     });
     let mib = |b: usize| b as f64 / f64::from(1 << 20);
+    let (r_client, r_server) = (r.client_per_connection(), r.server_per_connection());
     println!("connections (each side):        {}", r.connections);
     println!(
         "setup (handshakes + echo):      {:.1} s wall clock, {:.0} connections/s",
@@ -83,5 +85,21 @@ fn main() {
     }
     if let Some(hwm) = connections::proc_status_bytes("VmHWM:") {
         println!("process peak RSS (VmHWM):       {:.1} MiB", mib(hwm));
+    }
+    // The Linux kernel in the same run, for the side-by-side ratio.
+    match shardnet_bench::kernel_sockets::measure(kernel_n) {
+        Ok(k) => {
+            let ours = (r_client + r_server) / 2.0;
+            println!(
+                "Linux kernel, same run:         {:.0} B of slab per connection side ({} loopback connections, /proc/meminfo Slab delta)",
+                k.per_side(),
+                k.connections
+            );
+            println!(
+                "ratio shardnet / kernel:        {:.2} (shardnet heap per side / kernel slab per side)",
+                ours / k.per_side()
+            );
+        }
+        Err(e) => println!("Linux kernel, same run:         not measured ({e})"),
     }
 }
