@@ -11,6 +11,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How the XDP program is attached to the interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -362,6 +363,92 @@ pub struct AfXdpPort {
     /// Frames handed to the stack and not given back.
     held: u32,
     counters: PortCounters,
+    /// The thread that wakes the shard when frames arrive, once registered.
+    waker: Option<RxWaker>,
+}
+
+/// State shared by a port and its waker thread.
+#[derive(Debug, Default)]
+struct WakerShared {
+    /// Set by the port when an `rx_burst` found nothing (the shard may park); cleared by the
+    /// waker thread when it wakes the shard.
+    armed: AtomicBool,
+    /// Set when the port is dropped.
+    stop: AtomicBool,
+}
+
+/// The rx waker: a thread that `poll`s the socket (a duplicate of its fd) while the port is
+/// armed, and unparks the shard thread when the RX ring has frames.
+///
+/// Protocol: an `rx_burst` that returns nothing arms the waker (unparking the waker thread if
+/// it was not armed yet). The armed waker thread polls the socket for `POLLIN` (the RX ring is
+/// not empty); when it sees it and wins the `armed` flag back (`swap`), it unparks the shard
+/// thread. A frame that arrives before the shard parks leaves the thread's unpark token set,
+/// so its park returns at once: no wakeup is lost. While the shard is busy and frames keep
+/// coming, the waker is disarmed and sleeps: it costs nothing on the data path but one atomic
+/// swap per empty `rx_burst`.
+#[derive(Debug)]
+struct RxWaker {
+    shared: Arc<WakerShared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RxWaker {
+    fn start(fd: OwnedFd, shard: std::thread::Thread) -> io::Result<Self> {
+        let shared = Arc::new(WakerShared::default());
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("af-xdp-waker".into())
+            .spawn(move || {
+                let slice = std::time::Duration::from_millis(20);
+                while !s.stop.load(Ordering::Acquire) {
+                    if !s.armed.load(Ordering::Acquire) {
+                        std::thread::park_timeout(slice);
+                        continue;
+                    }
+                    let mut pfd = libc::pollfd {
+                        fd: fd.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: poll reads and writes one live `pollfd`; `fd` is this thread's
+                    // own duplicate of the socket, open until the thread ends.
+                    let r = unsafe { libc::poll(&mut pfd, 1, 20) };
+                    if r > 0 && pfd.revents & libc::POLLIN != 0 {
+                        if s.armed.swap(false, Ordering::AcqRel) {
+                            shard.unpark();
+                        }
+                    } else if r < 0 || pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+                        // Not a readiness we can wait on: do not spin.
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                }
+            })?;
+        Ok(RxWaker {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Called when an `rx_burst` found nothing.
+    fn arm(&self) {
+        if !self.shared.armed.swap(true, Ordering::AcqRel) {
+            if let Some(t) = &self.thread {
+                t.thread().unpark();
+            }
+        }
+    }
+}
+
+impl Drop for RxWaker {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            // The thread polls in 20 ms slices: this returns promptly.
+            let _ = t.join();
+        }
+    }
 }
 
 // SAFETY: the port exclusively owns its socket, rings and UMEM mapping (raw pointers into
@@ -751,6 +838,7 @@ impl AfXdpPort {
             in_tx: 0,
             held: 0,
             counters: PortCounters::default(),
+            waker: None,
         };
         port.refill();
         Ok(port)
@@ -925,6 +1013,11 @@ impl Port for AfXdpPort {
                 )
             };
         }
+        if taken == 0 {
+            if let Some(w) = &self.waker {
+                w.arm();
+            }
+        }
         taken as usize
     }
 
@@ -984,6 +1077,21 @@ impl Port for AfXdpPort {
         self.free.push(self.chunk_of(frame.addr));
     }
 
+    fn set_rx_waker(&mut self, thread: std::thread::Thread) -> bool {
+        // Replacing a waker stops the old thread first.
+        self.waker = None;
+        let Ok(fd) = self.fd.try_clone() else {
+            return false;
+        };
+        match RxWaker::start(fd, thread) {
+            Ok(w) => {
+                self.waker = Some(w);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     fn pool_stats(&self) -> PoolStats {
         PoolStats {
             total: self.frame_count as usize,
@@ -996,6 +1104,8 @@ impl Port for AfXdpPort {
 
 impl Drop for AfXdpPort {
     fn drop(&mut self) {
+        // Stop the waker thread (it holds a duplicate of the socket fd).
+        self.waker = None;
         // The program passes this queue's frames to the kernel from now on.
         let _ = bpf::xskmap_clear(&self.attachment.map, u32::from(self.caps.queue));
         if self.held > 0 {
