@@ -329,8 +329,11 @@ pub struct PortCounters {
     pub rx_wakeups: u64,
     /// `alloc_tx` calls that found no free frame.
     pub alloc_failures: u64,
-    /// Frames of another port's UMEM given to this port's `release` (dropped).
+    /// Frames of another port's UMEM given to this port's `release` or `tx_burst` (dropped:
+    /// they cannot go on this port's rings).
     pub foreign_frames: u64,
+    /// RX descriptors pointing outside the UMEM (never seen from a correct kernel; dropped).
+    pub bad_descriptors: u64,
 }
 
 /// One AF_XDP socket bound to one queue: a UMEM, its fill and completion rings, and the
@@ -989,9 +992,10 @@ impl Port for AfXdpPort {
                     batch.push(f);
                     taken += 1;
                 }
-                // A descriptor outside the UMEM cannot come from the kernel; if it did, the
-                // chunk is recycled instead of read.
-                None => self.free.push(self.chunk_of(d.addr) % self.umem.len as u64),
+                // A descriptor outside the UMEM cannot come from the kernel; if one did, its
+                // chunk is unknown and is neither read nor recycled (recycling a guess could
+                // hand out a chunk twice).
+                None => self.counters.bad_descriptors += 1,
             }
         }
         if n > 0 {
@@ -1037,6 +1041,14 @@ impl Port for AfXdpPort {
     }
 
     fn tx_burst(&mut self, batch: &mut Batch<XdpFrame>) -> usize {
+        let umem = self.umem.base.as_ptr() as usize;
+        if batch.iter().any(|f| f.umem != umem) {
+            // Another port's chunk on our TX ring would make the kernel read (and the
+            // completion ring return) one of our chunks instead.
+            let before = batch.len();
+            batch.retain(|f| f.umem == umem);
+            self.counters.foreign_frames += (before - batch.len()) as u64;
+        }
         let len = u32::try_from(batch.len()).unwrap_or(u32::MAX);
         if len == 0 {
             return 0;

@@ -852,3 +852,88 @@ fn missing_privileges_are_reported_as_such() {
         other => panic!("expected PermissionDenied, got {other:?}"),
     }
 }
+
+#[test]
+fn two_queues_share_one_program_and_keep_their_frames_apart() {
+    if !is_root() {
+        eprintln!("skipping: AF_XDP and network namespaces need root (euid is not 0)");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _ns = Namespaces::up();
+    // A second veth pair with two queues on each end, between the same namespaces (deleted
+    // with them).
+    let add = run(&[
+        "ip",
+        "-n",
+        NS_SHARDNET,
+        "link",
+        "add",
+        "snet-s1",
+        "numtxqueues",
+        "2",
+        "numrxqueues",
+        "2",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "snet-k1",
+        "netns",
+        NS_KERNEL,
+        "numtxqueues",
+        "2",
+        "numrxqueues",
+        "2",
+    ]);
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    for (ns, dev) in [(NS_SHARDNET, "snet-s1"), (NS_KERNEL, "snet-k1")] {
+        assert!(
+            run(&["ip", "-n", ns, "link", "set", dev, "up"])
+                .status
+                .success()
+        );
+    }
+    let ports = std::thread::spawn(|| {
+        let ns = std::fs::File::open(format!("/run/netns/{NS_SHARDNET}")).expect("namespace");
+        // SAFETY: setns on this short-lived thread with a valid namespace fd.
+        let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0);
+        let mut config = AfXdpConfig::new("snet-s1", SHARDNET_IP);
+        config.mode = AttachMode::Native;
+        config.frame_count = 256;
+        config.ring_size = 128;
+        AfXdpPort::open_queues(&config, &[0, 1])
+    })
+    .join()
+    .expect("thread")
+    .unwrap_or_else(|e| panic!("opening two queues: {e}"));
+    let [mut p0, mut p1]: [AfXdpPort; 2] = ports.try_into().expect("two ports");
+    for (q, p) in [(0, &p0), (1, &p1)] {
+        let caps = p.capabilities();
+        assert_eq!((caps.queue, caps.queue_count), (q, 2));
+        assert_eq!(p.attach_info().mode, AttachMode::Native);
+        assert_eq!(p.pool_stats().total, 256);
+    }
+    // A frame of queue 0's UMEM given to queue 1 is refused (counted), not recycled there.
+    let f = p0.alloc_tx().expect("a frame");
+    assert_eq!(p0.pool_stats().free, 255);
+    p1.release(f);
+    assert_eq!(p1.counters().foreign_frames, 1);
+    assert_eq!(p1.pool_stats().free, 256);
+    let f = p0.alloc_tx().expect("a frame");
+    let mut batch = shardnet::port::Batch::new();
+    batch.push(f);
+    assert_eq!(p1.tx_burst(&mut batch), 0);
+    assert!(batch.is_empty());
+    assert_eq!(p1.counters().foreign_frames, 2);
+    assert_eq!(p1.counters().tx_frames, 0);
+    // Queue 0's own frames still come back to it.
+    let f = p0.alloc_tx().expect("a frame");
+    p0.release(f);
+    assert_eq!(p0.pool_stats().free, 254);
+}
