@@ -1,7 +1,7 @@
 //! shardnet's AF_XDP port: a [`shardnet::port::Port`] over an AF_XDP socket.
 //!
 //! [`AfXdpPort::open`] attaches a small XDP program to an interface (raw BPF instructions,
-//! see [`bpf`]), which redirects ARP and the IPv4 packets addressed to shardnet into an XSKMAP;
+//! see [`bpf`]), which redirects ARP and IPv4 packets addressed to shardnet into an XSKMAP;
 //! everything else goes on to the kernel. Each queue gets one AF_XDP socket with its own UMEM
 //! (a page-aligned mapping of `frame_count` frames), fill and completion rings, and RX and TX
 //! rings ([`ring`]). Received frames are read in place in the UMEM and transmitted frames are

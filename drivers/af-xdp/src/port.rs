@@ -53,7 +53,7 @@ pub struct AfXdpConfig {
     /// The queue this port serves (see [`AfXdpPort::open_queues`] for several).
     pub queue: u16,
     /// shardnet's IPv4 address on this interface: the XDP program redirects IPv4 packets to
-    /// this address (and all ARP) to the socket, and passes everything else to the kernel.
+    /// this address (and ARP whose target is this address) to the socket, and passes everything else to the kernel.
     pub addr: Ipv4Addr,
     /// How to attach the XDP program.
     pub mode: AttachMode,
