@@ -34,6 +34,9 @@ apt_install() {
 
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   apt_install tcpdump
+  # The AF_XDP interop tests: namespaces and veth (iproute2), offloads off (ethtool), ping,
+  # and python3 as the Linux peer's client and server.
+  apt_install iproute2 ethtool iputils-ping python3
   rustup component add rustfmt clippy >/dev/null 2>&1 || true
 fi
 
