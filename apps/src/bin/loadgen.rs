@@ -51,7 +51,7 @@ enum ModeArg {
 /// How shardnet's shard threads wait when idle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum IdleArg {
-    /// Busy-poll when both runtimes' shards fit on the cores, else sleep.
+    /// Busy-poll when both runtimes' shards fit on the cores with one to spare, else sleep.
     Auto,
     /// Spin: one core per shard.
     Busy,
