@@ -272,3 +272,97 @@ fn default_job_runs_rr_then_crr_and_prints_both_tables() {
         counts_add_up(run);
     }
 }
+
+#[test]
+fn two_shards_per_side_with_reuseport_listeners() {
+    let v = json(&[
+        "--mode",
+        "crr",
+        "--shards",
+        "2",
+        "--conns",
+        "4",
+        "--echo-reuseport",
+        "--duration",
+        "1",
+    ]);
+    counts_add_up(&v);
+    assert_eq!(u(&v, &["shards"]), 2);
+    assert_eq!(u(&v, &["shardnet", "client", "shards"]), 2);
+    assert_eq!(u(&v, &["shardnet", "server", "shards"]), 2);
+    assert!(tw(&v, "client") >= u(&v, &["responses_verified"]), "{v}");
+}
+
+#[test]
+fn metrics_serve_the_stack_counters_and_state_histogram() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = Command::new(LOADGEN)
+        .args([
+            "--mode",
+            "crr",
+            "--conns",
+            "2",
+            "--duration",
+            "3",
+            "--idle",
+            "sleep",
+            "--metrics",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let addr = loop {
+        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+        if let Some(rest) = line.strip_prefix("loadgen: metrics on http://") {
+            break rest.trim_end_matches("/metrics").to_string();
+        }
+    };
+    // The shardnet part is refreshed with every per-second line: wait for the first.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert!(body.contains("loadgen_responses_verified_total"), "{body}");
+    let value = |prefix: &str| -> u64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {body}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        value("shardnet_counter{side=\"client\",shard=\"0\",group=\"Tcp\",name=\"ActiveOpens\"}")
+            > 0
+    );
+    assert!(
+        value("shardnet_counter{side=\"server\",shard=\"0\",group=\"Tcp\",name=\"PassiveOpens\"}")
+            > 0
+    );
+    // crr with the client closing: the client's TIME_WAIT fills, the server's stays empty.
+    assert!(value("shardnet_tcp_sockets{side=\"client\",state=\"TIME-WAIT\"}") > 0);
+    assert_eq!(
+        value("shardnet_tcp_sockets{side=\"server\",state=\"TIME-WAIT\"}"),
+        0
+    );
+    assert_eq!(
+        value("shardnet_tcp_sockets{side=\"server\",state=\"LISTEN\"}"),
+        1
+    );
+}
