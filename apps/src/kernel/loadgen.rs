@@ -689,7 +689,23 @@ pub fn run_load(
         start,
         cfg.progress_to_stderr,
         metrics,
-        &mut |_| count_time_wait(&filter).ok(),
+        &mut |_, last| {
+            if !last {
+                return count_time_wait(&filter).ok();
+            }
+            // The workers' last closes finish in the background (FIN, the server's FIN, then
+            // TIME_WAIT): sample once the count stops rising, within 200 ms.
+            let mut n = count_time_wait(&filter).ok();
+            for _ in 0..20 {
+                std::thread::sleep(Duration::from_millis(10));
+                let again = count_time_wait(&filter).ok();
+                if again == n {
+                    break;
+                }
+                n = again;
+            }
+            n
+        },
     );
     let mut errors = collected.errors;
     for t in threads {
@@ -724,8 +740,9 @@ pub struct Collected {
 
 /// Receives the workers' [`Msg`]s until `workers` of them are done (or all senders are gone),
 /// printing a progress line per second once every worker reported it (or 300 ms after it
-/// ended). `time_wait(second)` samples the TIME_WAIT count printed with that second (`None`:
-/// unknown); `metrics` (if any) is updated as seconds complete.
+/// ended). `time_wait(second, last)` samples the TIME_WAIT count printed with that second
+/// (`None`: unknown; `last` is true for the seconds printed after every worker ended);
+/// `metrics` (if any) is updated as seconds complete.
 ///
 /// Shared by every stack: the kernel's worker threads and shardnet's shard apps send the same
 /// messages.
@@ -735,7 +752,7 @@ pub fn collect_seconds(
     start: Instant,
     progress_to_stderr: bool,
     metrics: Option<&crate::metrics::LoadgenMetrics>,
-    time_wait: &mut dyn FnMut(u64) -> Option<u64>,
+    time_wait: &mut dyn FnMut(u64, bool) -> Option<u64>,
 ) -> Collected {
     use crate::report::{Series, progress_line};
     let mut series = Series::new();
@@ -744,8 +761,8 @@ pub fn collect_seconds(
     let mut done = 0;
     let mut unsent = 0;
     let mut errors = Vec::new();
-    let mut print = |series: &mut Series, second: u64| {
-        if let Some(tw) = time_wait(second) {
+    let mut print = |series: &mut Series, second: u64, last: bool| {
+        if let Some(tw) = time_wait(second, last) {
             series.set_time_wait(second, tw);
         }
         let line = progress_line(&series.second(second));
@@ -789,14 +806,14 @@ pub fn collect_seconds(
                 || elapsed_ns > (printed + 1) * 1_000_000_000 + 300_000_000)
             && elapsed_ns >= (printed + 1) * 1_000_000_000
         {
-            print(&mut series, printed);
+            print(&mut series, printed, false);
             printed += 1;
         }
     }
     let elapsed = start.elapsed();
     // The last, partial second.
     while (printed as usize) < series.len() {
-        print(&mut series, printed);
+        print(&mut series, printed, true);
         printed += 1;
     }
     Collected {

@@ -501,7 +501,7 @@ where
         start,
         load.progress_to_stderr,
         metrics.map(|(m, _)| m),
-        &mut |_| {
+        &mut |_, _| {
             let c = sum_state(&client_states, State::TimeWait);
             let s = sum_state(&server_states, State::TimeWait);
             peak_client = peak_client.max(c);
