@@ -62,7 +62,7 @@ step "benchmarks, once each in test mode"
 cargo test --locked -p shardnet-bench --benches
 
 step "the README's main job, short"
-cargo run --locked --release -p shardnet-apps --bin loadgen -- --count 2000
+cargo run --locked --release -p shardnet-apps --bin loadgen -- --duration 1
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 if [ "$FUZZ_SECONDS" != 0 ]; then

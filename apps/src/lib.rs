@@ -3,8 +3,11 @@
 //! - [`protocol`], [`client`], [`report`]: request framing, the per-connection client and the
 //!   statistics — sans-IO and stack-agnostic, so that any stack's event loop can drive them.
 //! - [`kernel`]: the Linux-socket mode of both binaries (the baseline of every benchmark).
-//! - [`shardnet_udp`]: the UDP request/response job over shardnet's memory wire. shardnet's TCP
-//!   mode plugs its own event loop into the same [`client::ClientConn`] and [`report::Series`].
+//! - [`shardnet_tcp`]: shardnet's TCP mode on the in-process memory wire: the echo server and
+//!   the load generator as runtime apps on the socket API, driving the same
+//!   [`client::ClientConn`] and [`report::Series`] as the kernel mode.
+//! - [`shardnet_udp`]: the UDP request/response job over shardnet's single-threaded memory wire
+//!   (`loadgen --mode udp-rr`).
 //! - [`timewait`], [`metrics`], [`cli`]: TIME_WAIT accounting, `--metrics`, shared options.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -15,6 +18,7 @@ pub mod kernel;
 pub mod metrics;
 pub mod protocol;
 pub mod report;
+pub mod shardnet_tcp;
 pub mod shardnet_udp;
 pub mod timewait;
 

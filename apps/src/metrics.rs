@@ -46,10 +46,14 @@ impl Metric {
     }
 }
 
+/// Text appended to every exposition (metrics with labels, rendered by their owner).
+pub type ExtraText = Arc<std::sync::Mutex<String>>;
+
 /// A fixed set of metrics, shared by the app and the HTTP thread.
 #[derive(Debug, Default)]
 pub struct Registry {
     metrics: Vec<Arc<Metric>>,
+    extra: Option<ExtraText>,
 }
 
 impl Registry {
@@ -75,6 +79,12 @@ impl Registry {
         m
     }
 
+    /// Appends the current content of `extra` (already in the text format) to every
+    /// exposition: for labelled metrics that the owner renders and refreshes itself.
+    pub fn set_extra(&mut self, extra: ExtraText) {
+        self.extra = Some(extra);
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut s = String::new();
@@ -86,6 +96,12 @@ impl Registry {
             let _ = writeln!(s, "# HELP {} {}", m.name, m.help);
             let _ = writeln!(s, "# TYPE {} {kind}", m.name);
             let _ = writeln!(s, "{} {}", m.name, m.get());
+        }
+        if let Some(extra) = &self.extra {
+            match extra.lock() {
+                Ok(text) => s.push_str(&text),
+                Err(poisoned) => s.push_str(&poisoned.into_inner()),
+            }
         }
         s
     }
@@ -207,8 +223,20 @@ impl Default for LoadgenMetrics {
 impl LoadgenMetrics {
     /// All zero.
     pub fn new() -> Self {
+        Self::build(None)
+    }
+
+    /// All zero, with `extra` appended to every exposition (see [`Registry::set_extra`]).
+    pub fn with_extra(extra: ExtraText) -> Self {
+        Self::build(Some(extra))
+    }
+
+    fn build(extra: Option<ExtraText>) -> Self {
         use MetricType::{Counter, Gauge};
         let mut r = Registry::new();
+        if let Some(e) = extra {
+            r.set_extra(e);
+        }
         let requests = r.register("loadgen_requests_total", "Requests sent.", Counter);
         let verified = r.register(
             "loadgen_responses_verified_total",

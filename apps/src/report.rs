@@ -169,6 +169,85 @@ impl Stats {
     }
 }
 
+/// One side (load generator or echo server) of an in-process shardnet run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ShardnetSide {
+    /// Shards (threads) of this side.
+    pub shards: usize,
+    /// The most TIME_WAIT connections seen at a (100 ms) sample.
+    pub peak_time_wait: u64,
+    /// TCP sockets by state at the end of the load, before the runtime stopped (`ss -s`).
+    pub states: std::collections::BTreeMap<String, u64>,
+    /// The stack's non-zero counters, summed over shards, as `Group.Name` (`netstat -s`).
+    pub counters: std::collections::BTreeMap<String, u64>,
+}
+
+/// What a shardnet run adds to the report: both stacks, since with the memory driver the echo
+/// server runs in the same process.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ShardnetSummary {
+    /// The driver.
+    pub driver: String,
+    /// The runtime's idle policy.
+    pub idle: String,
+    /// The load generator's stack.
+    pub client: ShardnetSide,
+    /// The echo server's stack.
+    pub server: ShardnetSide,
+    /// Connections the echo accepted.
+    pub echo_accepted: u64,
+    /// Connections of the echo that ended in an error.
+    pub echo_errors: u64,
+    /// Frames the memory wire lost, or dropped for want of a buffer or ring slot.
+    pub wire_drops: u64,
+    /// Frames written to the `--pcap` capture.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pcap_frames: Option<u64>,
+}
+
+impl ShardnetSummary {
+    /// The lines the table adds for shardnet.
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let side = |x: &ShardnetSide| {
+            let tw = x.states.get("TIME-WAIT").copied().unwrap_or(0);
+            let c = |n: &str| x.counters.get(n).copied().unwrap_or(0);
+            format!(
+                "TIME_WAIT peak {} end {}; opens {} active {} passive; segs {} in {} out; resets out {}",
+                x.peak_time_wait,
+                tw,
+                c("Tcp.ActiveOpens"),
+                c("Tcp.PassiveOpens"),
+                c("Tcp.InSegs"),
+                c("Tcp.OutSegs"),
+                c("Tcp.OutRsts"),
+            )
+        };
+        let _ = writeln!(
+            s,
+            "  shardnet          driver {}, idle {}, {} client + {} server shards, wire drops {}{}",
+            self.driver,
+            self.idle,
+            self.client.shards,
+            self.server.shards,
+            self.wire_drops,
+            self.pcap_frames
+                .map(|n| format!(", {n} frames captured"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(s, "  client stack      {}", side(&self.client));
+        let _ = writeln!(
+            s,
+            "  server stack      {}; echo accepted {}, errors {}",
+            side(&self.server),
+            self.echo_accepted,
+            self.echo_errors
+        );
+        s
+    }
+}
+
 /// Latency percentiles in microseconds.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Percentiles {
@@ -381,6 +460,9 @@ pub struct Report {
     pub notes: Vec<String>,
     /// TIME_WAIT churn report (`--tw-report`).
     pub time_wait: Option<crate::timewait::ChurnReport>,
+    /// shardnet runs: both stacks' TIME_WAIT, TCP states and counters (absent with the kernel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shardnet: Option<ShardnetSummary>,
     /// One entry per second.
     pub per_second: Vec<SecondReport>,
 }
@@ -472,6 +554,9 @@ impl Report {
         let _ = writeln!(s, "  errors            {}", errors.join(", "));
         for n in &self.notes {
             let _ = writeln!(s, "  note: {n}");
+        }
+        if let Some(sn) = &self.shardnet {
+            s.push_str(&sn.render());
         }
         if let Some(tw) = &self.time_wait {
             s.push_str(&tw.render());

@@ -50,6 +50,12 @@ fn help_lists_the_options() {
         "--loss",
         "--json",
         "--busy-poll",
+        "--idle",
+        "--echo-backlog",
+        "--echo-reuseport",
+        "--echo-linger0",
+        "--echo-close-after",
+        "udp-rr",
     ] {
         assert!(text(&o).contains(flag), "loadgen --help lacks {flag}");
     }
@@ -96,7 +102,7 @@ fn bad_arguments_fail_clearly() {
 }
 
 #[test]
-fn unbuilt_drivers_and_unwired_tcp_say_so() {
+fn unbuilt_drivers_and_the_standalone_memory_echo_say_so() {
     for bin in [ECHO, LOADGEN] {
         for driver in ["dpdk", "af-xdp"] {
             let o = run(bin, &["--stack", "shardnet", "--driver", driver]);
@@ -108,30 +114,72 @@ fn unbuilt_drivers_and_unwired_tcp_say_so() {
             );
         }
     }
-    let o = run(LOADGEN, &["--stack", "shardnet", "--mode", "rr"]);
+    let o = run(ECHO, &["--stack", "shardnet", "--driver", "memory"]);
     assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(t.contains("wire lives inside one process"), "{t}");
     assert!(
-        text(&o).contains("shardnet's TCP modes are not wired yet"),
-        "{}",
-        text(&o)
-    );
-    let o = run(ECHO, &["--stack", "shardnet"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        text(&o).contains("shardnet TCP echo server is not wired yet"),
-        "{}",
-        text(&o)
+        t.contains("loadgen --stack shardnet --driver memory` starts this echo server itself"),
+        "{t}"
     );
 }
 
 #[test]
-fn default_job_is_the_shardnet_udp_run() {
-    let o = run(LOADGEN, &["--count", "2000"]);
+fn shardnet_tcp_arguments_are_checked() {
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--mode", "rr", "--target", "127.0.0.1:7"],
+            "the echo server runs in this process",
+        ),
+        (
+            &["--mode", "rr", "--fastopen"],
+            "does not implement TCP Fast Open",
+        ),
+        (&["--server-close"], "--server-close needs --mode"),
+        (
+            &["--mode", "rr", "--loss", "0.1"],
+            "--loss applies to --mode udp-rr",
+        ),
+        (
+            &["--mode", "stream", "--server-close"],
+            "apply to --mode crr",
+        ),
+        (
+            &["--duration", "0"],
+            "--duration 0: must be a positive number",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = run(LOADGEN, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(want), "{args:?}: {}", text(&o));
+    }
+    let o = run(
+        LOADGEN,
+        &["--stack", "kernel", "--mode", "rr", "--echo-reuseport"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("--echo-reuseport is for shardnet's memory driver"),
+        "{}",
+        text(&o)
+    );
+    let o = run(LOADGEN, &["--stack", "kernel", "--mode", "udp-rr"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("no --stack kernel form"), "{}", text(&o));
+}
+
+#[test]
+fn udp_job_stays_reachable_with_its_flags() {
+    let o = run(LOADGEN, &["--mode", "udp-rr", "--count", "2000"]);
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     assert!(t.contains("driver: memory"), "{t}");
     assert!(t.contains("2000 of 2000 requests"), "{t}");
-    let o = run(LOADGEN, &["--count", "10", "--size", "4000"]);
+    let o = run(
+        LOADGEN,
+        &["--mode", "udp-rr", "--count", "10", "--size", "4000"],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o).contains("the UDP job needs 8..=1472"),

@@ -1,7 +1,10 @@
 //! shardnet echo server: listens on one or more TCP ports and echoes every byte.
 //!
-//! `--stack kernel` runs on Linux sockets (the baseline); `--stack shardnet` needs shardnet's
-//! TCP socket API, which is not wired into the apps yet, and says so.
+//! `--stack kernel` runs on Linux sockets (the baseline). With `--stack shardnet --driver
+//! memory` there is no peer to serve: the memory wire exists only inside one process, so
+//! `loadgen --stack shardnet --driver memory` runs this echo server itself (the same options as
+//! `--echo-backlog`, `--echo-reuseport`, `--echo-linger0`, `--echo-close-after`); this binary
+//! says so and exits.
 
 use clap::Parser;
 use serde::Serialize;
@@ -94,11 +97,13 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<(), String> {
     args.common.validate()?;
     if args.common.stack == StackKind::Shardnet {
-        return Err(
-            "--stack shardnet: the shardnet TCP echo server is not wired yet (shardnet's TCP socket \
-             API and runtime are still being built); use --stack kernel"
-                .to_string(),
-        );
+        return Err(format!(
+            "--stack shardnet --driver {}: the memory driver's wire lives inside one process, so a \
+             standalone echo would have no peer. `loadgen --stack shardnet --driver memory` starts this \
+             echo server itself on the same wire (options --echo-backlog, --echo-reuseport, \
+             --echo-linger0, --echo-close-after); use --stack kernel for a standalone echo server",
+            args.common.driver().name()
+        ));
     }
     if args.ports.is_empty() {
         return Err("at least one --port is needed".to_string());

@@ -1,26 +1,38 @@
 //! shardnet load generator.
 //!
-//! - `--stack shardnet --driver memory` (the default) without `--mode`: the UDP request/response
-//!   job over two shardnet stacks on the in-process memory wire (see `shardnet_udp`).
-//! - `--stack kernel --mode rr|crr|stream`: TCP load against an echo server on Linux sockets, every
-//!   response verified against its request. shardnet's TCP modes are not wired yet and say so.
+//! - No arguments (`--stack shardnet --driver memory`): the main job. An echo server and the load
+//!   generator run in this process, each on its own shardnet runtime, over the in-process
+//!   threaded memory wire; `rr` then `crr` run for 3 s each (`--duration` each) and both result
+//!   tables are printed.
+//! - `--stack shardnet --mode rr|crr|stream`: just that scenario, on the same in-process network.
+//! - `--stack kernel --mode rr|crr|stream`: TCP load against an echo server on Linux sockets.
+//! - `--mode udp-rr`: the UDP request/response job over two shardnet stacks on the
+//!   single-threaded memory wire, with seeded loss, duplication and reordering (see
+//!   `shardnet_udp`).
+//!
+//! Every TCP response is verified against its request, on both stacks.
 //!
 //! Exit status: 0 all verified, 1 the run could not happen, 2 errors (refused, reset, timeout,
 //! EADDRNOTAVAIL, closed, abandoned requests), 3 mismatched responses.
 
 use clap::{Parser, ValueEnum};
+use shardnet::udp::EPHEMERAL_PORTS;
 use shardnet_apps::cli::{Common, StackKind, secs};
 use shardnet_apps::client::ConnConfig;
 use shardnet_apps::kernel::loadgen::{LoadConfig, Mode, WorkerConfig, run_load};
 use shardnet_apps::kernel::{fastopen_refusal, stop_flag, tcpext_counter};
-use shardnet_apps::metrics::{LoadgenMetrics, MetricsServer};
-use shardnet_apps::protocol::MAX_PAYLOAD;
+use shardnet_apps::metrics::{ExtraText, LoadgenMetrics, MetricsServer};
+use shardnet_apps::protocol::{HEADER_LEN, MAX_PAYLOAD};
 use shardnet_apps::report::{ErrorKind, Report};
+use shardnet_apps::shardnet_tcp::echo::EchoAppConfig;
+use shardnet_apps::shardnet_tcp::{ECHO_PORT, Idle, MemoryLoad, run_memory};
 use shardnet_apps::shardnet_udp::{UdpJob, run_job};
 use shardnet_apps::timewait::{ChurnReport, ChurnSample, ephemeral_port_range};
+use shardnet_apps::{CLIENT, SERVER};
 use std::io::Write;
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -31,13 +43,27 @@ enum ModeArg {
     Crr,
     /// Bulk both ways through the echo: --depth requests of --size in flight per connection.
     Stream,
+    /// UDP request/response over shardnet's single-threaded memory wire (--count, --sockets,
+    /// --loss, --dup, --reorder, --seed, --stats, --pcap).
+    UdpRr,
+}
+
+/// How shardnet's shard threads wait when idle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum IdleArg {
+    /// Busy-poll when both runtimes' shards fit on the cores with one to spare, else sleep.
+    Auto,
+    /// Spin: one core per shard.
+    Busy,
+    /// Park until a frame arrives, a timer is due, or 1 ms passed.
+    Sleep,
 }
 
 /// Command-line options.
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "shardnet load generator: UDP over shardnet's memory wire, or TCP rr/crr/stream against an echo server"
+    about = "shardnet load generator: TCP rr/crr/stream against an echo server (on shardnet's in-process memory wire, or on kernel sockets), or UDP rr over the memory wire"
 )]
 struct Args {
     #[command(flatten)]
@@ -73,10 +99,12 @@ struct Args {
     /// UDP job: print every non-zero counter of both stacks at the end.
     #[arg(long)]
     stats: bool,
-    /// TCP: the echo server.
-    #[arg(long, value_name = "A.B.C.D:P", default_value = "127.0.0.1:7777")]
-    target: SocketAddrV4,
-    /// TCP load mode.
+    /// --stack kernel: the echo server (default 127.0.0.1:7777). shardnet's memory driver runs
+    /// its own echo in-process.
+    #[arg(long, value_name = "A.B.C.D:P")]
+    target: Option<SocketAddrV4>,
+    /// Load mode. Without it, --stack shardnet runs rr then crr (the main job) and --stack
+    /// kernel runs rr.
     #[arg(long, value_enum)]
     mode: Option<ModeArg>,
     /// TCP: connections (closed loop: the concurrency).
@@ -113,6 +141,22 @@ struct Args {
     /// Report TIME_WAIT churn: entries over time, port allocation failures, steady state.
     #[arg(long)]
     tw_report: bool,
+    /// shardnet: how shard threads wait when idle (--busy-poll means busy).
+    #[arg(long, value_enum, default_value_t = IdleArg::Auto)]
+    idle: IdleArg,
+    /// shardnet memory driver: the in-process echo's accept queue per shard.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    echo_backlog: usize,
+    /// shardnet memory driver: SO_REUSEPORT on the in-process echo's listeners.
+    #[arg(long)]
+    echo_reuseport: bool,
+    /// shardnet memory driver: SO_LINGER 0 on the in-process echo (its closes reset).
+    #[arg(long)]
+    echo_linger0: bool,
+    /// shardnet memory driver: the in-process echo closes each connection after echoing BYTES
+    /// (--server-close sets it to one request).
+    #[arg(long, value_name = "BYTES")]
+    echo_close_after: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -128,56 +172,156 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<ExitCode, String> {
     args.common.validate()?;
+    if args.mode == Some(ModeArg::UdpRr) {
+        return udp(args);
+    }
+    for (flag, given) in [
+        ("--loss", args.loss != 0.0),
+        ("--dup", args.dup != 0.0),
+        ("--reorder", args.reorder != 0.0),
+        ("--stats", args.stats),
+    ] {
+        if given {
+            return Err(format!(
+                "{flag} applies to --mode udp-rr (the UDP memory-wire job)"
+            ));
+        }
+    }
     match args.common.stack {
         StackKind::Shardnet => {
-            if let Some(mode) = args.mode {
+            let echo_flags =
+                args.echo_reuseport || args.echo_linger0 || args.echo_close_after.is_some();
+            if args.target.is_some() {
                 return Err(format!(
-                    "--stack shardnet --mode {}: shardnet's TCP modes are not wired yet (its TCP socket API and \
-                     runtime are still being built); today shardnet runs only the UDP memory-wire job \
-                     (no --mode). Use --stack kernel for TCP.",
-                    mode.to_possible_value()
-                        .map(|v| v.get_name().to_string())
-                        .unwrap_or_default()
+                    "--target: with --stack shardnet --driver memory the echo server runs in this process \
+                     (at {}:{}); --target is for --stack kernel",
+                    SERVER.ip, ECHO_PORT
                 ));
             }
-            let size = args.size.unwrap_or(64);
-            let size = u16::try_from(size)
-                .ok()
-                .filter(|s| (8..=1472).contains(s))
-                .ok_or_else(|| format!("--size {size}: the UDP job needs 8..=1472"))?;
-            let job = UdpJob {
-                count: args.count.unwrap_or(200_000),
-                sockets: args.sockets,
-                size,
-                max_seconds: args.max_seconds,
-                timeout_ms: args.timeout_ms.unwrap_or(50),
-                loss: args.loss,
-                dup: args.dup,
-                reorder: args.reorder,
-                seed: args.seed,
-                pcap: args.common.pcap.clone(),
-                stats: args.stats,
-            };
-            Ok(match run_job(&job)? {
-                true => ExitCode::SUCCESS,
-                false => ExitCode::from(2),
-            })
+            for (flag, given) in [
+                ("--ip", args.common.ip.is_some()),
+                ("--gateway", args.common.gateway.is_some()),
+                ("--iface", args.common.iface.is_some()),
+                ("--eal", args.common.eal.is_some()),
+            ] {
+                if given {
+                    return Err(format!(
+                        "{flag}: the memory driver's in-process network is fixed ({} -> {})",
+                        CLIENT.ip, SERVER.ip
+                    ));
+                }
+            }
+            if args.fastopen {
+                return Err(
+                    "--fastopen: shardnet does not implement TCP Fast Open yet (TCP_FASTOPEN is ENOPROTOOPT)"
+                        .into(),
+                );
+            }
+            match args.mode {
+                Some(mode) => {
+                    let r = tcp_load(args, mode, Duration::from_secs(10))?;
+                    emit(args, &[r])
+                }
+                None => {
+                    // The main job: rr, then crr.
+                    for (flag, given) in [
+                        ("--depth", args.depth.is_some()),
+                        ("--client-close", args.client_close),
+                        ("--server-close", args.server_close),
+                        ("--hist-log", args.hist_log.is_some()),
+                        ("--pcap", args.common.pcap.is_some()),
+                        ("--echo-*", echo_flags),
+                    ] {
+                        if given {
+                            return Err(format!(
+                                "{flag} needs --mode: without it loadgen runs its default job (rr then crr)"
+                            ));
+                        }
+                    }
+                    let each = Duration::from_secs(3);
+                    let rr = tcp_load(args, ModeArg::Rr, each)?;
+                    let crr = tcp_load(args, ModeArg::Crr, each)?;
+                    emit(args, &[rr, crr])
+                }
+            }
         }
-        StackKind::Kernel => kernel(args),
+        StackKind::Kernel => {
+            let r = tcp_load(
+                args,
+                args.mode.unwrap_or(ModeArg::Rr),
+                Duration::from_secs(10),
+            )?;
+            emit(args, &[r])
+        }
     }
 }
 
-fn kernel(args: &Args) -> Result<ExitCode, String> {
-    let mode = match args.mode.unwrap_or(ModeArg::Rr) {
+fn udp(args: &Args) -> Result<ExitCode, String> {
+    if args.common.stack != StackKind::Shardnet {
+        return Err(
+            "--mode udp-rr is shardnet's memory-wire job; it has no --stack kernel form".into(),
+        );
+    }
+    let size = args.size.unwrap_or(64);
+    let size = u16::try_from(size)
+        .ok()
+        .filter(|s| (8..=1472).contains(s))
+        .ok_or_else(|| format!("--size {size}: the UDP job needs 8..=1472"))?;
+    let job = UdpJob {
+        count: args.count.unwrap_or(200_000),
+        sockets: args.sockets,
+        size,
+        max_seconds: args.max_seconds,
+        timeout_ms: args.timeout_ms.unwrap_or(50),
+        loss: args.loss,
+        dup: args.dup,
+        reorder: args.reorder,
+        seed: args.seed,
+        pcap: args.common.pcap.clone(),
+        stats: args.stats,
+    };
+    Ok(match run_job(&job)? {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::from(2),
+    })
+}
+
+/// One finished TCP load, ready to print.
+struct Outcome {
+    report: Report,
+    series: shardnet_apps::report::Series,
+    start_wall: std::time::SystemTime,
+}
+
+/// Runs one TCP load (`mode`) on the chosen stack; `default_deadline` applies without
+/// --duration and --count.
+fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Outcome, String> {
+    let mode = match mode {
         ModeArg::Rr => Mode::Rr,
         ModeArg::Crr => Mode::Crr,
         ModeArg::Stream => Mode::Stream,
+        ModeArg::UdpRr => return Err("udp-rr is not a TCP mode".into()),
     };
-    if args.common.ip.is_some() {
-        return Err(
-            "--ip is not used by loadgen --stack kernel: the kernel's routing picks the source"
-                .into(),
-        );
+    let shardnet = args.common.stack == StackKind::Shardnet;
+    if !shardnet {
+        if args.common.ip.is_some() {
+            return Err(
+                "--ip is not used by loadgen --stack kernel: the kernel's routing picks the source"
+                    .into(),
+            );
+        }
+        let echo_flags = [
+            ("--echo-backlog", args.echo_backlog != 4096),
+            ("--echo-reuseport", args.echo_reuseport),
+            ("--echo-linger0", args.echo_linger0),
+            ("--echo-close-after", args.echo_close_after.is_some()),
+            ("--idle", args.idle != IdleArg::Auto),
+        ];
+        if let Some((flag, _)) = echo_flags.iter().find(|(_, given)| *given) {
+            return Err(format!(
+                "{flag} is for shardnet's memory driver (its in-process echo and runtime); with --stack kernel run `echo --stack kernel` with the matching option"
+            ));
+        }
     }
     if args.conns == 0 {
         return Err("--conns must be at least 1".into());
@@ -207,8 +351,11 @@ fn kernel(args: &Args) -> Result<ExitCode, String> {
     let deadline = match (args.common.duration, args.count) {
         (Some(d), _) => secs(d),
         (None, Some(_)) => secs(args.max_seconds),
-        (None, None) => Duration::from_secs(10),
+        (None, None) => default_deadline,
     };
+    let target = args
+        .target
+        .unwrap_or(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7777));
     let mut notes = Vec::new();
     let tfo_before = tcpext_counter("TCPFastOpenActive");
     if args.fastopen {
@@ -217,7 +364,12 @@ fn kernel(args: &Args) -> Result<ExitCode, String> {
             notes.push(n);
         }
     }
-    let metrics = LoadgenMetrics::new();
+    let extra: ExtraText = Arc::default();
+    let metrics = if shardnet {
+        LoadgenMetrics::with_extra(Arc::clone(&extra))
+    } else {
+        LoadgenMetrics::new()
+    };
     let _metrics_server = match args.common.metrics {
         Some(addr) => {
             let m = MetricsServer::spawn(addr, metrics.registry.clone())?;
@@ -227,33 +379,81 @@ fn kernel(args: &Args) -> Result<ExitCode, String> {
         None => None,
     };
     let stop = stop_flag()?;
-    let cfg = LoadConfig {
-        worker: WorkerConfig {
-            index: 0,
-            target: args.target,
-            mode,
-            conns: args.conns,
-            conn: ConnConfig {
-                size,
-                depth,
-                per_conn: (mode == Mode::Crr).then_some(1),
-            },
-            quota: args.count,
-            rate: args.rate,
-            server_close: args.server_close,
-            linger0: args.linger0,
-            fastopen: args.fastopen,
-            nodelay: !args.nagle,
-            quickack: args.quickack,
-            busy_poll: args.common.busy_poll,
-            timeout,
-            deadline,
-            drain: timeout,
+    let worker = WorkerConfig {
+        index: 0,
+        target,
+        mode,
+        conns: args.conns,
+        conn: ConnConfig {
+            size,
+            depth,
+            per_conn: (mode == Mode::Crr).then_some(1),
         },
-        shards: usize::from(args.common.shards),
-        progress_to_stderr: args.common.json,
+        quota: args.count,
+        rate: args.rate,
+        server_close: args.server_close,
+        linger0: args.linger0,
+        fastopen: args.fastopen,
+        nodelay: !args.nagle,
+        quickack: args.quickack,
+        busy_poll: args.common.busy_poll,
+        timeout,
+        deadline,
+        drain: timeout,
     };
-    let result = run_load(&cfg, &stop, Some(&metrics))?;
+    let shards = usize::from(args.common.shards);
+    let (series, elapsed, start_wall, unsent, summary, target_name) = if shardnet {
+        let close_after = match (args.echo_close_after, args.server_close) {
+            (Some(n), _) => Some(n),
+            (None, true) => Some(u64::from(size) + HEADER_LEN as u64),
+            (None, false) => None,
+        };
+        let load = MemoryLoad {
+            worker,
+            client_shards: shards,
+            server_shards: shards,
+            echo: EchoAppConfig {
+                port: ECHO_PORT,
+                backlog: args.echo_backlog,
+                reuseport: args.echo_reuseport,
+                close_after,
+                linger0: args.echo_linger0,
+                nodelay: !args.nagle,
+                quickack: args.quickack,
+            },
+            idle: match (args.idle, args.common.busy_poll) {
+                (_, true) | (IdleArg::Busy, _) => Idle::Busy,
+                (IdleArg::Sleep, false) => Idle::Sleep,
+                (IdleArg::Auto, false) => Idle::Auto,
+            },
+            pcap: args.common.pcap.clone(),
+            progress_to_stderr: args.common.json,
+        };
+        let r = run_memory(&load, &stop, Some((&metrics, &extra)))?;
+        (
+            r.series,
+            r.elapsed,
+            r.start_wall,
+            r.unsent,
+            Some(r.summary),
+            format!("{}:{} (memory wire, in-process echo)", SERVER.ip, ECHO_PORT),
+        )
+    } else {
+        let cfg = LoadConfig {
+            worker,
+            shards,
+            progress_to_stderr: args.common.json,
+        };
+        let r = run_load(&cfg, &stop, Some(&metrics))?;
+        (
+            r.series,
+            r.elapsed,
+            r.start_wall,
+            r.unsent,
+            None,
+            target.to_string(),
+        )
+    };
     if args.fastopen {
         if let (Some(a), Some(b)) = (tfo_before, tcpext_counter("TCPFastOpenActive")) {
             notes.push(format!(
@@ -263,11 +463,11 @@ fn kernel(args: &Args) -> Result<ExitCode, String> {
         }
     }
     let mut report = Report {
-        stack: "kernel".into(),
+        stack: args.common.stack.name().into(),
         mode: format!("{mode:?}").to_lowercase(),
-        target: args.target.to_string(),
+        target: target_name,
         conns: args.conns,
-        shards: usize::from(args.common.shards),
+        shards,
         size,
         depth,
         rate: args.rate,
@@ -277,7 +477,7 @@ fn kernel(args: &Args) -> Result<ExitCode, String> {
         responses_verified: 0,
         mismatched_requests: 0,
         abandoned: 0,
-        unsent: result.unsent,
+        unsent,
         requests_per_s: 0.0,
         connections_per_s: 0.0,
         connections: 0,
@@ -287,9 +487,10 @@ fn kernel(args: &Args) -> Result<ExitCode, String> {
         errors: Default::default(),
         notes,
         time_wait: None,
+        shardnet: summary,
         per_second: Vec::new(),
     };
-    report.totals(&result.series, result.elapsed);
+    report.totals(&series, elapsed);
     if args.tw_report {
         let samples = report
             .per_second
@@ -301,37 +502,67 @@ fn kernel(args: &Args) -> Result<ExitCode, String> {
                 eaddrnotavail: s.eaddrnotavail,
             })
             .collect();
-        report.time_wait = Some(ChurnReport::new(samples, ephemeral_port_range()));
+        let range = if shardnet {
+            Some((*EPHEMERAL_PORTS.start(), *EPHEMERAL_PORTS.end()))
+        } else {
+            ephemeral_port_range()
+        };
+        report.time_wait = Some(ChurnReport::new(samples, range));
     }
+    Ok(Outcome {
+        report,
+        series,
+        start_wall,
+    })
+}
+
+/// Prints the reports (tables, or JSON: one object, or an array for the default job) and
+/// writes --hist-log; the exit status is the worst of the runs.
+fn emit(args: &Args, outcomes: &[Outcome]) -> Result<ExitCode, String> {
     if let Some(path) = &args.hist_log {
-        let mut f = std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .map_err(|e| format!("--hist-log {}: {e}", path.display()))?,
-        );
-        result
-            .series
-            .write_interval_log(result.start_wall, &mut f)?;
-        f.flush()
-            .map_err(|e| format!("--hist-log {}: {e}", path.display()))?;
+        if let Some(o) = outcomes.first() {
+            let mut f = std::io::BufWriter::new(
+                std::fs::File::create(path)
+                    .map_err(|e| format!("--hist-log {}: {e}", path.display()))?,
+            );
+            o.series.write_interval_log(o.start_wall, &mut f)?;
+            f.flush()
+                .map_err(|e| format!("--hist-log {}: {e}", path.display()))?;
+        }
     }
     if args.common.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-        );
+        let json = match outcomes {
+            [one] => serde_json::to_string_pretty(&one.report),
+            many => {
+                serde_json::to_string_pretty(&many.iter().map(|o| &o.report).collect::<Vec<_>>())
+            }
+        }
+        .map_err(|e| e.to_string())?;
+        println!("{json}");
     } else {
-        print!("{}", report.table());
+        for (i, o) in outcomes.iter().enumerate() {
+            if i > 0 {
+                println!();
+            }
+            print!("{}", o.report.table());
+        }
     }
-    let mismatched = report
-        .errors
-        .get(ErrorKind::Mismatched.name())
-        .copied()
-        .unwrap_or(0);
-    Ok(if mismatched > 0 || report.mismatched_requests > 0 {
-        ExitCode::from(3)
-    } else if report.errors_total() > 0 || report.abandoned > 0 {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    let mut worst = 0u8;
+    for o in outcomes {
+        let r = &o.report;
+        let mismatched = r
+            .errors
+            .get(ErrorKind::Mismatched.name())
+            .copied()
+            .unwrap_or(0);
+        let code = if mismatched > 0 || r.mismatched_requests > 0 {
+            3
+        } else if r.errors_total() > 0 || r.abandoned > 0 {
+            2
+        } else {
+            0
+        };
+        worst = worst.max(code);
+    }
+    Ok(ExitCode::from(worst))
 }

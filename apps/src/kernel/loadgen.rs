@@ -657,7 +657,6 @@ pub fn run_load(
     stop: &Arc<AtomicBool>,
     metrics: Option<&crate::metrics::LoadgenMetrics>,
 ) -> Result<LoadResult, String> {
-    use crate::report::{Series, progress_line};
     use crate::timewait::{TwFilter, count_time_wait};
     let shards = cfg.shards.max(1);
     let (tx, rx) = std::sync::mpsc::channel();
@@ -684,21 +683,97 @@ pub fn run_load(
     drop(tx);
     let workers = threads.len();
     let filter = TwFilter::Remote(cfg.worker.target);
+    let collected = collect_seconds(
+        &rx,
+        workers,
+        start,
+        cfg.progress_to_stderr,
+        metrics,
+        &mut |_, last| {
+            if !last {
+                return count_time_wait(&filter).ok();
+            }
+            // The workers' last closes finish in the background (FIN, the server's FIN, then
+            // TIME_WAIT): sample once the count stops rising, within 200 ms.
+            let mut n = count_time_wait(&filter).ok();
+            for _ in 0..20 {
+                std::thread::sleep(Duration::from_millis(10));
+                let again = count_time_wait(&filter).ok();
+                if again == n {
+                    break;
+                }
+                n = again;
+            }
+            n
+        },
+    );
+    let mut errors = collected.errors;
+    for t in threads {
+        if t.join().is_err() {
+            errors.push("a worker thread panicked".to_string());
+        }
+    }
+    if let Some(e) = errors.into_iter().next() {
+        return Err(e);
+    }
+    let (series, elapsed, unsent) = (collected.series, collected.elapsed, collected.unsent);
+    Ok(LoadResult {
+        series,
+        elapsed,
+        start_wall,
+        unsent,
+    })
+}
+
+/// What [`collect_seconds`] gathered from the workers.
+#[derive(Debug)]
+pub struct Collected {
+    /// Per-second stats of all workers merged, with TIME_WAIT samples.
+    pub series: crate::report::Series,
+    /// Time from `start` to the last worker's end.
+    pub elapsed: Duration,
+    /// Open-loop sends that never went out.
+    pub unsent: u64,
+    /// Fatal errors the workers reported.
+    pub errors: Vec<String>,
+}
+
+/// Receives the workers' [`Msg`]s until `workers` of them are done (or all senders are gone),
+/// printing a progress line per second once every worker reported it (or 300 ms after it
+/// ended). `time_wait(second, last)` samples the TIME_WAIT count printed with that second
+/// (`None`: unknown; `last` is true for the seconds printed after every worker ended);
+/// `metrics` (if any) is updated as seconds complete.
+///
+/// Shared by every stack: the kernel's worker threads and shardnet's shard apps send the same
+/// messages.
+pub fn collect_seconds(
+    rx: &std::sync::mpsc::Receiver<Msg>,
+    workers: usize,
+    start: Instant,
+    progress_to_stderr: bool,
+    metrics: Option<&crate::metrics::LoadgenMetrics>,
+    time_wait: &mut dyn FnMut(u64, bool) -> Option<u64>,
+) -> Collected {
+    use crate::report::{Series, progress_line};
     let mut series = Series::new();
     let mut reported: Vec<usize> = Vec::new();
     let mut printed = 0u64;
     let mut done = 0;
     let mut unsent = 0;
     let mut errors = Vec::new();
-    let print = |series: &mut Series, second: u64| {
-        if let Ok(tw) = count_time_wait(&filter) {
+    let mut print = |series: &mut Series, second: u64, last: bool| {
+        if let Some(tw) = time_wait(second, last) {
             series.set_time_wait(second, tw);
         }
         let line = progress_line(&series.second(second));
-        if cfg.progress_to_stderr {
+        if progress_to_stderr {
             eprintln!("{line}");
         } else {
             println!("{line}");
+        }
+        if let Some(m) = metrics {
+            m.time_wait
+                .set(series.second(second).time_wait.unwrap_or(0));
         }
     };
     while done < workers {
@@ -731,32 +806,20 @@ pub fn run_load(
                 || elapsed_ns > (printed + 1) * 1_000_000_000 + 300_000_000)
             && elapsed_ns >= (printed + 1) * 1_000_000_000
         {
-            print(&mut series, printed);
-            if let Some(m) = metrics {
-                m.time_wait
-                    .set(series.second(printed).time_wait.unwrap_or(0));
-            }
+            print(&mut series, printed, false);
             printed += 1;
         }
     }
     let elapsed = start.elapsed();
-    for t in threads {
-        if t.join().is_err() {
-            errors.push("a worker thread panicked".to_string());
-        }
-    }
     // The last, partial second.
     while (printed as usize) < series.len() {
-        print(&mut series, printed);
+        print(&mut series, printed, true);
         printed += 1;
     }
-    if let Some(e) = errors.into_iter().next() {
-        return Err(e);
-    }
-    Ok(LoadResult {
+    Collected {
         series,
         elapsed,
-        start_wall,
         unsent,
-    })
+        errors,
+    }
 }

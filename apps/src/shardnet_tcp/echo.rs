@@ -1,0 +1,218 @@
+//! The echo server as a shardnet [`App`]: one per shard, each with its own listener on the
+//! echo port (a shard owns the flows RSS gives it, so every shard listens), driven by the
+//! socket API's edge-triggered readiness events.
+
+use crate::shardnet_tcp::StateGauges;
+use shardnet::runtime::{App, AppContext};
+use shardnet::socket::{Event, Readiness, RecvError, SendError, SocketHandle, SocketOptions};
+use shardnet::time::Duration;
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What every shard's echo does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EchoAppConfig {
+    /// The TCP port.
+    pub port: u16,
+    /// The accept queue length of each shard's listener.
+    pub backlog: usize,
+    /// SO_REUSEPORT on the listeners.
+    pub reuseport: bool,
+    /// Close each connection after echoing this many bytes (TIME_WAIT lands on the server).
+    pub close_after: Option<u64>,
+    /// SO_LINGER 0: closes send RST and leave no TIME_WAIT.
+    pub linger0: bool,
+    /// TCP_NODELAY.
+    pub nodelay: bool,
+    /// TCP_QUICKACK.
+    pub quickack: bool,
+}
+
+/// Counters of all the echo shards, readable while they run.
+#[derive(Debug, Default)]
+pub struct EchoCounters {
+    /// Shards whose listener is open.
+    pub listening: AtomicU64,
+    /// Shards whose `listen` failed.
+    pub listen_failures: AtomicU64,
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections closed (by either side).
+    pub closed: AtomicU64,
+    /// Bytes echoed.
+    pub bytes: AtomicU64,
+    /// Connections that ended in an error (reset, timeout, send failure).
+    pub errors: AtomicU64,
+}
+
+struct Conn {
+    /// Bytes read and not yet accepted by the send buffer.
+    pending: Vec<u8>,
+    pos: usize,
+    echoed: u64,
+}
+
+/// One shard's echo server.
+pub struct EchoApp {
+    cfg: EchoAppConfig,
+    counters: Arc<EchoCounters>,
+    states: Arc<StateGauges>,
+    listener: Option<SocketHandle>,
+    listen_tried: bool,
+    conns: HashMap<SocketHandle, Conn>,
+    events: Vec<Event>,
+    buf: Vec<u8>,
+    last_sample: Option<shardnet::time::Instant>,
+}
+
+impl std::fmt::Debug for EchoApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EchoApp")
+            .field("cfg", &self.cfg)
+            .field("connections", &self.conns.len())
+            .finish()
+    }
+}
+
+const BUF: usize = 64 * 1024;
+
+impl EchoApp {
+    /// A shard's echo, counting into the shared `counters` and publishing its TCP state
+    /// histogram into `states` about every 100 ms.
+    pub fn new(cfg: EchoAppConfig, counters: Arc<EchoCounters>, states: Arc<StateGauges>) -> Self {
+        EchoApp {
+            cfg,
+            counters,
+            states,
+            listener: None,
+            listen_tried: false,
+            conns: HashMap::new(),
+            events: Vec::new(),
+            buf: vec![0; BUF],
+            last_sample: None,
+        }
+    }
+
+    fn options(&self) -> SocketOptions {
+        SocketOptions {
+            reuse_addr: true,
+            reuse_port: self.cfg.reuseport,
+            linger: self.cfg.linger0.then_some(Duration::from_millis(0)),
+            nodelay: Some(self.cfg.nodelay),
+            quickack: Some(self.cfg.quickack),
+            ..SocketOptions::default()
+        }
+    }
+
+    /// Echoes until the socket would block (the events are edge-triggered).
+    fn serve(&mut self, s: &mut shardnet::socket::Sockets<'_>, h: SocketHandle) {
+        let Some(conn) = self.conns.get_mut(&h) else {
+            return;
+        };
+        let end = 'serve: loop {
+            while conn.pos < conn.pending.len() {
+                match s.send(h, &conn.pending[conn.pos..]) {
+                    Ok(n) => {
+                        conn.pos += n;
+                        conn.echoed += n as u64;
+                        self.counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    // Full send buffer: a WRITABLE event comes when acknowledgments free room.
+                    Err(SendError::WouldBlock) => return,
+                    Err(_) => break 'serve Some(true),
+                }
+            }
+            conn.pending.clear();
+            conn.pos = 0;
+            if self.cfg.close_after.is_some_and(|n| conn.echoed >= n) {
+                break Some(false);
+            }
+            // Read at most what is left before --close-after, so the close follows a clean echo.
+            let room = self
+                .cfg
+                .close_after
+                .map_or(BUF, |n| (n - conn.echoed).min(BUF as u64) as usize);
+            match s.recv(h, &mut self.buf[..room]) {
+                Ok(0) => break Some(false),
+                Ok(n) => conn.pending.extend_from_slice(&self.buf[..n]),
+                Err(RecvError::WouldBlock) => break None,
+                Err(_) => break Some(true),
+            }
+        };
+        if let Some(error) = end {
+            let _ = s.close(h);
+            self.conns.remove(&h);
+            self.counters.closed.fetch_add(1, Ordering::Relaxed);
+            if error {
+                self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl App for EchoApp {
+    fn step(&mut self, ctx: &mut AppContext<'_>) {
+        let mut s = ctx.shard.sockets(ctx.now);
+        if !self.listen_tried {
+            self.listen_tried = true;
+            let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, self.cfg.port);
+            match s.listen(addr, self.cfg.backlog, &self.options()) {
+                Ok(l) => {
+                    self.listener = Some(l);
+                    self.counters.listening.fetch_add(1, Ordering::Release);
+                }
+                Err(_) => {
+                    self.counters
+                        .listen_failures
+                        .fetch_add(1, Ordering::Release);
+                }
+            }
+        }
+        self.events.clear();
+        s.poll_events(&mut self.events);
+        let events = std::mem::take(&mut self.events);
+        for e in &events {
+            if Some(e.socket) == self.listener {
+                while let Ok((h, _)) = s.accept(e.socket) {
+                    self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                    self.conns.insert(
+                        h,
+                        Conn {
+                            pending: Vec::new(),
+                            pos: 0,
+                            echoed: 0,
+                        },
+                    );
+                    // Data may already be waiting: serve now (its event may have been merged
+                    // into this batch before the handle was known).
+                    self.serve(&mut s, h);
+                }
+                continue;
+            }
+            if e.readiness.is_empty() && !e.readiness.contains(Readiness::ERROR) {
+                continue;
+            }
+            self.serve(&mut s, e.socket);
+        }
+        self.events = events;
+        if self
+            .last_sample
+            .is_none_or(|t| ctx.now.saturating_duration_since(t) >= Duration::from_millis(100))
+        {
+            self.last_sample = Some(ctx.now);
+            self.states.publish(&s.state_histogram());
+        }
+    }
+
+    fn shutdown(&mut self, ctx: &mut AppContext<'_>) {
+        let mut s = ctx.shard.sockets(ctx.now);
+        for (h, _) in self.conns.drain() {
+            let _ = s.close(h);
+        }
+        if let Some(l) = self.listener.take() {
+            let _ = s.close(l);
+        }
+    }
+}
