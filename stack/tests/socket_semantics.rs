@@ -1175,3 +1175,58 @@ fn so_sndbuf_and_so_rcvbuf_on_a_live_connection_bound_what_is_buffered() {
     assert!(got.iter().all(|&b| b == 7));
     assert_eq!(sk(&mut sim, C).send(c, &big[..1000]), Ok(1000));
 }
+
+/// `CurrEstab` as the shard counts it (without a table scan) against the state histogram.
+fn check_curr_estab(sim: &mut Sim, n: usize) -> u64 {
+    let h = sk(sim, n).state_histogram();
+    let counted = (h.get(State::Established) + h.get(State::CloseWait)) as u64;
+    let curr = sim.nodes[n].shard.stats().tcp.curr_estab;
+    assert_eq!(
+        curr, counted,
+        "node {n}: CurrEstab {curr}, histogram {counted}"
+    );
+    curr
+}
+
+#[test]
+fn curr_estab_follows_connections_through_close_wait_time_wait_and_reset() {
+    let mut sim = net();
+    let mut pairs: Vec<(SocketHandle, SocketHandle)> = (0..40)
+        .map(|i| {
+            let (_, a, c) = default_pair(&mut sim, 100 + i);
+            (a, c)
+        })
+        .collect();
+    idle(&mut sim, 1);
+    assert_eq!(check_curr_estab(&mut sim, C), 40);
+    assert_eq!(check_curr_estab(&mut sim, S), 40);
+    // The server closes 20: those client ends go to CLOSE-WAIT (still counted, as on Linux),
+    // the server ends to FIN-WAIT-2 (not counted).
+    for (a, _) in &pairs[..20] {
+        sk(&mut sim, S).close(*a).unwrap();
+    }
+    idle(&mut sim, 1);
+    assert_eq!(check_curr_estab(&mut sim, C), 40);
+    assert_eq!(check_curr_estab(&mut sim, S), 20);
+    // The client closes 10 of those (LAST-ACK, then gone) and resets 10 others (linger 0).
+    for (_, c) in &pairs[..10] {
+        sk(&mut sim, C).close(*c).unwrap();
+    }
+    for (_, c) in &pairs[20..30] {
+        sk(&mut sim, C)
+            .set_option(*c, SockOpt::Linger(Some(Duration::ZERO)))
+            .unwrap();
+        sk(&mut sim, C).close(*c).unwrap();
+    }
+    idle(&mut sim, 1);
+    assert_eq!(check_curr_estab(&mut sim, C), 20);
+    assert_eq!(check_curr_estab(&mut sim, S), 10);
+    // New connections count again.
+    for i in 0..5 {
+        let (_, a, c) = default_pair(&mut sim, 200 + i);
+        pairs.push((a, c));
+    }
+    idle(&mut sim, 1);
+    assert_eq!(check_curr_estab(&mut sim, C), 25);
+    assert_eq!(check_curr_estab(&mut sim, S), 15);
+}

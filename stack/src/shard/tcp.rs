@@ -146,6 +146,8 @@ struct Slot {
     read_shut: bool,
     /// Position of its entry in the event queue.
     event_at: Option<u32>,
+    /// Counted in `TcpEndpoints::curr_estab` (ESTABLISHED or CLOSE-WAIT when last polled).
+    estab: bool,
 }
 
 impl Slot {
@@ -199,6 +201,9 @@ pub struct EndpointStats {
     pub established: u64,
     /// Connections reset by the peer.
     pub estab_resets: u64,
+    /// Connections now in ESTABLISHED or CLOSE-WAIT (Linux CurrEstab), as of the last
+    /// `poll_output`: kept up to date as connections are visited, never by a table scan.
+    pub curr_estab: u64,
 }
 
 /// All TCP endpoints of a shard.
@@ -368,7 +373,8 @@ impl TcpEndpoints {
         self.flows.len()
     }
 
-    /// Connections in `state`.
+    /// Connections in `state`. This scans the whole table: for diagnostics and tests, not for
+    /// anything called per packet or per loop iteration.
     pub fn count_in(&self, state: State) -> usize {
         self.slots
             .iter()
@@ -652,6 +658,7 @@ impl TcpEndpoints {
                 s.linger_at = None;
                 s.read_shut = false;
                 s.event_at = None;
+                s.estab = false;
                 TcpHandle {
                     index,
                     generation: s.generation,
@@ -670,6 +677,7 @@ impl TcpEndpoints {
                     linger_at: None,
                     read_shut: false,
                     event_at: None,
+                    estab: false,
                 });
                 TcpHandle {
                     index,
@@ -1163,6 +1171,9 @@ impl TcpEndpoints {
             }
             s.linger_at = None;
             s.event_at = None;
+            if core::mem::take(&mut s.estab) {
+                self.stats.curr_estab = self.stats.curr_estab.saturating_sub(1);
+            }
             if let Some(li) = s.listener.take()
                 && let Some(l) = self
                     .listeners
@@ -1278,6 +1289,17 @@ impl TcpEndpoints {
                 full |= !ok;
                 ok
             });
+            // Every state change comes from an event that puts the connection on the ready
+            // list, so CurrEstab follows each connection here, in O(1).
+            let estab = matches!(tcb.state(), State::Established | State::CloseWait);
+            if estab != s.estab {
+                s.estab = estab;
+                if estab {
+                    self.stats.curr_estab += 1;
+                } else {
+                    self.stats.curr_estab = self.stats.curr_estab.saturating_sub(1);
+                }
+            }
             if tcb.is_closed() && !s.owned {
                 self.remove(index);
                 continue;
