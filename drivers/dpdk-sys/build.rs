@@ -44,6 +44,7 @@ const FUNCTIONS: &[&str] = &[
     "rte_eth_dev_stop",
     "rte_eth_dev_close",
     "rte_eth_macaddr_get",
+    "rte_eth_dev_default_mac_addr_set",
     "rte_eth_dev_get_mtu",
     "rte_eth_dev_set_mtu",
     "rte_eth_link_get_nowait",

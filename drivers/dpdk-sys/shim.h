@@ -13,5 +13,9 @@ void shardnet_set_rte_errno(int value);
 unsigned int shardnet_pktmbuf_headroom(void);
 /* RTE_MBUF_DEFAULT_BUF_SIZE, a data room for a 2048-byte frame plus the headroom. */
 unsigned int shardnet_mbuf_default_buf_size(void);
+/* Requests checksum offloads for a transmitted frame: sets ol_flags and the l2_len/l3_len
+ * bitfields of the tx_offload union (which bindgen can only reach through generated names). */
+void shardnet_mbuf_set_tx_offload(struct rte_mbuf *m, uint64_t ol_flags, uint16_t l2_len,
+                                  uint16_t l3_len);
 
 #endif
