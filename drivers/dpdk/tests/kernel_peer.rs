@@ -9,7 +9,7 @@
 mod common;
 
 use shardnet::ip::{InterfaceConfig, Ipv4Cidr};
-use shardnet::port::Port;
+use shardnet::port::{Capabilities, Port};
 use shardnet::runtime::{App, AppContext, IdlePolicy, Pinning, Runtime, RuntimeConfig};
 use shardnet::shard::ShardConfig;
 use shardnet::socket::{Event, RecvError, SocketHandle};
@@ -178,6 +178,7 @@ fn tools_present() -> Result<(), String> {
     Ok(())
 }
 
+#[derive(Default)]
 struct EchoServer {
     events: Vec<Event>,
     conns: Vec<SocketHandle>,
@@ -265,13 +266,20 @@ s.close()
 print("OK" if bytes(got) == data else "MISMATCH %d of %d" % (len(got), len(data)))
 "#;
 
-#[test]
-fn the_kernel_pings_and_echoes_over_tcp_with_shardnet_on_net_af_packet() {
+fn skip_without_tools() -> bool {
     if let Err(why) = tools_present() {
         if std::env::var("SHARDNET_REQUIRE_TOOLS").as_deref() == Ok("1") {
             panic!("cannot run the kernel peer test: {why}");
         }
         eprintln!("skipped: {why}");
+        return true;
+    }
+    false
+}
+
+#[test]
+fn the_kernel_pings_and_echoes_over_tcp_with_shardnet_on_net_af_packet() {
+    if skip_without_tools() {
         return;
     }
     // The EAL starts in the test's own namespace; only the device lives in shardnet's.
@@ -280,35 +288,122 @@ fn the_kernel_pings_and_echoes_over_tcp_with_shardnet_on_net_af_packet() {
     // The PMD opens its packet socket, and reaches its interface by name (ioctl), in the
     // calling thread's namespace: the device lives and dies in shardnet's namespace (the
     // shard threads the runtime spawns inherit it).
-    in_netns(&ns.shardnet, || shardnet_against_the_kernel(&ns));
-}
-
-fn shardnet_against_the_kernel(ns: &Namespaces) {
-    let eal = common::eal();
-    let port_id = create_vdev(
-        eal,
-        "net_af_packet0",
-        &format!(
+    let caps = in_netns(&ns.shardnet, || {
+        let args = format!(
             "iface={},qpairs=1,blocksz=4096,framesz=2048,framecnt=512",
             ns.iface
+        );
+        shardnet_against_the_kernel(&ns.kernel, "net_af_packet0", &args, 1, |_| {})
+    });
+    // af_packet offers no checksum offload and no RSS.
+    assert_eq!(caps.checksum, Default::default());
+    assert_eq!(caps.rss, None);
+}
+
+/// One namespace holding a `net_tap` device's kernel interface: the kernel end of the wire.
+struct TapNamespace(String);
+
+impl Drop for TapNamespace {
+    fn drop(&mut self) {
+        let _ = run(&["ip", "netns", "del", &self.0]);
+    }
+}
+
+#[test]
+fn the_kernel_echoes_with_shardnet_on_a_two_queue_net_tap_with_checksum_offloads() {
+    if skip_without_tools() {
+        return;
+    }
+    common::eal();
+    let id = std::process::id() % 100_000;
+    let ns = TapNamespace(format!("sdpdk-t{id}"));
+    must(&["ip", "netns", "add", &ns.0]);
+    let iface = format!("sdpt{id}");
+    let caps = in_netns(&ns.0, || {
+        shardnet_against_the_kernel(&ns.0, "net_tap0", &format!("iface={iface}"), 2, |caps| {
+            // The kernel's end of the tap gets its own address (the PMD gives both ends the
+            // same one by default).
+            let mut mac = caps.mac.0;
+            mac[5] ^= 0x01;
+            let mac = mac.map(|b| format!("{b:02x}")).join(":");
+            let k = ["ip", "netns", "exec", ns.0.as_str()];
+            for cmd in [
+                vec![
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv6.conf.{iface}.disable_ipv6=1"),
+                ],
+                vec!["ip", "link", "set", &iface, "address", &mac],
+                vec![
+                    "ip",
+                    "addr",
+                    "add",
+                    &format!("{KERNEL_IP}/24"),
+                    "dev",
+                    &iface,
+                ],
+                vec!["ip", "link", "set", &iface, "up"],
+                vec!["ip", "link", "set", "lo", "up"],
+                vec![
+                    "ethtool", "-K", &iface, "tx", "off", "tso", "off", "gso", "off",
+                ],
+            ] {
+                let c: Vec<&str> = k
+                    .iter()
+                    .copied()
+                    .chain(cmd.iter().map(|s| s.as_ref()))
+                    .collect();
+                must(&c);
+            }
+        })
+    });
+    // The tap PMD computes and verifies checksums itself and offers all four offloads: the
+    // stack left every IPv4 and TCP checksum of this test to the port's transmit flags.
+    assert_eq!(
+        (
+            caps.checksum.rx_ipv4,
+            caps.checksum.rx_l4,
+            caps.checksum.tx_ipv4,
+            caps.checksum.tx_l4
         ),
-    )
-    .unwrap();
+        (true, true, true, true)
+    );
+    // Without its flow engine (no multiq qdisc here) the tap cannot report its RSS.
+    assert_eq!(caps.rss, None);
+}
+
+/// Opens `vdev` with `queues` queues in the calling thread's namespace, runs `setup_kernel`,
+/// starts an echo server runtime on it, and lets the kernel in `kernel_ns` ping it and run a
+/// TCP echo of 1 MB. Returns the port's capabilities.
+fn shardnet_against_the_kernel(
+    kernel_ns: &str,
+    vdev: &str,
+    args: &str,
+    queues: u16,
+    setup_kernel: impl FnOnce(&Capabilities),
+) -> Capabilities {
+    let eal = common::eal();
+    let port_id = create_vdev(eal, vdev, args).unwrap();
     let (device, ports) = DpdkDevice::open(
         eal,
         port_id,
         &PortConfig {
+            queues,
             pool_size: 4095,
             ..PortConfig::default()
         },
     )
     .unwrap();
-    assert_eq!(device.driver_name(), "net_af_packet");
+    assert_eq!(device.driver_name(), vdev.trim_end_matches('0'));
+    assert!(device.link().unwrap().up || vdev.starts_with("net_tap"));
+    // Devices that pre-post RX buffers (tap, NICs) hold some of the pool from the start.
+    let free_at_start: Vec<usize> = ports.iter().map(|p| p.pool_stats().free).collect();
     let caps = ports[0].capabilities().clone();
     assert_ne!(
         caps.mac.0, [0; 6],
-        "af_packet reports the interface's address"
+        "the PMD reports the interface's address"
     );
+    setup_kernel(&caps);
 
     let mut config = RuntimeConfig::new(ShardConfig::new(InterfaceConfig {
         mac: caps.mac,
@@ -321,27 +416,30 @@ fn shardnet_against_the_kernel(ns: &Namespaces) {
         max: Duration::from_millis(1),
     };
     config.pinning = Pinning::None;
-    let app = EchoServer {
-        events: Vec::new(),
-        conns: Vec::new(),
-        buf: vec![0; 4096],
-        echoed: 0,
-    };
-    let port = ports.into_iter().next().unwrap();
-    let runtime = Runtime::start(config, vec![(port, app)]).unwrap();
+    let shards = ports
+        .into_iter()
+        .map(|p| {
+            let app = EchoServer {
+                buf: vec![0; 4096],
+                ..EchoServer::default()
+            };
+            (p, app)
+        })
+        .collect();
+    let runtime = Runtime::start(config, shards).unwrap();
     runtime.listen(ECHO_PORT, 64).unwrap();
 
     let ip = SHARDNET_IP.to_string();
     let ping = run(&[
-        "ip", "netns", "exec", &ns.kernel, "ping", "-c", "5", "-i", "0.2", "-W", "2", &ip,
+        "ip", "netns", "exec", kernel_ns, "ping", "-c", "5", "-i", "0.2", "-W", "2", &ip,
     ]);
     let ping_out = String::from_utf8_lossy(&ping.stdout).into_owned();
-    eprintln!("{}", ping_out.lines().last().unwrap_or_default());
+    eprintln!("{vdev}: {}", ping_out.lines().last().unwrap_or_default());
     let echo = run(&[
         "ip",
         "netns",
         "exec",
-        &ns.kernel,
+        kernel_ns,
         "timeout",
         "60",
         "python3",
@@ -355,7 +453,7 @@ fn shardnet_against_the_kernel(ns: &Namespaces) {
     let echo_err = String::from_utf8_lossy(&echo.stderr).into_owned();
     let exits = runtime.stop().unwrap();
     let stats = device.stats().unwrap();
-    eprintln!("device counters: {stats:?}");
+    eprintln!("{vdev} device counters: {stats:?}");
 
     assert!(ping.status.success(), "ping failed:\n{ping_out}");
     assert!(ping_out.contains("5 received"), "{ping_out}");
@@ -364,9 +462,19 @@ fn shardnet_against_the_kernel(ns: &Namespaces) {
         "OK",
         "python client: {echo_out} {echo_err}"
     );
-    assert_eq!(exits[0].app.echoed, 1_000_000);
-    assert_eq!(exits[0].stats.tcp.passive_opens, 1);
+    assert_eq!(exits.iter().map(|e| e.app.echoed).sum::<u64>(), 1_000_000);
+    assert_eq!(
+        exits.iter().map(|e| e.stats.tcp.passive_opens).sum::<u64>(),
+        1
+    );
     assert!(stats.rx_packets > 0 && stats.tx_packets > 0);
-    let pool = exits[0].port.pool_stats();
-    assert_eq!(pool.free, pool.total, "an mbuf leaked");
+    for e in &exits {
+        assert_eq!(
+            e.port.pool_stats().free,
+            free_at_start[e.index],
+            "an mbuf of queue {} leaked",
+            e.index
+        );
+    }
+    caps
 }
