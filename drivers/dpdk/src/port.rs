@@ -2,7 +2,7 @@
 
 use crate::device::DeviceInner;
 use crate::{DpdkFrame, Mempool};
-use shardnet::port::{BURST, Batch, Capabilities, Frame, PoolStats, Port};
+use shardnet::port::{BURST, Batch, Capabilities, ChecksumOffload, Frame, PoolStats, Port};
 use shardnet_dpdk_sys as sys;
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -68,28 +68,29 @@ impl DpdkPort {
     pub fn pool(&self) -> &Arc<Mempool> {
         &self.pool
     }
+}
 
-    /// The offload flags a transmitted frame needs for the checksums the stack left to the
-    /// device, with the header lengths DPDK wants next to them: `(ol_flags, l2_len, l3_len)`.
-    fn tx_offload(&self, frame: &[u8]) -> Option<(u64, u16, u16)> {
-        let c = self.caps.checksum;
-        if !(c.tx_ipv4 || c.tx_l4) || frame.len() < 34 || frame[12..14] != [0x08, 0x00] {
-            return None;
-        }
-        let ihl = u16::from(frame[14] & 0x0f) * 4;
-        let mut flags = TX_IPV4;
-        if c.tx_ipv4 {
-            flags |= TX_IP_CKSUM;
-        }
-        if c.tx_l4 {
-            match frame[23] {
-                6 => flags |= TX_TCP_CKSUM,
-                17 => flags |= TX_UDP_CKSUM,
-                _ => {}
-            }
-        }
-        Some((flags, 14, ihl))
+/// The offload flags a transmitted frame needs for the checksums the stack left to the device
+/// (`checksum`, the port's offloads), with the header lengths DPDK wants next to them:
+/// `(ol_flags, l2_len, l3_len)`. `None` for frames that are not IPv4 or when nothing is
+/// offloaded.
+fn tx_offload(checksum: ChecksumOffload, frame: &[u8]) -> Option<(u64, u16, u16)> {
+    if !(checksum.tx_ipv4 || checksum.tx_l4) || frame.len() < 34 || frame[12..14] != [0x08, 0x00] {
+        return None;
     }
+    let ihl = u16::from(frame[14] & 0x0f) * 4;
+    let mut flags = TX_IPV4;
+    if checksum.tx_ipv4 {
+        flags |= TX_IP_CKSUM;
+    }
+    if checksum.tx_l4 {
+        match frame[23] {
+            6 => flags |= TX_TCP_CKSUM,
+            17 => flags |= TX_UDP_CKSUM,
+            _ => {}
+        }
+    }
+    Some((flags, 14, ihl))
 }
 
 impl Port for DpdkPort {
@@ -150,7 +151,7 @@ impl Port for DpdkPort {
         }
         let mut bufs = [std::ptr::null_mut::<sys::rte_mbuf>(); BURST];
         for (slot, frame) in bufs.iter_mut().zip(batch.iter()) {
-            if let Some((flags, l2, l3)) = self.tx_offload(frame.data()) {
+            if let Some((flags, l2, l3)) = tx_offload(self.caps.checksum, frame.data()) {
                 // SAFETY: the frame owns its mbuf; the shim sets ol_flags and the length
                 // bitfields only.
                 unsafe { sys::shardnet_mbuf_set_tx_offload(frame.as_ptr(), flags, l2, l3) };
@@ -184,5 +185,73 @@ impl Port for DpdkPort {
             total: self.pool.size() as usize,
             free: self.pool.available() as usize,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ethernet + a 24-byte IPv4 header (IHL 6) carrying `proto`.
+    fn frame(ethertype: [u8; 2], proto: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 60];
+        f[12..14].copy_from_slice(&ethertype);
+        f[14] = 0x46;
+        f[23] = proto;
+        f
+    }
+
+    const ALL: ChecksumOffload = ChecksumOffload {
+        rx_ipv4: true,
+        rx_l4: true,
+        tx_ipv4: true,
+        tx_l4: true,
+    };
+
+    #[test]
+    fn tcp_and_udp_frames_ask_for_both_checksums_with_their_header_lengths() {
+        assert_eq!(
+            tx_offload(ALL, &frame([8, 0], 6)),
+            Some((TX_IPV4 | TX_IP_CKSUM | TX_TCP_CKSUM, 14, 24))
+        );
+        assert_eq!(
+            tx_offload(ALL, &frame([8, 0], 17)),
+            Some((TX_IPV4 | TX_IP_CKSUM | TX_UDP_CKSUM, 14, 24))
+        );
+        // ICMP: only the IPv4 header checksum is the device's.
+        assert_eq!(
+            tx_offload(ALL, &frame([8, 0], 1)),
+            Some((TX_IPV4 | TX_IP_CKSUM, 14, 24))
+        );
+    }
+
+    #[test]
+    fn only_what_the_port_offloads_is_asked_for() {
+        let ip_only = ChecksumOffload {
+            tx_l4: false,
+            ..ALL
+        };
+        assert_eq!(
+            tx_offload(ip_only, &frame([8, 0], 6)),
+            Some((TX_IPV4 | TX_IP_CKSUM, 14, 24))
+        );
+        let l4_only = ChecksumOffload {
+            tx_ipv4: false,
+            ..ALL
+        };
+        assert_eq!(
+            tx_offload(l4_only, &frame([8, 0], 6)),
+            Some((TX_IPV4 | TX_TCP_CKSUM, 14, 24))
+        );
+        assert_eq!(
+            tx_offload(ChecksumOffload::default(), &frame([8, 0], 6)),
+            None
+        );
+    }
+
+    #[test]
+    fn arp_and_runt_frames_get_no_flags() {
+        assert_eq!(tx_offload(ALL, &frame([8, 6], 6)), None);
+        assert_eq!(tx_offload(ALL, &frame([8, 0], 6)[..33]), None);
     }
 }
