@@ -37,6 +37,9 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   # The AF_XDP interop tests: namespaces and veth (iproute2), offloads off (ethtool), ping,
   # and python3 as the Linux peer's client and server.
   apt_install iproute2 ethtool iputils-ping python3
+  # The DPDK crates (members of the workspace, so `--workspace` builds them): DPDK 22.11's
+  # headers and libraries, libclang for bindgen, pkg-config to find them.
+  apt_install libdpdk-dev libclang-dev pkg-config
   rustup component add rustfmt clippy >/dev/null 2>&1 || true
 fi
 
@@ -57,6 +60,9 @@ SHARDNET_SEEDS=$SIM_SEEDS cargo test --locked --release -p shardnet --test tcp_s
 
 step "TCP bulk transfer of 1 GiB with 1% loss, release build"
 cargo test --locked --release -p shardnet --test tcp_bulk -- --nocapture
+
+step "DPDK: 1 GiB over a net_ring pair between two runtimes, release build"
+cargo test --locked --release -p shardnet-dpdk --test ring_stacks -- --nocapture
 
 step "benchmarks, once each in test mode"
 cargo test --locked -p shardnet-bench --benches
