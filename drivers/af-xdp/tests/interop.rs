@@ -3,8 +3,8 @@
 //! options of both handshakes read back from a pcap, transfers under seeded loss, and kernel
 //! traffic on the same veth while shardnet's XDP program is attached.
 //!
-//! shardnet runs on an AF_XDP port (generic XDP) at one end of a veth pair; the kernel peer
-//! (`python3`) is at the other end. The namespaces are this binary's own, `snet-ik` (kernel,
+//! shardnet runs on an AF_XDP port (each scenario in generic and in native XDP) at one end of a
+//! veth pair; the kernel peer (`python3`) is at the other end. The namespaces are this binary's own, `snet-ik` (kernel,
 //! 198.18.0.1/24, veth `snet-ik0`) and `snet-is` (shardnet's veth `snet-is0`, shardnet is
 //! 198.18.0.2): they do not collide with `kernel_peer.rs`'s `snet-k`/`snet-s`, and a file lock
 //! (plus a mutex within the process) runs one test at a time, also across processes. The test
@@ -343,9 +343,10 @@ impl Drop for KernelServer {
     }
 }
 
-/// Opens the AF_XDP port (generic XDP) from a thread inside shardnet's namespace.
-fn open_port() -> AfXdpPort {
-    std::thread::spawn(|| -> Result<AfXdpPort, Error> {
+/// Opens the AF_XDP port, attached in `mode` (generic or native XDP), from a thread inside
+/// shardnet's namespace.
+fn open_port(mode: AttachMode) -> AfXdpPort {
+    let port = std::thread::spawn(move || -> Result<AfXdpPort, Error> {
         let ns = std::fs::File::open(format!("/run/netns/{NS_SHARDNET}"))
             .expect("the shardnet namespace exists");
         // SAFETY: setns on this thread only, with a valid namespace fd; the thread ends after
@@ -353,12 +354,14 @@ fn open_port() -> AfXdpPort {
         let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
         assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
         let mut config = AfXdpConfig::new(DEV_SHARDNET, SHARDNET_IP);
-        config.mode = AttachMode::Generic;
+        config.mode = mode;
         AfXdpPort::open(&config)
     })
     .join()
     .expect("the port thread panicked")
-    .unwrap_or_else(|e| panic!("opening the AF_XDP port: {e}"))
+    .unwrap_or_else(|e| panic!("opening the AF_XDP port: {e}"));
+    assert_eq!(port.attach_info().mode, mode, "attached as asked");
+    port
 }
 
 fn runtime_config<P: Port>(port: &P, idle: IdlePolicy) -> RuntimeConfig {
@@ -1162,13 +1165,12 @@ fn lock(stats: &Arc<Mutex<ServerStats>>) -> std::sync::MutexGuard<'_, ServerStat
 
 /// Linux closes its writing side first (shutdown(SHUT_WR)); shardnet reads to EOF in
 /// CLOSE-WAIT and then sends 1 MiB, which Linux reads in full.
-#[test]
-fn linux_half_closes_and_shardnet_keeps_sending() {
+fn linux_half_closes_and_shardnet_keeps_sending(mode: AttachMode) {
     if skip() {
         return;
     }
     let _ns = Namespaces::up();
-    let (runtime, stats) = start_servers(open_port(), sleepy());
+    let (runtime, stats) = start_servers(open_port(mode), sleepy());
     python_ok(
         NS_KERNEL,
         60,
@@ -1192,8 +1194,7 @@ fn linux_half_closes_and_shardnet_keeps_sending() {
 
 /// shardnet shuts its writing side down first; Linux reads to EOF and then sends 1 MiB, which
 /// shardnet reads in FIN-WAIT-2; shardnet ends in TIME-WAIT (it closed first).
-#[test]
-fn shardnet_half_closes_and_linux_keeps_sending() {
+fn shardnet_half_closes_and_linux_keeps_sending(mode: AttachMode) {
     if skip() {
         return;
     }
@@ -1209,7 +1210,7 @@ fn shardnet_half_closes_and_linux_keeps_sending() {
         ],
     );
     let (st, hist, _port, _) = run_client(
-        open_port(),
+        open_port(mode),
         Client::new(ClientMode::HalfClose, KERNEL_HALF_PORT, 1),
         60,
     );
@@ -1224,13 +1225,12 @@ fn shardnet_half_closes_and_linux_keeps_sending() {
 /// A Linux client closing with SO_LINGER 0 resets the connection: shardnet's socket fails with
 /// ECONNRESET. shardnet closing with SO_LINGER 0 resets it the other way: Linux's recv raises
 /// ConnectionResetError, as does a kernel server's when a shardnet client aborts.
-#[test]
-fn resets_both_ways() {
+fn resets_both_ways(mode: AttachMode) {
     if skip() {
         return;
     }
     let _ns = Namespaces::up();
-    let (runtime, stats) = start_servers(open_port(), sleepy());
+    let (runtime, stats) = start_servers(open_port(mode), sleepy());
     python_ok(
         NS_KERNEL,
         30,
@@ -1265,7 +1265,7 @@ fn resets_both_ways() {
         &[KERNEL_IP, &KERNEL_ECHO_PORT.to_string()],
     );
     let (st, hist, _port, _) = run_client(
-        open_port(),
+        open_port(mode),
         Client::new(ClientMode::Abort, KERNEL_ECHO_PORT, 1),
         30,
     );
@@ -1277,13 +1277,12 @@ fn resets_both_ways() {
 /// 3000 short connections from a Linux client to shardnet's echo: the client closes first, so
 /// the kernel holds the TIME-WAITs and shardnet none. Then 3000 from a shardnet client to a
 /// kernel echo server: shardnet closes first and holds them, the kernel none.
-#[test]
-fn connection_churn_and_time_wait_on_the_closing_side() {
+fn connection_churn_and_time_wait_on_the_closing_side(mode: AttachMode) {
     if skip() {
         return;
     }
     let _ns = Namespaces::up();
-    let (runtime, stats) = start_servers(open_port(), sleepy());
+    let (runtime, stats) = start_servers(open_port(mode), sleepy());
     let out = python_ok(
         NS_KERNEL,
         90,
@@ -1331,7 +1330,7 @@ fn connection_churn_and_time_wait_on_the_closing_side() {
         &[KERNEL_IP, &KERNEL_ECHO_PORT.to_string()],
     );
     let (st, hist, _port, secs) = run_client(
-        open_port(),
+        open_port(mode),
         Client::new(ClientMode::Churn, KERNEL_ECHO_PORT, CHURN),
         90,
     );
@@ -1391,15 +1390,15 @@ fn handshake_options(pcap: &[u8]) -> Vec<SynOptions> {
 /// The options of both handshakes, read back from a pcap that shardnet's `PcapPort` wrote:
 /// Linux's SYN and shardnet's SYN-ACK, shardnet's SYN and Linux's SYN-ACK each carry MSS 1460,
 /// a window scale, SACK-permitted and timestamps.
-#[test]
-fn handshake_options_negotiated_with_linux_from_a_pcap() {
+fn handshake_options_negotiated_with_linux_from_a_pcap(mode: AttachMode) {
     if skip() {
         return;
     }
     let _ns = Namespaces::up();
     // shardnet as the server.
-    let pcap = shardnet_pcap::PcapPort::new(open_port(), Vec::new(), shardnet_pcap::Clock::System)
-        .expect("pcap header");
+    let pcap =
+        shardnet_pcap::PcapPort::new(open_port(mode), Vec::new(), shardnet_pcap::Clock::System)
+            .expect("pcap header");
     let (runtime, stats) = start_servers(pcap, sleepy());
     python_ok(
         NS_KERNEL,
@@ -1469,14 +1468,13 @@ fn lossy(seed: u64) -> ImpairedConfig {
 /// 1 MiB echoed through shardnet with 2 % of frames lost each way (a seeded `Impaired` around
 /// the AF_XDP port), from a Linux client (SHA-256 of sent and echoed compared) and from a
 /// shardnet client to a Linux echo server (every byte checked).
-#[test]
-fn transfers_complete_under_two_percent_loss() {
+fn transfers_complete_under_two_percent_loss(mode: AttachMode) {
     if skip() {
         return;
     }
     let _ns = Namespaces::up();
     let size = 1usize << 20;
-    let port = Impaired::new(open_port(), lossy(2026)).expect("impaired port");
+    let port = Impaired::new(open_port(mode), lossy(2026)).expect("impaired port");
     let (runtime, stats) = start_servers(port, sleepy());
     let out = python_ok(
         NS_KERNEL,
@@ -1514,8 +1512,7 @@ fn transfers_complete_under_two_percent_loss() {
 /// With shardnet's XDP program attached and shardnet busy echoing, the kernel on shardnet's
 /// side of the veth (198.18.0.3) still answers ping and serves TCP: the program passes what
 /// is not addressed to shardnet.
-#[test]
-fn kernel_traffic_on_the_same_veth_keeps_flowing() {
+fn kernel_traffic_on_the_same_veth_keeps_flowing(mode: AttachMode) {
     if skip() {
         return;
     }
@@ -1532,7 +1529,7 @@ fn kernel_traffic_on_the_same_veth_keeps_flowing() {
         "dev",
         DEV_SHARDNET,
     ]);
-    let (runtime, stats) = start_servers(open_port(), sleepy());
+    let (runtime, stats) = start_servers(open_port(mode), sleepy());
     let _side_server = KernelServer::start(
         NS_SHARDNET,
         ECHO_SERVER,
@@ -1576,4 +1573,40 @@ fn kernel_traffic_on_the_same_veth_keeps_flowing() {
     assert!(shardnet_out.starts_with("ok "));
     runtime.stop().expect("stop");
     assert_eq!(lock(&stats).echoed, 4 << 20);
+}
+
+/// Each scenario in both attach modes: generic (SKB) XDP and native (veth driver) XDP.
+macro_rules! both_modes {
+    ($($scenario:ident => $generic:ident, $native:ident;)*) => {$(
+        #[test]
+        fn $generic() {
+            $scenario(AttachMode::Generic);
+        }
+        #[test]
+        fn $native() {
+            $scenario(AttachMode::Native);
+        }
+    )*};
+}
+
+both_modes! {
+    linux_half_closes_and_shardnet_keeps_sending =>
+        generic_linux_half_closes_and_shardnet_keeps_sending,
+        native_linux_half_closes_and_shardnet_keeps_sending;
+    shardnet_half_closes_and_linux_keeps_sending =>
+        generic_shardnet_half_closes_and_linux_keeps_sending,
+        native_shardnet_half_closes_and_linux_keeps_sending;
+    resets_both_ways => generic_resets_both_ways, native_resets_both_ways;
+    connection_churn_and_time_wait_on_the_closing_side =>
+        generic_connection_churn_and_time_wait_on_the_closing_side,
+        native_connection_churn_and_time_wait_on_the_closing_side;
+    handshake_options_negotiated_with_linux_from_a_pcap =>
+        generic_handshake_options_negotiated_with_linux_from_a_pcap,
+        native_handshake_options_negotiated_with_linux_from_a_pcap;
+    transfers_complete_under_two_percent_loss =>
+        generic_transfers_complete_under_two_percent_loss,
+        native_transfers_complete_under_two_percent_loss;
+    kernel_traffic_on_the_same_veth_keeps_flowing =>
+        generic_kernel_traffic_on_the_same_veth_keeps_flowing,
+        native_kernel_traffic_on_the_same_veth_keeps_flowing;
 }
