@@ -119,11 +119,19 @@
 //! to unpark when frames arrive ([`shardnet::port::Port::set_rx_waker`]), so an idle shard may
 //! sleep; the module documentation gives the wakeup protocol. What it gives up is determinism
 //! across threads: only the loss decisions of each sending queue are reproducible.
+//!
+//! # Faults on any port
+//!
+//! [`Impaired`] wraps any [`shardnet::port::Port`] (AF_XDP, DPDK, this wire's ports) and
+//! applies seeded loss, duplication, reordering, delay and corruption to what it receives and
+//! transmits, with the same [`Impairments`] type: the interop tests use it where `tc netem` is
+//! not available.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod classify;
 mod config;
 mod frame;
+pub mod impaired;
 mod port;
 pub mod sim;
 pub mod threaded;
@@ -131,5 +139,6 @@ mod wire;
 
 pub use config::{Impairments, WireConfig};
 pub use frame::MemoryFrame;
+pub use impaired::{Impaired, ImpairedConfig, ImpairedCounters, ImpairedError};
 pub use port::MemoryPort;
 pub use wire::{PortId, QueueCounters, Wire, WireError};
