@@ -33,7 +33,7 @@ const SHARDNET_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 /// A kernel address on the shardnet side's veth, for the kernel-to-kernel baseline.
 const BASELINE_IP: &str = "198.18.0.3";
 const ECHO_PORT: u16 = 7;
-const BULK_BYTES: usize = 16 << 20;
+const BULK_BYTES: usize = 100 << 20;
 
 /// The namespaces are shared: one test at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -658,7 +658,7 @@ fn shardnet_client_against_a_linux_echo_server() {
     let port = open_port(AttachMode::Auto).unwrap_or_else(|e| panic!("opening the port: {e}"));
     let done = Arc::new(AtomicU64::new(0));
     let bad = Arc::new(AtomicU64::new(0));
-    let total = 8 << 20;
+    let total = 100 << 20;
     let app = Client {
         total,
         conn: None,
