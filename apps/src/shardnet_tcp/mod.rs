@@ -1,4 +1,6 @@
-//! shardnet's TCP mode of the apps on the in-process memory wire.
+//! shardnet's TCP mode of the apps on the in-process memory wire (this module) and on a real
+//! interface ([`net`]). The runtimes are generic over the port: [`EchoRuntime`] serves the
+//! echo on any ports, and the load generator's runtime runs on any ports too.
 //!
 //! The memory driver has no NIC: its wire lives in the process. So `loadgen --stack shardnet
 //! --driver memory` builds the whole test network itself: a [`ThreadedWire`] with two ports
