@@ -92,7 +92,12 @@ pub struct Common {
     /// Shards: threads, one per core (kernel: epoll threads).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub shards: u16,
-    /// DPDK EAL arguments.
+    /// AF_XDP: how to attach the XDP program (default auto: native, else generic).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub xdp_mode: Option<crate::shardnet_tcp::net::XdpMode>,
+    /// DPDK EAL arguments, one string (e.g. "--no-huge -m 512 --no-pci --no-shconf
+    /// --no-telemetry --vdev=net_af_packet0,iface=IF"); the device is the first --vdev, else
+    /// port 0.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub eal: Option<String>,
     /// Write shardnet's frames to this pcap file (`tcpdump -r FILE`); kernel: use tcpdump.
@@ -129,11 +134,27 @@ impl Common {
         }
         match self.stack {
             StackKind::Shardnet => match self.driver() {
-                Driver::Memory => Ok(()),
-                d @ (Driver::AfXdp | Driver::Dpdk) => Err(format!(
-                    "--stack shardnet --driver {}: driver not built yet (only the memory driver exists today)",
-                    d.name()
-                )),
+                Driver::Memory => {
+                    if self.xdp_mode.is_some() {
+                        return Err("--xdp-mode is for --driver af-xdp".into());
+                    }
+                    Ok(())
+                }
+                Driver::Dpdk if !cfg!(feature = "dpdk") => {
+                    Err(crate::shardnet_tcp::net::NO_DPDK.into())
+                }
+                d @ (Driver::AfXdp | Driver::Dpdk) => {
+                    if self.ip.is_none() {
+                        return Err(format!(
+                            "--driver {} needs --ip A.B.C.D/N (shardnet's address on the interface)",
+                            d.name()
+                        ));
+                    }
+                    if d == Driver::Dpdk && self.xdp_mode.is_some() {
+                        return Err("--xdp-mode is for --driver af-xdp".into());
+                    }
+                    Ok(())
+                }
             },
             StackKind::Kernel => {
                 let shardnet_only = [
@@ -141,6 +162,7 @@ impl Common {
                     ("--iface", self.iface.is_some()),
                     ("--gateway", self.gateway.is_some()),
                     ("--eal", self.eal.is_some()),
+                    ("--xdp-mode", self.xdp_mode.is_some()),
                     ("--pcap", self.pcap.is_some()),
                 ];
                 match shardnet_only.iter().find(|(_, given)| *given) {
@@ -151,6 +173,33 @@ impl Common {
                 }
             }
         }
+    }
+}
+
+impl Common {
+    /// The options of shardnet on a real interface (`--driver af-xdp|dpdk`); `None` for the
+    /// memory driver. Call after [`Common::validate`].
+    pub fn net_options(
+        &self,
+        idle: crate::shardnet_tcp::Idle,
+    ) -> Option<crate::shardnet_tcp::net::NetOptions> {
+        let driver = self.driver();
+        if driver == Driver::Memory || self.stack != StackKind::Shardnet {
+            return None;
+        }
+        Some(crate::shardnet_tcp::net::NetOptions {
+            driver,
+            iface: self.iface.clone(),
+            ip: self.ip?,
+            gateway: self.gateway,
+            shards: usize::from(self.shards),
+            xdp_mode: self
+                .xdp_mode
+                .unwrap_or(crate::shardnet_tcp::net::XdpMode::Auto),
+            eal: self.eal.clone(),
+            idle,
+            pcap: self.pcap.clone(),
+        })
     }
 }
 

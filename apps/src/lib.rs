@@ -3,8 +3,9 @@
 //! - [`protocol`], [`client`], [`report`]: request framing, the per-connection client and the
 //!   statistics — sans-IO and stack-agnostic, so that any stack's event loop can drive them.
 //! - [`kernel`]: the Linux-socket mode of both binaries (the baseline of every benchmark).
-//! - [`shardnet_tcp`]: shardnet's TCP mode on the in-process memory wire: the echo server and
-//!   the load generator as runtime apps on the socket API, driving the same
+//! - [`shardnet_tcp`]: shardnet's TCP mode, on the in-process memory wire or on a real
+//!   interface ([`shardnet_tcp::net`]: AF_XDP, DPDK with the `dpdk` feature): the echo server
+//!   and the load generator as runtime apps on the socket API, driving the same
 //!   [`client::ClientConn`] and [`report::Series`] as the kernel mode.
 //! - [`shardnet_udp`]: the UDP request/response job over shardnet's single-threaded memory wire
 //!   (`loadgen --mode udp-rr`).

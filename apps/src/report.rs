@@ -182,8 +182,8 @@ pub struct ShardnetSide {
     pub counters: std::collections::BTreeMap<String, u64>,
 }
 
-/// What a shardnet run adds to the report: both stacks, since with the memory driver the echo
-/// server runs in the same process.
+/// What a shardnet run adds to the report: with the memory driver both stacks (the echo server
+/// runs in the same process); with a real interface (af-xdp, dpdk) the load generator's only.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ShardnetSummary {
     /// The driver.
@@ -192,14 +192,22 @@ pub struct ShardnetSummary {
     pub idle: String,
     /// The load generator's stack.
     pub client: ShardnetSide,
-    /// The echo server's stack.
-    pub server: ShardnetSide,
-    /// Connections the echo accepted.
-    pub echo_accepted: u64,
-    /// Connections of the echo that ended in an error.
-    pub echo_errors: u64,
-    /// Frames the memory wire lost, or dropped for want of a buffer or ring slot.
-    pub wire_drops: u64,
+    /// The in-process echo server's stack (memory driver only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ShardnetSide>,
+    /// Connections the in-process echo accepted (memory driver only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub echo_accepted: Option<u64>,
+    /// Connections of the in-process echo that ended in an error (memory driver only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub echo_errors: Option<u64>,
+    /// Frames the memory wire lost, or dropped for want of a buffer or ring slot (memory
+    /// driver only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wire_drops: Option<u64>,
+    /// The interface (af-xdp: `IF`, attach and bind mode; dpdk: the device's driver).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
     /// Frames written to the `--pcap` capture.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pcap_frames: Option<u64>,
@@ -224,26 +232,40 @@ impl ShardnetSummary {
                 c("Tcp.OutRsts"),
             )
         };
+        let shards = match &self.server {
+            Some(server) => format!(
+                "{} client + {} server shards",
+                self.client.shards, server.shards
+            ),
+            None => format!("{} shards", self.client.shards),
+        };
         let _ = writeln!(
             s,
-            "  shardnet          driver {}, idle {}, {} client + {} server shards, wire drops {}{}",
+            "  shardnet          driver {}{}, idle {}, {}{}{}",
             self.driver,
+            self.interface
+                .as_ref()
+                .map(|i| format!(" ({i})"))
+                .unwrap_or_default(),
             self.idle,
-            self.client.shards,
-            self.server.shards,
-            self.wire_drops,
+            shards,
+            self.wire_drops
+                .map(|n| format!(", wire drops {n}"))
+                .unwrap_or_default(),
             self.pcap_frames
                 .map(|n| format!(", {n} frames captured"))
                 .unwrap_or_default()
         );
         let _ = writeln!(s, "  client stack      {}", side(&self.client));
-        let _ = writeln!(
-            s,
-            "  server stack      {}; echo accepted {}, errors {}",
-            side(&self.server),
-            self.echo_accepted,
-            self.echo_errors
-        );
+        if let Some(server) = &self.server {
+            let _ = writeln!(
+                s,
+                "  server stack      {}; echo accepted {}, errors {}",
+                side(server),
+                self.echo_accepted.unwrap_or(0),
+                self.echo_errors.unwrap_or(0)
+            );
+        }
         s
     }
 }

@@ -102,18 +102,72 @@ fn bad_arguments_fail_clearly() {
 }
 
 #[test]
-fn unbuilt_drivers_and_the_standalone_memory_echo_say_so() {
+fn interface_drivers_say_what_they_need_and_the_standalone_memory_echo_says_so() {
     for bin in [ECHO, LOADGEN] {
-        for driver in ["dpdk", "af-xdp"] {
-            let o = run(bin, &["--stack", "shardnet", "--driver", driver]);
-            assert_eq!(o.status.code(), Some(1), "{bin} {driver}");
-            let t = text(&o);
+        let o = run(bin, &["--stack", "shardnet", "--driver", "af-xdp"]);
+        assert_eq!(o.status.code(), Some(1), "{bin}");
+        let t = text(&o);
+        assert!(t.contains("--driver af-xdp needs --ip A.B.C.D/N"), "{t}");
+        let o = run(bin, &["--stack", "shardnet", "--driver", "dpdk"]);
+        assert_eq!(o.status.code(), Some(1), "{bin}");
+        let t = text(&o);
+        if cfg!(feature = "dpdk") {
+            assert!(t.contains("--driver dpdk needs --ip A.B.C.D/N"), "{t}");
+        } else {
             assert!(
-                t.contains(&format!("--driver {driver}: driver not built yet")),
+                t.contains(
+                    "built without the dpdk feature: cargo build --features dpdk (needs libdpdk-dev)"
+                ),
                 "{t}"
             );
         }
+        // A missing interface is reported by the driver, not unwrapped.
+        let mut a = vec![
+            "--stack",
+            "shardnet",
+            "--driver",
+            "af-xdp",
+            "--iface",
+            "sapp-none0",
+            "--ip",
+            "198.18.0.2/24",
+            "--duration",
+            "1",
+        ];
+        if bin == LOADGEN {
+            a.extend(["--target", "198.18.0.1:7"]);
+        }
+        let o = run(bin, &a);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{bin}: {t}");
+        assert!(t.contains("af-xdp on sapp-none0"), "{bin}: {t}");
     }
+    let o = run(
+        LOADGEN,
+        &[
+            "--stack",
+            "shardnet",
+            "--driver",
+            "af-xdp",
+            "--iface",
+            "x",
+            "--ip",
+            "198.18.0.2/24",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("--driver af-xdp needs --target"),
+        "{}",
+        text(&o)
+    );
+    let o = run(LOADGEN, &["--stack", "kernel", "--xdp-mode", "native"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("--xdp-mode is a shardnet option"),
+        "{}",
+        text(&o)
+    );
     let o = run(ECHO, &["--stack", "shardnet", "--driver", "memory"]);
     assert_eq!(o.status.code(), Some(1));
     let t = text(&o);

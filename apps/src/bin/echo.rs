@@ -1,6 +1,8 @@
 //! shardnet echo server: listens on one or more TCP ports and echoes every byte.
 //!
-//! `--stack kernel` runs on Linux sockets (the baseline). With `--stack shardnet --driver
+//! `--stack kernel` runs on Linux sockets (the baseline). `--stack shardnet --driver af-xdp
+//! --iface IF --ip A.B.C.D/N` (or `--driver dpdk --eal "ARGS"`) runs it on shardnet, one shard
+//! per device queue, serving any client on the interface. With `--stack shardnet --driver
 //! memory` there is no peer to serve: the memory wire exists only inside one process, so
 //! `loadgen --stack shardnet --driver memory` runs this echo server itself (the same options as
 //! `--echo-backlog`, `--echo-reuseport`, `--echo-linger0`, `--echo-close-after`); this binary
@@ -8,10 +10,13 @@
 
 use clap::Parser;
 use serde::Serialize;
-use shardnet_apps::cli::{Common, StackKind, secs};
+use shardnet_apps::cli::{Common, Driver, StackKind, secs};
 use shardnet_apps::kernel::echo::{EchoConfig, EchoServer};
 use shardnet_apps::kernel::{fastopen_refusal, stop_flag};
+use shardnet_apps::metrics::ExtraText;
 use shardnet_apps::metrics::{MetricType, MetricsServer, Registry};
+use shardnet_apps::shardnet_tcp::echo::EchoAppConfig;
+use shardnet_apps::shardnet_tcp::{Idle, net};
 use shardnet_apps::timewait::{TwFilter, count_time_wait};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::ExitCode;
@@ -81,6 +86,9 @@ struct Summary {
     peak_time_wait: u64,
     notes: Vec<String>,
     per_second: Vec<Second>,
+    /// shardnet's stack (TCP states and counters) at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shardnet: Option<shardnet_apps::report::ShardnetSide>,
 }
 
 fn main() -> ExitCode {
@@ -96,6 +104,9 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), String> {
     args.common.validate()?;
+    if args.common.stack == StackKind::Shardnet && args.common.driver() != Driver::Memory {
+        return run_shardnet(args);
+    }
     if args.common.stack == StackKind::Shardnet {
         return Err(format!(
             "--stack shardnet --driver {}: the memory driver's wire lives inside one process, so a \
@@ -236,10 +247,16 @@ fn run(args: &Args) -> Result<(), String> {
         peak_time_wait: peak_tw,
         notes,
         per_second,
+        shardnet: None,
     };
     server.stop()?;
+    print_summary(args, &summary, elapsed)
+}
+
+/// Prints the summary: JSON or one line with notes.
+fn print_summary(args: &Args, summary: &Summary, elapsed: f64) -> Result<(), String> {
     if args.common.json {
-        let json = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
+        let json = serde_json::to_string_pretty(summary).map_err(|e| e.to_string())?;
         println!("{json}");
     } else {
         println!(
@@ -261,4 +278,123 @@ fn run(args: &Args) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `--stack shardnet --driver af-xdp|dpdk`: the echo on shardnet, on a real interface.
+fn run_shardnet(args: &Args) -> Result<(), String> {
+    let port = match args.ports.as_slice() {
+        [0] => return Err("--port 0: shardnet's echo needs a fixed port".into()),
+        [p] => *p,
+        _ => {
+            return Err("shardnet's echo listens on one --port (every shard listens on it)".into());
+        }
+    };
+    if args.fastopen.is_some() {
+        return Err(
+            "--fastopen: shardnet does not implement TCP Fast Open yet (TCP_FASTOPEN is ENOPROTOOPT)"
+                .into(),
+        );
+    }
+    if args.defer_accept.is_some() {
+        return Err("--defer-accept: shardnet does not implement TCP_DEFER_ACCEPT yet".into());
+    }
+    let backlog = usize::try_from(args.backlog)
+        .ok()
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("--backlog {}: must be positive", args.backlog))?;
+    let idle = if args.common.busy_poll {
+        Idle::Busy
+    } else {
+        Idle::Auto
+    };
+    let opts = args
+        .common
+        .net_options(idle)
+        .ok_or("--stack shardnet needs --driver af-xdp or dpdk here")?;
+    let echo = EchoAppConfig {
+        port,
+        backlog,
+        reuseport: args.reuseport,
+        close_after: args.close_after,
+        linger0: args.linger0,
+        nodelay: !args.nagle,
+        quickack: args.quickack,
+    };
+    let stop = stop_flag()?;
+    let extra: ExtraText = Arc::default();
+    let mut registry = Registry::new();
+    registry.set_extra(Arc::clone(&extra));
+    let _metrics = match args.common.metrics {
+        Some(addr) => {
+            let m = MetricsServer::spawn(addr, Arc::new(registry))?;
+            eprintln!("echo: metrics on http://{}/metrics", m.addr());
+            Some(m)
+        }
+        None => None,
+    };
+    eprintln!(
+        "echo: shardnet on --driver {} as {}/{}, port {port}, {} shards",
+        args.common.driver().name(),
+        opts.ip.addr,
+        opts.ip.prefix,
+        opts.shards
+    );
+    let mut per_second = Vec::new();
+    let mut last = net::EchoSample::default();
+    let mut peak_open = 0;
+    let json = args.common.json;
+    let outcome = net::run_echo(
+        &opts,
+        echo,
+        &stop,
+        args.common.duration.map(secs),
+        args.common.metrics.map(|_| &extra),
+        &mut |s| {
+            let open = s.accepted.saturating_sub(s.closed);
+            peak_open = peak_open.max(open);
+            let second = Second {
+                second: per_second.len() as u64,
+                accepted: s.accepted - last.accepted,
+                open,
+                bytes: s.bytes - last.bytes,
+                time_wait: Some(s.time_wait),
+            };
+            let line = format!(
+                "[{:>4}s] accepted {:>7}/s  open {:>6}  {:>10.3} MB/s  TIME_WAIT {}",
+                second.second + 1,
+                second.accepted,
+                second.open,
+                second.bytes as f64 / 1e6,
+                s.time_wait
+            );
+            if json {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+            per_second.push(second);
+            last = *s;
+        },
+    )?;
+    let elapsed = outcome.elapsed.as_secs_f64();
+    let summary = Summary {
+        stack: "shardnet",
+        listen: vec![format!("{}:{port}", opts.ip.addr)],
+        shards: opts.shards,
+        elapsed_s: elapsed,
+        accepted: outcome.last.accepted,
+        closed: outcome.last.closed,
+        bytes: outcome.last.bytes,
+        connection_errors: outcome.last.errors,
+        accept_errors: 0,
+        peak_open,
+        peak_time_wait: outcome.side.peak_time_wait,
+        notes: vec![format!(
+            "driver {} ({}), idle {}",
+            outcome.driver, outcome.interface, outcome.idle
+        )],
+        per_second,
+        shardnet: Some(outcome.side),
+    };
+    print_summary(args, &summary, elapsed)
 }

@@ -5,6 +5,9 @@
 //!   threaded memory wire; `rr` then `crr` run for 3 s each (`--duration` each) and both result
 //!   tables are printed.
 //! - `--stack shardnet --mode rr|crr|stream`: just that scenario, on the same in-process network.
+//! - `--stack shardnet --driver af-xdp --iface IF --ip A.B.C.D/N --target A.B.C.D:P` (or
+//!   `--driver dpdk --eal "ARGS"`): the same load generator on a real interface, against any
+//!   echo server (`--mode`, or rr then crr).
 //! - `--stack kernel --mode rr|crr|stream`: TCP load against an echo server on Linux sockets.
 //! - `--mode udp-rr`: the UDP request/response job over two shardnet stacks on the
 //!   single-threaded memory wire, with seeded loss, duplication and reordering (see
@@ -17,7 +20,7 @@
 
 use clap::{Parser, ValueEnum};
 use shardnet::udp::EPHEMERAL_PORTS;
-use shardnet_apps::cli::{Common, StackKind, secs};
+use shardnet_apps::cli::{Common, Driver, StackKind, secs};
 use shardnet_apps::client::ConnConfig;
 use shardnet_apps::kernel::loadgen::{LoadConfig, Mode, WorkerConfig, run_load};
 use shardnet_apps::kernel::{fastopen_refusal, stop_flag, tcpext_counter};
@@ -25,7 +28,7 @@ use shardnet_apps::metrics::{ExtraText, LoadgenMetrics, MetricsServer};
 use shardnet_apps::protocol::{HEADER_LEN, MAX_PAYLOAD};
 use shardnet_apps::report::{ErrorKind, Report};
 use shardnet_apps::shardnet_tcp::echo::EchoAppConfig;
-use shardnet_apps::shardnet_tcp::{ECHO_PORT, Idle, MemoryLoad, run_memory};
+use shardnet_apps::shardnet_tcp::{ECHO_PORT, Idle, MemoryLoad, net, run_memory};
 use shardnet_apps::shardnet_udp::{UdpJob, run_job};
 use shardnet_apps::timewait::{ChurnReport, ChurnSample, ephemeral_port_range};
 use shardnet_apps::{CLIENT, SERVER};
@@ -99,8 +102,8 @@ struct Args {
     /// UDP job: print every non-zero counter of both stacks at the end.
     #[arg(long)]
     stats: bool,
-    /// --stack kernel: the echo server (default 127.0.0.1:7777). shardnet's memory driver runs
-    /// its own echo in-process.
+    /// The echo server: --stack kernel (default 127.0.0.1:7777) and --stack shardnet --driver
+    /// af-xdp|dpdk (required). shardnet's memory driver runs its own echo in-process.
     #[arg(long, value_name = "A.B.C.D:P")]
     target: Option<SocketAddrV4>,
     /// Load mode. Without it, --stack shardnet runs rr then crr (the main job) and --stack
@@ -191,7 +194,22 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         StackKind::Shardnet => {
             let echo_flags =
                 args.echo_reuseport || args.echo_linger0 || args.echo_close_after.is_some();
-            if args.target.is_some() {
+            let memory = args.common.driver() == Driver::Memory;
+            if !memory {
+                if args.target.is_none() {
+                    return Err(format!(
+                        "--driver {} needs --target A.B.C.D:P (an echo server reachable from --ip)",
+                        args.common.driver().name()
+                    ));
+                }
+                if echo_flags || args.echo_backlog != 4096 {
+                    return Err(format!(
+                        "--echo-* configure the memory driver's in-process echo; with --driver {} the \
+                         echo server is --target (run `echo` with the matching option)",
+                        args.common.driver().name()
+                    ));
+                }
+            } else if args.target.is_some() {
                 return Err(format!(
                     "--target: with --stack shardnet --driver memory the echo server runs in this process \
                      (at {}:{}); --target is for --stack kernel",
@@ -204,7 +222,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
                 ("--iface", args.common.iface.is_some()),
                 ("--eal", args.common.eal.is_some()),
             ] {
-                if given {
+                if given && memory {
                     return Err(format!(
                         "{flag}: the memory driver's in-process network is fixed ({} -> {})",
                         CLIENT.ip, SERVER.ip
@@ -230,7 +248,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
                         ("--server-close", args.server_close),
                         ("--hist-log", args.hist_log.is_some()),
                         ("--pcap", args.common.pcap.is_some()),
-                        ("--echo-*", echo_flags),
+                        ("--echo-*", echo_flags && memory),
                     ] {
                         if given {
                             return Err(format!(
@@ -261,6 +279,12 @@ fn udp(args: &Args) -> Result<ExitCode, String> {
         return Err(
             "--mode udp-rr is shardnet's memory-wire job; it has no --stack kernel form".into(),
         );
+    }
+    if args.common.driver() != Driver::Memory {
+        return Err(format!(
+            "--mode udp-rr is shardnet's memory-wire job; it does not run on --driver {}",
+            args.common.driver().name()
+        ));
     }
     let size = args.size.unwrap_or(64);
     let size = u16::try_from(size)
@@ -402,7 +426,30 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
         drain: timeout,
     };
     let shards = usize::from(args.common.shards);
-    let (series, elapsed, start_wall, unsent, summary, target_name) = if shardnet {
+    let idle = match (args.idle, args.common.busy_poll) {
+        (_, true) | (IdleArg::Busy, _) => Idle::Busy,
+        (IdleArg::Sleep, false) => Idle::Sleep,
+        (IdleArg::Auto, false) => Idle::Auto,
+    };
+    let net = args.common.net_options(idle);
+    let (series, elapsed, start_wall, unsent, summary, target_name) = if let Some(net) = net {
+        let r = net::run_load(
+            &net,
+            &worker,
+            target,
+            args.common.json,
+            &stop,
+            Some((&metrics, &extra)),
+        )?;
+        (
+            r.series,
+            r.elapsed,
+            r.start_wall,
+            r.unsent,
+            Some(r.summary),
+            target.to_string(),
+        )
+    } else if shardnet {
         let close_after = match (args.echo_close_after, args.server_close) {
             (Some(n), _) => Some(n),
             (None, true) => Some(u64::from(size) + HEADER_LEN as u64),
@@ -421,11 +468,7 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
                 nodelay: !args.nagle,
                 quickack: args.quickack,
             },
-            idle: match (args.idle, args.common.busy_poll) {
-                (_, true) | (IdleArg::Busy, _) => Idle::Busy,
-                (IdleArg::Sleep, false) => Idle::Sleep,
-                (IdleArg::Auto, false) => Idle::Auto,
-            },
+            idle,
             pcap: args.common.pcap.clone(),
             progress_to_stderr: args.common.json,
         };

@@ -1,4 +1,6 @@
-//! shardnet's TCP mode of the apps on the in-process memory wire.
+//! shardnet's TCP mode of the apps on the in-process memory wire (this module) and on a real
+//! interface ([`net`]). The runtimes are generic over the port: [`EchoRuntime`] serves the
+//! echo on any ports, and the load generator's runtime runs on any ports too.
 //!
 //! The memory driver has no NIC: its wire lives in the process. So `loadgen --stack shardnet
 //! --driver memory` builds the whole test network itself: a [`ThreadedWire`] with two ports
@@ -14,6 +16,7 @@
 
 pub mod echo;
 pub mod loadgen;
+pub mod net;
 
 use crate::kernel::loadgen::{Msg, WorkerConfig, collect_seconds};
 use crate::metrics::{ExtraText, LoadgenMetrics};
@@ -138,14 +141,14 @@ pub struct MemoryResult {
     pub summary: ShardnetSummary,
 }
 
-/// A client port whose frames go to a pcap file. Unlike the bare [`PcapPort`], it passes the
-/// runtime's rx waker through to the memory wire, so an idle shard still sleeps until a frame
+/// A port whose frames go to a pcap file. Unlike the bare [`PcapPort`], it passes the
+/// runtime's rx waker through to the port it wraps, so an idle shard still sleeps until a frame
 /// arrives instead of polling.
-pub struct CapturePort {
-    inner: PcapPort<ThreadedPort, BufWriter<std::fs::File>>,
+pub struct CapturePort<P: Port> {
+    inner: PcapPort<P, BufWriter<std::fs::File>>,
 }
 
-impl std::fmt::Debug for CapturePort {
+impl<P: Port> std::fmt::Debug for CapturePort<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CapturePort")
             .field("frames_written", &self.inner.frames_written())
@@ -153,9 +156,9 @@ impl std::fmt::Debug for CapturePort {
     }
 }
 
-impl CapturePort {
+impl<P: Port> CapturePort<P> {
     /// Captures `port`'s frames into a new file at `path`.
-    pub fn create(port: ThreadedPort, path: &Path) -> Result<Self, String> {
+    pub fn create(port: P, path: &Path) -> Result<Self, String> {
         let file =
             std::fs::File::create(path).map_err(|e| format!("--pcap {}: {e}", path.display()))?;
         let inner = PcapPort::new(port, BufWriter::new(file), Clock::System)
@@ -176,8 +179,8 @@ impl CapturePort {
     }
 }
 
-impl Port for CapturePort {
-    type Frame = <ThreadedPort as Port>::Frame;
+impl<P: Port> Port for CapturePort<P> {
+    type Frame = P::Frame;
 
     fn capabilities(&self) -> &Capabilities {
         self.inner.capabilities()
@@ -200,6 +203,24 @@ impl Port for CapturePort {
     fn set_rx_waker(&mut self, thread: std::thread::Thread) -> bool {
         self.inner.inner_mut().set_rx_waker(thread)
     }
+}
+
+/// Wraps every port in a [`CapturePort`] writing to [`pcap_path`]`(base, i)`.
+pub fn capture_ports<P: Port>(ports: Vec<P>, base: &Path) -> Result<Vec<CapturePort<P>>, String> {
+    ports
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| CapturePort::create(p, &pcap_path(base, i)))
+        .collect()
+}
+
+/// Flushes the captures of [`capture_ports`]; returns the frames written.
+pub fn finish_captures<P: Port>(ports: Vec<CapturePort<P>>, base: &Path) -> Result<u64, String> {
+    let mut n = 0;
+    for (i, p) in ports.into_iter().enumerate() {
+        n += p.finish(&pcap_path(base, i))?;
+    }
+    Ok(n)
 }
 
 /// The capture file of client shard `i`.
@@ -287,59 +308,302 @@ where
     m
 }
 
-fn render_metrics<P, A, Q, B>(
-    client: &Runtime<P, A>,
-    server: &Runtime<Q, B>,
-    client_states: &[Arc<StateGauges>],
-    server_states: &[Arc<StateGauges>],
-) -> String
-where
-    P: Port + Send + 'static,
-    A: App + 'static,
-    Q: Port + Send + 'static,
-    B: App + 'static,
-{
+/// One side's counters and TCP states, for `--metrics`.
+struct MetricsSide<'a> {
+    name: &'a str,
+    snapshots: Vec<Option<shardnet::runtime::ShardSnapshot>>,
+    states: &'a [Arc<StateGauges>],
+}
+
+fn render_metrics(sides: &[MetricsSide<'_>]) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let _ = writeln!(
         s,
         "# HELP shardnet_counter shardnet's per-shard stack counters (netstat -s names).\n# TYPE shardnet_counter counter"
     );
-    let mut side = |name: &str, snaps: Vec<Option<shardnet::runtime::ShardSnapshot>>| {
-        for (i, snap) in snaps.into_iter().enumerate() {
+    for side in sides {
+        for (i, snap) in side.snapshots.iter().enumerate() {
             if let Some(snap) = snap {
                 snap.stats.for_each(|g, n, v| {
                     let _ = writeln!(
                         s,
-                        "shardnet_counter{{side=\"{name}\",shard=\"{i}\",group=\"{g}\",name=\"{n}\"}} {v}"
+                        "shardnet_counter{{side=\"{}\",shard=\"{i}\",group=\"{g}\",name=\"{n}\"}} {v}",
+                        side.name
                     );
                 });
             }
         }
-    };
-    side(
-        "client",
-        (0..client.shard_count()).map(|i| client.stats(i)).collect(),
-    );
-    side(
-        "server",
-        (0..server.shard_count()).map(|i| server.stats(i)).collect(),
-    );
+    }
     let _ = writeln!(
         s,
         "# HELP shardnet_tcp_sockets TCP sockets by state (ss -s), sampled every 100 ms.\n# TYPE shardnet_tcp_sockets gauge"
     );
-    for (name, gauges) in [("client", client_states), ("server", server_states)] {
+    for side in sides {
         for state in ALL_STATES {
             let _ = writeln!(
                 s,
-                "shardnet_tcp_sockets{{side=\"{name}\",state=\"{}\"}} {}",
+                "shardnet_tcp_sockets{{side=\"{}\",state=\"{}\"}} {}",
+                side.name,
                 state.name(),
-                sum_state(gauges, state)
+                sum_state(side.states, state)
             );
         }
     }
     s
+}
+
+fn snapshots<P, A>(rt: &Runtime<P, A>) -> Vec<Option<shardnet::runtime::ShardSnapshot>>
+where
+    P: Port + Send + 'static,
+    A: App + 'static,
+{
+    (0..rt.shard_count()).map(|i| rt.stats(i)).collect()
+}
+
+/// The runtime's idle policy for `idle` with `threads` busy shard threads in this process
+/// (`auto` spins only if they leave a core to spare), and its name.
+pub fn idle_policy(idle: Idle, threads: usize) -> (IdlePolicy, &'static str) {
+    match idle {
+        Idle::Busy => (IdlePolicy::BusyPoll, "busy-poll"),
+        // Spinning shards need a core each, and the main thread (progress, stats) one more:
+        // busy-polling on fewer cores than that starves them all (measured on 2 cores: 17k
+        // rr requests/s busy-polling against 158k sleeping).
+        Idle::Auto if threads < cores() => (IdlePolicy::BusyPoll, "busy-poll"),
+        Idle::Auto | Idle::Sleep => (
+            IdlePolicy::Sleep {
+                max: shardnet::time::Duration::from_millis(1),
+            },
+            "sleep",
+        ),
+    }
+}
+
+/// A running echo server: [`EchoApp`] on every shard of a runtime, every shard listening.
+pub struct EchoRuntime<P: Port + Send + 'static> {
+    runtime: Runtime<P, EchoApp>,
+    counters: Arc<EchoCounters>,
+    states: Vec<Arc<StateGauges>>,
+}
+
+impl<P: Port + Send + 'static> std::fmt::Debug for EchoRuntime<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EchoRuntime")
+            .field("shards", &self.runtime.shard_count())
+            .field("counters", &self.counters)
+            .finish()
+    }
+}
+
+impl<P: Port + Send + 'static> EchoRuntime<P> {
+    /// Starts the echo on `ports` (one shard each) and waits until every shard listens on
+    /// `echo.port` (5 s at most).
+    pub fn start(
+        config: RuntimeConfig,
+        ports: Vec<P>,
+        echo: EchoAppConfig,
+    ) -> Result<Self, String> {
+        let shards = ports.len();
+        let counters = Arc::new(EchoCounters::default());
+        let states: Vec<Arc<StateGauges>> =
+            (0..shards).map(|_| Arc::new(StateGauges::new())).collect();
+        let runtime = Runtime::start(
+            config,
+            ports
+                .into_iter()
+                .zip(&states)
+                .map(|(p, g)| (p, EchoApp::new(echo, Arc::clone(&counters), Arc::clone(g))))
+                .collect(),
+        )
+        .map_err(|e| format!("echo runtime: {e:?}"))?;
+        // Every echo shard listens in its first step: wait for all of them.
+        let listen_deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let ok = counters.listening.load(Ordering::Acquire) as usize;
+            let failed = counters.listen_failures.load(Ordering::Acquire);
+            if failed > 0 {
+                let _ = runtime.stop();
+                return Err(format!(
+                    "echo: listen on port {} failed on {failed} shard(s)",
+                    echo.port
+                ));
+            }
+            if ok == shards {
+                break;
+            }
+            if Instant::now() > listen_deadline {
+                let _ = runtime.stop();
+                return Err("echo: the shards did not start listening within 5 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(EchoRuntime {
+            runtime,
+            counters,
+            states,
+        })
+    }
+
+    /// The counters of all shards.
+    pub fn counters(&self) -> &EchoCounters {
+        &self.counters
+    }
+
+    /// Shards.
+    pub fn shard_count(&self) -> usize {
+        self.runtime.shard_count()
+    }
+
+    /// TCP sockets in `state` at the shards' last 100 ms sample.
+    pub fn sampled(&self, state: State) -> u64 {
+        sum_state(&self.states, state)
+    }
+
+    /// Every shard's counters and TCP states in the Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        render_metrics(&[MetricsSide {
+            name: "server",
+            snapshots: snapshots(&self.runtime),
+            states: &self.states,
+        }])
+    }
+
+    /// Stops the runtime (after reading the exact TCP states); `peak_time_wait` is the caller's.
+    pub fn stop(self, peak_time_wait: u64) -> Result<ShardnetSide, String> {
+        self.stop_with_ports(peak_time_wait).map(|(side, _)| side)
+    }
+
+    /// [`EchoRuntime::stop`], also returning the ports.
+    pub fn stop_with_ports(self, peak_time_wait: u64) -> Result<(ShardnetSide, Vec<P>), String> {
+        let states = exact_states(&self.runtime);
+        let tw = states.get(State::TimeWait.name()).copied().unwrap_or(0);
+        let shards = self.runtime.shard_count();
+        let exits = self
+            .runtime
+            .stop()
+            .map_err(|e| format!("echo runtime: {e:?}"))?;
+        let side = ShardnetSide {
+            shards,
+            peak_time_wait: peak_time_wait.max(tw),
+            states,
+            counters: counters_map(&sum_stats(&exits)),
+        };
+        Ok((side, exits.into_iter().map(|e| e.port).collect()))
+    }
+}
+
+/// What [`run_client`] produced.
+struct ClientRun<P> {
+    series: Series,
+    elapsed: Duration,
+    start_wall: std::time::SystemTime,
+    unsent: u64,
+    side: ShardnetSide,
+    peak_server_time_wait: u64,
+    ports: Vec<P>,
+}
+
+/// Runs the load generator on `ports` (one shard each) against `target` until the load ends,
+/// with per-second progress; `server` is the in-process echo (memory driver), for TIME_WAIT
+/// and `--metrics`.
+#[allow(clippy::too_many_arguments)]
+fn run_client<P, Q>(
+    worker: &WorkerConfig,
+    target: SocketAddrV4,
+    config: RuntimeConfig,
+    ports: Vec<P>,
+    progress_to_stderr: bool,
+    stop: &Arc<AtomicBool>,
+    metrics: Option<(&LoadgenMetrics, &ExtraText)>,
+    server: Option<&EchoRuntime<Q>>,
+) -> Result<ClientRun<P>, String>
+where
+    P: Port + Send + 'static,
+    Q: Port + Send + 'static,
+{
+    let client_shards = ports.len();
+    let client_states: Vec<Arc<StateGauges>> = (0..client_shards)
+        .map(|_| Arc::new(StateGauges::new()))
+        .collect();
+    let (tx, rx) = std::sync::mpsc::channel::<Msg>();
+    let start = Instant::now();
+    let start_wall = std::time::SystemTime::now();
+    let mut apps = Vec::new();
+    for (i, (port, gauges)) in ports.into_iter().zip(&client_states).enumerate() {
+        let mut w = worker.clone();
+        w.index = i;
+        w.target = target;
+        w.conns = split(worker.conns as u64, client_shards, i) as usize;
+        w.quota = worker.quota.map(|q| split(q, client_shards, i));
+        w.rate = worker.rate.map(|r| r / client_shards as f64);
+        apps.push((
+            port,
+            LoadApp::new(w, start, Arc::clone(stop), tx.clone(), Arc::clone(gauges)),
+        ));
+    }
+    drop(tx);
+    let workers = apps.len();
+    let client =
+        Runtime::start(config, apps).map_err(|e| format!("load generator runtime: {e:?}"))?;
+
+    let (mut peak_client, mut peak_server) = (0u64, 0u64);
+    let collected = collect_seconds(
+        &rx,
+        workers,
+        start,
+        progress_to_stderr,
+        metrics.map(|(m, _)| m),
+        &mut |_, _| {
+            let c = sum_state(&client_states, State::TimeWait);
+            let s = server.map_or(0, |s| s.sampled(State::TimeWait));
+            peak_client = peak_client.max(c);
+            peak_server = peak_server.max(s);
+            if let Some((_, extra)) = metrics {
+                let mut sides = vec![MetricsSide {
+                    name: "client",
+                    snapshots: snapshots(&client),
+                    states: &client_states,
+                }];
+                if let Some(s) = server {
+                    sides.push(MetricsSide {
+                        name: "server",
+                        snapshots: snapshots(&s.runtime),
+                        states: &s.states,
+                    });
+                }
+                let text = render_metrics(&sides);
+                match extra.lock() {
+                    Ok(mut t) => *t = text,
+                    Err(p) => *p.into_inner() = text,
+                }
+            }
+            Some(c + s)
+        },
+    );
+    let client_end = exact_states(&client);
+    let tw = |m: &BTreeMap<String, u64>| m.get(State::TimeWait.name()).copied().unwrap_or(0);
+    peak_client = peak_client.max(tw(&client_end));
+    let client_exits = client
+        .stop()
+        .map_err(|e| format!("load generator runtime: {e:?}"))?;
+    if let Some(e) = collected.errors.into_iter().next() {
+        return Err(e);
+    }
+    let side = ShardnetSide {
+        shards: client_shards,
+        peak_time_wait: peak_client,
+        states: client_end,
+        counters: counters_map(&sum_stats(&client_exits)),
+    };
+    Ok(ClientRun {
+        series: collected.series,
+        elapsed: collected.elapsed,
+        start_wall,
+        unsent: collected.unsent,
+        side,
+        peak_server_time_wait: peak_server,
+        ports: client_exits.into_iter().map(|e| e.port).collect(),
+    })
 }
 
 /// Runs `load` on a fresh in-process network: echo runtime, then the load generator's runtime,
@@ -383,20 +647,12 @@ pub fn run_memory(
             (r, None)
         }
         Some(base) => {
-            let ports = client_ports
-                .into_iter()
-                .enumerate()
-                .map(|(i, p)| CapturePort::create(p, &pcap_path(base, i)))
-                .collect::<Result<Vec<_>, _>>()?;
+            let ports = capture_ports(client_ports, base)?;
             let (r, ports) = run_on_ports(load, stop, metrics, ports, server_ports)?;
-            let mut n = 0;
-            for (i, p) in ports.into_iter().enumerate() {
-                n += p.finish(&pcap_path(base, i))?;
-            }
-            (r, Some(n))
+            (r, Some(finish_captures(ports, base)?))
         }
     };
-    result.summary.wire_drops = drops(&wire);
+    result.summary.wire_drops = Some(drops(&wire));
     result.summary.pcap_frames = captured;
     Ok(result)
 }
@@ -413,150 +669,49 @@ where
 {
     let client_shards = client_ports.len();
     let server_shards = server_ports.len();
-    let (idle, idle_name) = match load.idle {
-        Idle::Busy => (IdlePolicy::BusyPoll, "busy-poll"),
-        // Spinning shards need a core each, and the main thread (progress, stats) one more:
-        // busy-polling on fewer cores than that starves them all (measured on 2 cores: 17k
-        // rr requests/s busy-polling against 158k sleeping).
-        Idle::Auto if client_shards + server_shards < cores() => {
-            (IdlePolicy::BusyPoll, "busy-poll")
-        }
-        Idle::Auto | Idle::Sleep => (
-            IdlePolicy::Sleep {
-                max: shardnet::time::Duration::from_millis(1),
-            },
-            "sleep",
-        ),
-    };
-    let counters = Arc::new(EchoCounters::default());
-    let server_states: Vec<Arc<StateGauges>> = (0..server_shards)
-        .map(|_| Arc::new(StateGauges::new()))
-        .collect();
-    let client_states: Vec<Arc<StateGauges>> = (0..client_shards)
-        .map(|_| Arc::new(StateGauges::new()))
-        .collect();
-    let server = Runtime::start(
+    let (idle, idle_name) = idle_policy(load.idle, client_shards + server_shards);
+    let server = EchoRuntime::start(
         runtime_config(SERVER, idle, 0, server_shards),
-        server_ports
-            .into_iter()
-            .zip(&server_states)
-            .map(|(p, g)| {
-                (
-                    p,
-                    EchoApp::new(load.echo, Arc::clone(&counters), Arc::clone(g)),
-                )
-            })
-            .collect(),
-    )
-    .map_err(|e| format!("echo runtime: {e:?}"))?;
-    // Every echo shard listens in its first step: wait for all of them.
-    let listen_deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let ok = counters.listening.load(Ordering::Acquire) as usize;
-        let failed = counters.listen_failures.load(Ordering::Acquire);
-        if failed > 0 {
-            return Err(format!(
-                "echo: listen on port {} failed on {failed} shard(s)",
-                load.echo.port
-            ));
-        }
-        if ok == server_shards {
-            break;
-        }
-        if Instant::now() > listen_deadline {
-            return Err("echo: the shards did not start listening within 5 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-
-    let (tx, rx) = std::sync::mpsc::channel::<Msg>();
-    let start = Instant::now();
-    let start_wall = std::time::SystemTime::now();
+        server_ports,
+        load.echo,
+    )?;
     let target = SocketAddrV4::new(SERVER.ip, load.echo.port);
-    let mut apps = Vec::new();
-    for (i, (port, gauges)) in client_ports.into_iter().zip(&client_states).enumerate() {
-        let mut w = load.worker.clone();
-        w.index = i;
-        w.target = target;
-        w.conns = split(load.worker.conns as u64, client_shards, i) as usize;
-        w.quota = load.worker.quota.map(|q| split(q, client_shards, i));
-        w.rate = load.worker.rate.map(|r| r / client_shards as f64);
-        apps.push((
-            port,
-            LoadApp::new(w, start, Arc::clone(stop), tx.clone(), Arc::clone(gauges)),
-        ));
-    }
-    drop(tx);
-    let workers = apps.len();
-    let client = Runtime::start(
+    let run = run_client(
+        &load.worker,
+        target,
         runtime_config(CLIENT, idle, server_shards, client_shards),
-        apps,
-    )
-    .map_err(|e| format!("load generator runtime: {e:?}"))?;
-
-    let (mut peak_client, mut peak_server) = (0u64, 0u64);
-    let collected = collect_seconds(
-        &rx,
-        workers,
-        start,
+        client_ports,
         load.progress_to_stderr,
-        metrics.map(|(m, _)| m),
-        &mut |_, _| {
-            let c = sum_state(&client_states, State::TimeWait);
-            let s = sum_state(&server_states, State::TimeWait);
-            peak_client = peak_client.max(c);
-            peak_server = peak_server.max(s);
-            if let Some((_, extra)) = metrics {
-                let text = render_metrics(&client, &server, &client_states, &server_states);
-                match extra.lock() {
-                    Ok(mut t) => *t = text,
-                    Err(p) => *p.into_inner() = text,
-                }
-            }
-            Some(c + s)
-        },
+        stop,
+        metrics,
+        Some(&server),
     );
-    let client_end = exact_states(&client);
-    let server_end = exact_states(&server);
-    let tw = |m: &BTreeMap<String, u64>| m.get(State::TimeWait.name()).copied().unwrap_or(0);
-    peak_client = peak_client.max(tw(&client_end));
-    peak_server = peak_server.max(tw(&server_end));
-    let client_exits = client
-        .stop()
-        .map_err(|e| format!("load generator runtime: {e:?}"))?;
-    let server_exits = server.stop().map_err(|e| format!("echo runtime: {e:?}"))?;
-    if let Some(e) = collected.errors.into_iter().next() {
-        return Err(e);
-    }
+    let echo_accepted = server.counters.accepted.load(Ordering::Relaxed);
+    let echo_errors = server.counters.errors.load(Ordering::Relaxed);
+    // Stop the echo also when the load failed.
+    let server_side = server.stop(0);
+    let run = run?;
+    let mut server_side = server_side?;
+    server_side.peak_time_wait = server_side.peak_time_wait.max(run.peak_server_time_wait);
     let summary = ShardnetSummary {
         driver: "memory".into(),
         idle: idle_name.into(),
-        client: ShardnetSide {
-            shards: client_shards,
-            peak_time_wait: peak_client,
-            states: client_end,
-            counters: counters_map(&sum_stats(&client_exits)),
-        },
-        server: ShardnetSide {
-            shards: server_shards,
-            peak_time_wait: peak_server,
-            states: server_end,
-            counters: counters_map(&sum_stats(&server_exits)),
-        },
-        echo_accepted: counters.accepted.load(Ordering::Relaxed),
-        echo_errors: counters.errors.load(Ordering::Relaxed),
-        wire_drops: 0,
+        client: run.side,
+        server: Some(server_side),
+        echo_accepted: Some(echo_accepted),
+        echo_errors: Some(echo_errors),
+        wire_drops: None,
+        interface: None,
         pcap_frames: None,
     };
-    let ports = client_exits.into_iter().map(|e| e.port).collect();
     Ok((
         MemoryResult {
-            series: collected.series,
-            elapsed: collected.elapsed,
-            start_wall,
-            unsent: collected.unsent,
+            series: run.series,
+            elapsed: run.elapsed,
+            start_wall: run.start_wall,
+            unsent: run.unsent,
             summary,
         },
-        ports,
+        run.ports,
     ))
 }
