@@ -55,6 +55,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test (workspace)"
 cargo test --workspace --locked
 
+step "cargo clippy and test of the apps with the dpdk feature"
+cargo clippy --locked -p shardnet-apps --all-targets --features dpdk -- -D warnings
+cargo test --locked -p shardnet-apps --features dpdk --lib --test cli --test shardnet_drivers
+
 step "TCP simulation, ${SIM_SEEDS:=500} seeds, release build"
 SHARDNET_SEEDS=$SIM_SEEDS cargo test --locked --release -p shardnet --test tcp_simulation
 
