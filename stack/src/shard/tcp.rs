@@ -150,6 +150,20 @@ struct Slot {
     estab: bool,
 }
 
+/// Brings `curr_estab` (Linux CurrEstab: connections in ESTABLISHED or CLOSE-WAIT) up to date
+/// with one connection now in `state`, whose `counted` flag says whether it is counted: O(1).
+fn sync_estab(counted: &mut bool, state: State, curr_estab: &mut u64) {
+    let estab = matches!(state, State::Established | State::CloseWait);
+    if estab != *counted {
+        *counted = estab;
+        if estab {
+            *curr_estab += 1;
+        } else {
+            *curr_estab = curr_estab.saturating_sub(1);
+        }
+    }
+}
+
 impl Slot {
     /// The earliest deadline of the connection: its own timers and the linger deadline.
     fn deadline(&self) -> Option<Instant> {
@@ -201,8 +215,9 @@ pub struct EndpointStats {
     pub established: u64,
     /// Connections reset by the peer.
     pub estab_resets: u64,
-    /// Connections now in ESTABLISHED or CLOSE-WAIT (Linux CurrEstab), as of the last
-    /// `poll_output`: kept up to date as connections are visited, never by a table scan.
+    /// Connections now in ESTABLISHED or CLOSE-WAIT (Linux CurrEstab), kept up to date without
+    /// a table scan: at once for segments, and for changes made by the application or a timer
+    /// (a `close` that leaves CLOSE-WAIT, a retransmission timeout) at the next `poll_output`.
     pub curr_estab: u64,
 }
 
@@ -1038,6 +1053,7 @@ impl TcpEndpoints {
                     let seen = slot.owned.then(|| Seen::of(tcb));
                     tcb.on_segment(now, seg);
                     let after = tcb.state();
+                    sync_estab(&mut slot.estab, after, &mut self.stats.curr_estab);
                     if before == State::SynReceived && after.is_synchronized() {
                         self.stats.established += 1;
                         if let Some(li) = slot.listener
@@ -1290,16 +1306,8 @@ impl TcpEndpoints {
                 ok
             });
             // Every state change comes from an event that puts the connection on the ready
-            // list, so CurrEstab follows each connection here, in O(1).
-            let estab = matches!(tcb.state(), State::Established | State::CloseWait);
-            if estab != s.estab {
-                s.estab = estab;
-                if estab {
-                    self.stats.curr_estab += 1;
-                } else {
-                    self.stats.curr_estab = self.stats.curr_estab.saturating_sub(1);
-                }
-            }
+            // list, so CurrEstab follows each connection here (segments update it at once).
+            sync_estab(&mut s.estab, tcb.state(), &mut self.stats.curr_estab);
             if tcb.is_closed() && !s.owned {
                 self.remove(index);
                 continue;
