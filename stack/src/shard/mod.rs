@@ -370,6 +370,11 @@ impl Shard {
         s.tcp.out_rsts = e.out_rsts;
         s.tcp.listen_overflows = e.listen_overflows;
         s.tcp.estab_resets = e.estab_resets;
+        s.tcp_ext.tw = e.tw;
+        s.tcp_ext.tw_recycled = e.tw_recycled;
+        s.tcp_ext.tw_killed = e.tw_killed;
+        s.tcp_ext.tw_overflow = e.tw_overflow;
+        s.tcp_ext.port_exhausted = e.port_exhausted;
         s.tcp.curr_estab = (self.tcp.count_in(crate::tcp::State::Established)
             + self.tcp.count_in(crate::tcp::State::CloseWait)) as u64;
         s
@@ -1253,3 +1258,5 @@ impl Shard {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod time_wait_tests;

@@ -244,6 +244,22 @@ counters!(
     }
 );
 
+counters!(
+    /// TCP extensions, named as in Linux's `/proc/net/netstat` `TcpExt:` line where one exists.
+    TcpExtStats, "TcpExt" {
+        /// TIME-WAIT entries that ended after 2*MSL (Linux `TW`).
+        tw: "TW",
+        /// TIME-WAIT 4-tuples reused by an active open (`tcp_tw_reuse`).
+        tw_recycled: "TWRecycled",
+        /// TIME-WAIT entries ended early by a new incarnation's SYN (RFC 6191).
+        tw_killed: "TWKilled",
+        /// Connections closed without TIME-WAIT because the TIME-WAIT table was full.
+        tw_overflow: "TCPTimeWaitOverflow",
+        /// Active opens refused with EADDRNOTAVAIL: the ephemeral port range was used up.
+        port_exhausted: "TCPEphemeralPortExhausted",
+    }
+);
+
 /// All counters of one shard.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -259,6 +275,8 @@ pub struct Stats {
     pub udp: UdpStats,
     /// TCP.
     pub tcp: TcpStats,
+    /// TCP extensions (Linux `TcpExt`).
+    pub tcp_ext: TcpExtStats,
     /// Why IPv4 headers were dropped.
     pub ip_drops: DropReasons,
     /// Why ARP packets were dropped.
@@ -281,6 +299,7 @@ impl Stats {
         self.icmp.for_each(|n, v| f(IcmpStats::NAME, n, v));
         self.udp.for_each(|n, v| f(UdpStats::NAME, n, v));
         self.tcp.for_each(|n, v| f(TcpStats::NAME, n, v));
+        self.tcp_ext.for_each(|n, v| f(TcpExtStats::NAME, n, v));
         for (group, drops) in [
             (ArpStats::NAME, &self.arp_drops),
             (IpStats::NAME, &self.ip_drops),
@@ -303,6 +322,7 @@ impl Stats {
         self.icmp.for_each_mut(&mut f);
         self.udp.for_each_mut(&mut f);
         self.tcp.for_each_mut(&mut f);
+        self.tcp_ext.for_each_mut(&mut f);
         for drops in [
             &mut self.arp_drops,
             &mut self.ip_drops,

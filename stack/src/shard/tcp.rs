@@ -19,6 +19,7 @@ use crate::socket::introspect::{ConnectionInfo, StateHistogram};
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::segment::{Flags, Incoming, Options, Outgoing, Timestamps};
 use crate::tcp::send_buffer::SendBuffer;
+use crate::tcp::time_wait::{TimeWait, Verdict};
 use crate::tcp::{SeqNum, State, Tcb, TcpConfig, TimerKind};
 use crate::time::{Duration, Instant};
 use crate::wire::tcp as wire_tcp;
@@ -178,6 +179,30 @@ impl Slot {
     }
 }
 
+/// A compact TIME-WAIT entry of the shard: the protocol state and its 2*MSL timer. Flow-table
+/// and timer-wheel values of these entries carry [`TW_TAG`] beside their index.
+#[derive(Clone, Copy, Debug)]
+struct TwSlot {
+    tw: TimeWait,
+    timer: TimerId,
+}
+
+/// Marks a flow-table or timer-wheel value as the index of a TIME-WAIT entry (not a slot).
+const TW_TAG: u32 = 1 << 31;
+
+/// TIME-WAIT settings of a shard (Linux `net.ipv4.tcp_max_tw_buckets`, `tcp_tw_reuse`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeWaitConfig {
+    /// Most TIME-WAIT entries at once. When it is reached, a connection that would enter
+    /// TIME-WAIT is closed at once instead, and `TCPTimeWaitOverflow` counts it (Linux
+    /// `tcp_time_wait`: "TCP: time wait bucket table overflow").
+    pub max_buckets: usize,
+    /// `tcp_tw_reuse`: an active open may take the 4-tuple of a TIME-WAIT entry when
+    /// timestamps make it safe (see [`TimeWait::reusable`]). Linux's default (2) allows it on
+    /// loopback only; off here by default.
+    pub reuse: bool,
+}
+
 #[derive(Debug)]
 struct ListenerSlot {
     generation: u32,
@@ -199,6 +224,20 @@ pub struct EndpointStats {
     pub established: u64,
     /// Connections reset by the peer.
     pub estab_resets: u64,
+    /// TIME-WAIT entries that ended after their 2*MSL (Linux `TW`, TimeWaited).
+    pub tw: u64,
+    /// TIME-WAIT 4-tuples taken over by an active open (Linux `TWRecycled`, `tcp_tw_reuse`).
+    pub tw_recycled: u64,
+    /// TIME-WAIT entries ended early by a new incarnation's SYN (RFC 6191). Linux counts no MIB
+    /// there (its `TWKilled` counted entries cut short by the removed `tcp_tw_recycle`); here
+    /// `TWKilled` counts these.
+    pub tw_killed: u64,
+    /// Connections closed without TIME-WAIT because `max_buckets` entries existed (Linux
+    /// `TCPTimeWaitOverflow`).
+    pub tw_overflow: u64,
+    /// Active opens refused with `EADDRNOTAVAIL`: no ephemeral port free for the destination
+    /// (Linux counts none; named `TCPEphemeralPortExhausted` here).
+    pub port_exhausted: u64,
 }
 
 /// All TCP endpoints of a shard.
@@ -221,6 +260,11 @@ pub struct TcpEndpoints {
     reuseport_key: u64,
     steering: PortSteering,
     max_connections: usize,
+    /// Compact TIME-WAIT entries (`None`: free, listed in `tw_free`).
+    tw: Vec<Option<TwSlot>>,
+    tw_free: Vec<u32>,
+    tw_count: usize,
+    tw_config: TimeWaitConfig,
     stats: EndpointStats,
     /// Stray segments to answer with RST: (local, remote, segment to send).
     strays: VecDeque<(SocketAddrV4, SocketAddrV4, Outgoing)>,
@@ -343,6 +387,13 @@ impl TcpEndpoints {
             ]),
             steering: PortSteering::new(None, 0),
             max_connections,
+            tw: Vec::new(),
+            tw_free: Vec::new(),
+            tw_count: 0,
+            tw_config: TimeWaitConfig {
+                max_buckets: max_connections,
+                reuse: false,
+            },
             stats: EndpointStats::default(),
             strays: VecDeque::new(),
         }
@@ -358,6 +409,27 @@ impl TcpEndpoints {
         self.config = config;
     }
 
+    /// TIME-WAIT settings.
+    pub fn time_wait_config(&self) -> TimeWaitConfig {
+        self.tw_config
+    }
+
+    /// Changes the TIME-WAIT settings (entries beyond a lowered cap stay until they expire).
+    pub fn set_time_wait_config(&mut self, config: TimeWaitConfig) {
+        self.tw_config = config;
+    }
+
+    /// Compact TIME-WAIT entries now.
+    pub fn time_wait_count(&self) -> usize {
+        self.tw_count
+    }
+
+    /// Connections holding a full TCB (any state; TIME-WAIT ones the application still holds
+    /// included, compact TIME-WAIT entries not).
+    pub fn tcb_count(&self) -> usize {
+        self.flows.len() - self.tw_count
+    }
+
     /// Counters.
     pub fn stats(&self) -> &EndpointStats {
         &self.stats
@@ -368,12 +440,18 @@ impl TcpEndpoints {
         self.flows.len()
     }
 
-    /// Connections in `state`.
+    /// Connections in `state` (compact TIME-WAIT entries count as TIME-WAIT).
     pub fn count_in(&self, state: State) -> usize {
-        self.slots
+        let tcbs = self
+            .slots
             .iter()
             .filter(|s| s.tcb.as_ref().is_some_and(|t| t.state() == state))
-            .count()
+            .count();
+        if state == State::TimeWait {
+            tcbs + self.tw_count
+        } else {
+            tcbs
+        }
     }
 
     /// One line per connection, like `ss -tn`: state, addresses, and whether the application
@@ -392,6 +470,15 @@ impl TcpEndpoints {
                     t
                 ));
             }
+        }
+        for e in self.tw.iter().flatten() {
+            out.push_str(&format!(
+                "{:<11} {} -> {} compact next={:?}\n",
+                State::TimeWait.name(),
+                e.tw.local(),
+                e.tw.remote(),
+                self.wheel.deadline(e.timer),
+            ));
         }
         out
     }
@@ -476,10 +563,15 @@ impl TcpEndpoints {
         }
         if !reuse.addr
             && !reuse.port
-            && self
+            && (self
                 .slots
                 .iter()
                 .any(|s| s.tcb.as_ref().is_some_and(|t| t.local().port() == port))
+                || self
+                    .tw
+                    .iter()
+                    .flatten()
+                    .any(|e| e.tw.local().port() == port))
         {
             return Err(ListenError::AddrInUse);
         }
@@ -693,25 +785,59 @@ impl TcpEndpoints {
 
     /// A free ephemeral port for a connection from `local_ip` to `remote` whose replies the
     /// NIC's RSS delivers to this shard (any free port on a single-queue port).
-    fn ephemeral_port(&mut self, local_ip: Ipv4Addr, remote: SocketAddrV4) -> Option<u16> {
+    ///
+    /// With `tcp_tw_reuse` on, a port whose 4-tuple is held by a reusable TIME-WAIT entry counts
+    /// as free (Linux `__inet_hash_connect` asks `tcp_twsk_unique` the same).
+    fn ephemeral_port(
+        &mut self,
+        now: Instant,
+        local_ip: Ipv4Addr,
+        remote: SocketAddrV4,
+    ) -> Option<u16> {
         let TcpEndpoints {
             steering,
             flows,
             by_port,
+            tw,
+            tw_config,
             ..
         } = self;
         steering.pick(local_ip, remote, |port| {
-            flows
-                .get(&FlowKey::new(SocketAddrV4::new(local_ip, port), remote))
-                .is_none()
-                && !by_port.contains_key(&port)
+            if by_port.contains_key(&port) {
+                return false;
+            }
+            match flows.get(&FlowKey::new(SocketAddrV4::new(local_ip, port), remote)) {
+                None => true,
+                Some(v) if v & TW_TAG != 0 => {
+                    tw_config.reuse
+                        && tw
+                            .get((v & !TW_TAG) as usize)
+                            .and_then(Option::as_ref)
+                            .is_some_and(|e| e.tw.reusable(now))
+                }
+                Some(_) => false,
+            }
         })
     }
 
     /// Follows the port's receive-side scaling: active opens then choose ephemeral ports whose
     /// replies hash to `queue`, this shard's (design rule 5, "steering is exact").
     pub fn set_rss(&mut self, rss: Option<&RssConfig>, queue: u16) {
+        let (first, last) = self.steering.range();
         self.steering = PortSteering::new(rss, queue);
+        self.steering.set_range(first, last);
+    }
+
+    /// Sets the ephemeral port range of active opens to `first..=last` (Linux
+    /// `net.ipv4.ip_local_port_range`, default 32768-60999). False (no change) for an empty
+    /// range or one starting at port 0.
+    pub fn set_ephemeral_range(&mut self, first: u16, last: u16) -> bool {
+        self.steering.set_range(first, last)
+    }
+
+    /// The ephemeral port range, `(first, last)`.
+    pub fn ephemeral_range(&self) -> (u16, u16) {
+        self.steering.range()
     }
 
     /// `connect`: a new connection in SYN-SENT from `local_ip` to `remote`.
@@ -734,12 +860,28 @@ impl TcpEndpoints {
         remote: SocketAddrV4,
         config: TcpConfig,
     ) -> Result<TcpHandle, ConnectError> {
-        let port = self
-            .ephemeral_port(local_ip, remote)
-            .ok_or(ConnectError::AddrNotAvailable)?;
+        let Some(port) = self.ephemeral_port(now, local_ip, remote) else {
+            // Linux `__inet_hash_connect` returns -EADDRNOTAVAIL once every port of
+            // ip_local_port_range is in use towards this destination.
+            self.stats.port_exhausted += 1;
+            return Err(ConnectError::AddrNotAvailable);
+        };
         let local = SocketAddrV4::new(local_ip, port);
-        let iss = self.isn.isn(now, local, remote);
-        let tcb = Tcb::connect(config, local, remote, iss, now);
+        let mut iss = self.isn.isn(now, local, remote);
+        if let Some(v) = self.flows.get(&FlowKey::new(local, remote))
+            && v & TW_TAG != 0
+        {
+            // tcp_tw_reuse (Linux tcp_twsk_unique): take over the TIME-WAIT 4-tuple, starting
+            // the new incarnation past the old one's sequence space ("write_seq = tw_snd_nxt +
+            // 65535 + 2").
+            if let Some(Some(e)) = self.tw.get((v & !TW_TAG) as usize) {
+                iss = e.tw.next_iss().get();
+            }
+            self.remove_tw(v & !TW_TAG);
+            self.stats.tw_recycled += 1;
+        }
+        let mut tcb = Tcb::connect(config, local, remote, iss, now);
+        tcb.set_ts_offset(self.isn.ts_offset(*local.ip(), *remote.ip()));
         let h = self
             .alloc_slot(tcb, true, None)
             .ok_or(ConnectError::NoBuffers)?;
@@ -918,7 +1060,19 @@ impl TcpEndpoints {
                 orphan: !s.owned && s.listener.is_none(),
             })
         });
-        listeners.chain(conns)
+        let tws = self.tw.iter().flatten().map(|e| ConnectionInfo {
+            state: State::TimeWait,
+            local: e.tw.local(),
+            remote: e.tw.remote(),
+            recv_q: 0,
+            send_q: 0,
+            timer: self
+                .wheel
+                .deadline(e.timer)
+                .map(|at| (TimerKind::Close, at)),
+            orphan: true,
+        });
+        listeners.chain(conns).chain(tws)
     }
 
     /// How many listeners and connections are in each state.
@@ -1010,7 +1164,14 @@ impl TcpEndpoints {
         remote: SocketAddrV4,
         seg: &Incoming<'_>,
     ) {
-        if let Some(index) = self.flows.get(&FlowKey::new(local, remote)) {
+        let found = self.flows.get(&FlowKey::new(local, remote));
+        if let Some(tagged) = found
+            && tagged & TW_TAG != 0
+        {
+            self.on_time_wait_segment(now, tagged & !TW_TAG, local, remote, seg);
+            return;
+        }
+        if let Some(index) = found {
             self.touch(index);
             let mut reopen = false;
             if let Some(slot) = self.slots.get_mut(index as usize)
@@ -1075,38 +1236,154 @@ impl TcpEndpoints {
             }
             return;
         }
-        if seg.flags.syn()
-            && !seg.flags.ack()
-            && !seg.flags.rst()
-            && let Some(li) = self.pick_listener(local, remote)
-            && let Some(listener) = self
-                .listeners
-                .get_mut(li as usize)
-                .and_then(|s| s.listener.as_mut())
-        {
-            // The accept queue bounded by the backlog, as the Berkeley API describes it; the
-            // SYN queue, SYN cookies and Linux's exact overflow behaviour are the
-            // connection-rate milestone's.
-            if listener.accept_queue.len() + listener.half_open >= listener.backlog {
-                self.stats.listen_overflows += 1;
+        if seg.flags.syn() && !seg.flags.ack() && !seg.flags.rst() {
+            if let Some(li) = self.pick_listener(local, remote) {
+                self.passive_open(now, li, local, remote, seg, None);
                 return;
             }
-            listener.half_open += 1;
-            let config = listener.config;
-            let iss = self.isn.isn(now, local, remote);
-            let tcb = Tcb::accept(config, local, remote, iss, seg, now);
-            if self.alloc_slot(tcb, false, Some(li)).is_some() {
-                self.stats.passive_opens += 1;
-            } else if let Some(l) = self
-                .listeners
-                .get_mut(li as usize)
-                .and_then(|s| s.listener.as_mut())
-            {
-                l.half_open = l.half_open.saturating_sub(1);
-            }
-            return;
         }
         self.reset_stray(local, remote, seg);
+    }
+
+    /// A listener (`li`) takes a SYN: a new connection in SYN-RECEIVED, unless its queue is
+    /// full. `iss` is the ISS to use (a new incarnation from TIME-WAIT), else RFC 6528's.
+    fn passive_open(
+        &mut self,
+        now: Instant,
+        li: u32,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &Incoming<'_>,
+        iss: Option<SeqNum>,
+    ) {
+        let Some(listener) = self
+            .listeners
+            .get_mut(li as usize)
+            .and_then(|s| s.listener.as_mut())
+        else {
+            return;
+        };
+        // The accept queue bounded by the backlog, as the Berkeley API describes it.
+        if listener.accept_queue.len() + listener.half_open >= listener.backlog {
+            self.stats.listen_overflows += 1;
+            return;
+        }
+        listener.half_open += 1;
+        let config = listener.config;
+        let iss = iss.unwrap_or_else(|| SeqNum(self.isn.isn(now, local, remote)));
+        let mut tcb = Tcb::accept(config, local, remote, iss.get(), seg, now);
+        tcb.set_ts_offset(self.isn.ts_offset(*local.ip(), *remote.ip()));
+        if self.alloc_slot(tcb, false, Some(li)).is_some() {
+            self.stats.passive_opens += 1;
+        } else if let Some(l) = self
+            .listeners
+            .get_mut(li as usize)
+            .and_then(|s| s.listener.as_mut())
+        {
+            l.half_open = l.half_open.saturating_sub(1);
+        }
+    }
+
+    /// A segment for the compact TIME-WAIT entry `i` (see [`TimeWait::on_segment`]).
+    fn on_time_wait_segment(
+        &mut self,
+        now: Instant,
+        i: u32,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &Incoming<'_>,
+    ) {
+        let Some(Some(e)) = self.tw.get_mut(i as usize) else {
+            return;
+        };
+        let timer = e.timer;
+        let timeout = e.tw.timeout();
+        let fallback_ack = e.tw.ack(now);
+        let (reply, restart) = match e.tw.on_segment(now, seg) {
+            Verdict::Drop => (None, false),
+            Verdict::Restart => (None, true),
+            Verdict::Ack { reply, restart } => (Some(reply), restart),
+            Verdict::NewIncarnation { iss } => {
+                // RFC 6191 / Linux tcp_v4_rcv TCP_TW_SYN: a listener on the port takes the SYN
+                // and the TIME-WAIT entry goes; without one, the SYN is answered with an ACK.
+                if let Some(li) = self.pick_listener(local, remote) {
+                    self.remove_tw(i);
+                    self.stats.tw_killed += 1;
+                    self.passive_open(now, li, local, remote, seg, Some(iss));
+                    return;
+                }
+                (Some(fallback_ack), false)
+            }
+        };
+        if restart {
+            let _ = self.wheel.reschedule(timer, now + timeout);
+        }
+        if let Some(out) = reply
+            && self.strays.len() < MAX_STRAYS
+        {
+            self.strays.push_back((local, remote, out));
+        }
+    }
+
+    /// Replaces the full TCB of slot `index`, in TIME-WAIT and let go of by the application,
+    /// with a compact entry (Linux `tcp_time_wait`). Past `max_buckets` entries the connection
+    /// is closed without TIME-WAIT, as Linux does, and counted.
+    fn enter_compact_time_wait(&mut self, now: Instant, index: u32) {
+        let Some(tw) = self
+            .slots
+            .get(index as usize)
+            .and_then(|s| s.tcb.as_ref())
+            .and_then(|t| TimeWait::from_tcb(t, now))
+        else {
+            return;
+        };
+        self.remove(index);
+        if self.tw_count >= self.tw_config.max_buckets {
+            self.stats.tw_overflow += 1;
+            return;
+        }
+        let i = match self.tw_free.pop() {
+            Some(i) => i,
+            None => {
+                let i = self.tw.len() as u32;
+                if i >= TW_TAG {
+                    self.stats.tw_overflow += 1;
+                    return;
+                }
+                self.tw.push(None);
+                i
+            }
+        };
+        let Ok(timer) = self.wheel.insert(now + tw.timeout(), TW_TAG | i) else {
+            self.tw_free.push(i);
+            self.stats.tw_overflow += 1;
+            return;
+        };
+        if self
+            .flows
+            .insert(FlowKey::new(tw.local(), tw.remote()), TW_TAG | i)
+            .is_err()
+        {
+            self.wheel.cancel(timer);
+            self.tw_free.push(i);
+            self.stats.tw_overflow += 1;
+            return;
+        }
+        if let Some(e) = self.tw.get_mut(i as usize) {
+            *e = Some(TwSlot { tw, timer });
+        }
+        self.tw_count += 1;
+    }
+
+    /// Removes TIME-WAIT entry `i`: its flow-table entry and timer go.
+    fn remove_tw(&mut self, i: u32) {
+        if let Some(e) = self.tw.get_mut(i as usize).and_then(Option::take) {
+            self.flows
+                .remove(&FlowKey::new(e.tw.local(), e.tw.remote()));
+            self.wheel.cancel(e.timer);
+            self.tw_free.push(i);
+            self.tw_count -= 1;
+        }
     }
 
     /// The listener that gets a SYN for `local` from `remote`: the port's only one, or, in a
@@ -1191,6 +1468,11 @@ impl TcpEndpoints {
             slots,
             ready,
             events,
+            tw,
+            tw_free,
+            tw_count,
+            flows,
+            stats,
             ..
         } = self;
         for &index in ready.iter() {
@@ -1201,6 +1483,17 @@ impl TcpEndpoints {
             }
         }
         wheel.advance(now, |_, index| {
+            if index & TW_TAG != 0 {
+                // 2*MSL passed: the TIME-WAIT entry ends (RFC 9293 3.10.8 "Time-Wait Timeout").
+                let i = index & !TW_TAG;
+                if let Some(e) = tw.get_mut(i as usize).and_then(Option::take) {
+                    flows.remove(&FlowKey::new(e.tw.local(), e.tw.remote()));
+                    tw_free.push(i);
+                    *tw_count -= 1;
+                    stats.tw += 1;
+                }
+                return;
+            }
             let Some(s) = slots.get_mut(index as usize) else {
                 return;
             };
@@ -1280,6 +1573,14 @@ impl TcpEndpoints {
             });
             if tcb.is_closed() && !s.owned {
                 self.remove(index);
+                continue;
+            }
+            if tcb.state() == State::TimeWait
+                && !s.owned
+                && s.listener.is_none()
+                && !tcb.wants_output()
+            {
+                self.enter_compact_time_wait(now, index);
                 continue;
             }
             if tcb.wants_output() {

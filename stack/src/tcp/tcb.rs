@@ -381,6 +381,13 @@ impl Tcb {
         tcb
     }
 
+    /// Sets the offset of the connection's timestamp clock (TSval = milliseconds + offset),
+    /// before its first segment: the shard keys it by the address pair (see
+    /// [`super::isn::IsnGenerator::ts_offset`]).
+    pub fn set_ts_offset(&mut self, offset: u32) {
+        self.ts_offset = offset;
+    }
+
     /// Options from the peer's SYN or SYN-ACK: each is used only if both sides offered it.
     pub(super) fn negotiate(&mut self, syn: &Incoming<'_>, now: Instant) {
         let o = &syn.options;
