@@ -371,6 +371,9 @@ impl Shard {
         s.tcp.listen_overflows = e.listen_overflows;
         s.tcp.estab_resets = e.estab_resets;
         s.tcp_ext.tw = e.tw;
+        s.tcp_ext.listen_drops = e.listen_drops;
+        s.tcp_ext.req_q_full_drops = e.req_q_full_drops;
+        s.tcp_ext.defer_accept_drops = e.defer_accept_drops;
         s.tcp_ext.tw_recycled = e.tw_recycled;
         s.tcp_ext.tw_killed = e.tw_killed;
         s.tcp_ext.tw_overflow = e.tw_overflow;
@@ -1256,6 +1259,8 @@ impl Shard {
     }
 }
 
+#[cfg(test)]
+mod listen_queue_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

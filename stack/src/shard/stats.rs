@@ -247,7 +247,13 @@ counters!(
 counters!(
     /// TCP extensions, named as in Linux's `/proc/net/netstat` `TcpExt:` line where one exists.
     TcpExtStats, "TcpExt" {
-        /// TIME-WAIT entries that ended after 2*MSL (Linux `TW`).
+        /// SYNs and final ACKs that listeners dropped (queues full, tables full).
+        listen_drops: "ListenDrops",
+        /// SYNs dropped because a listener's SYN queue was full.
+        req_q_full_drops: "TCPReqQFullDrop",
+        /// Bare final ACKs dropped while TCP_DEFER_ACCEPT waited for data.
+        defer_accept_drops: "TCPDeferAcceptDrop",
+        /// TIME-WAIT entries that ended after 2*MSL.
         tw: "TW",
         /// TIME-WAIT 4-tuples reused by an active open (`tcp_tw_reuse`).
         tw_recycled: "TWRecycled",

@@ -17,6 +17,7 @@ use crate::socket::events::{Event, EventQueue, Readiness, Seen};
 use crate::socket::handle::SocketHandle;
 use crate::socket::introspect::{ConnectionInfo, StateHistogram};
 use crate::tcp::isn::IsnGenerator;
+use crate::tcp::listener::{RequestVerdict, SynRequest};
 use crate::tcp::segment::{Flags, Incoming, Options, Outgoing, Timestamps};
 use crate::tcp::send_buffer::SendBuffer;
 use crate::tcp::time_wait::{TimeWait, Verdict};
@@ -121,8 +122,13 @@ struct Listener {
     /// Position of its entry in the event queue.
     event_at: Option<u32>,
     backlog: usize,
-    /// Connections still in SYN-RECEIVED.
-    half_open: usize,
+    /// Connection requests (SYN-RECEIVED, compact entries) of this listener now.
+    syn_queue: usize,
+    /// Most requests at once (the SYN queue's limit; Linux's is the backlog,
+    /// `inet_csk_reqsk_queue_is_full`, which is the default here too).
+    syn_limit: usize,
+    /// `TCP_DEFER_ACCEPT` in SYN-ACK retransmissions (0: off).
+    defer_accept: u8,
     /// Completed connections waiting for `accept`, oldest first.
     accept_queue: VecDeque<TcpHandle>,
 }
@@ -190,6 +196,18 @@ struct TwSlot {
 /// Marks a flow-table or timer-wheel value as the index of a TIME-WAIT entry (not a slot).
 const TW_TAG: u32 = 1 << 31;
 
+/// Marks a flow-table or timer-wheel value as the index of a connection request.
+const REQ_TAG: u32 = 1 << 30;
+
+/// A connection request (SYN-RECEIVED) of the shard: the compact entry, its listener and its
+/// SYN-ACK timer.
+#[derive(Clone, Copy, Debug)]
+struct ReqSlot {
+    req: SynRequest,
+    listener: u32,
+    timer: TimerId,
+}
+
 /// TIME-WAIT settings of a shard (Linux `net.ipv4.tcp_max_tw_buckets`, `tcp_tw_reuse`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimeWaitConfig {
@@ -224,6 +242,9 @@ pub struct EndpointStats {
     pub established: u64,
     /// Connections reset by the peer.
     pub estab_resets: u64,
+    /// Bare final ACKs dropped while `TCP_DEFER_ACCEPT` waits for data (Linux
+    /// `TCPDeferAcceptDrop`).
+    pub defer_accept_drops: u64,
     /// TIME-WAIT entries that ended after their 2*MSL (Linux `TW`, TimeWaited).
     pub tw: u64,
     /// TIME-WAIT 4-tuples taken over by an active open (Linux `TWRecycled`, `tcp_tw_reuse`).
@@ -235,6 +256,11 @@ pub struct EndpointStats {
     /// Connections closed without TIME-WAIT because `max_buckets` entries existed (Linux
     /// `TCPTimeWaitOverflow`).
     pub tw_overflow: u64,
+    /// SYNs or final ACKs a listener dropped for any reason (Linux `ListenDrops`:
+    /// `ListenOverflows` plus full SYN queues, full tables).
+    pub listen_drops: u64,
+    /// SYNs dropped because the SYN queue was full (Linux `TCPReqQFullDrop`).
+    pub req_q_full_drops: u64,
     /// Active opens refused with `EADDRNOTAVAIL`: no ephemeral port free for the destination
     /// (Linux counts none; named `TCPEphemeralPortExhausted` here).
     pub port_exhausted: u64,
@@ -260,6 +286,12 @@ pub struct TcpEndpoints {
     reuseport_key: u64,
     steering: PortSteering,
     max_connections: usize,
+    /// Connection requests (`None`: free, listed in `req_free`).
+    reqs: Vec<Option<ReqSlot>>,
+    req_free: Vec<u32>,
+    req_count: usize,
+    /// Requests whose SYN-ACK timer fired, between the wheel's walk and their handling.
+    req_fired: Vec<u32>,
     /// Compact TIME-WAIT entries (`None`: free, listed in `tw_free`).
     tw: Vec<Option<TwSlot>>,
     tw_free: Vec<u32>,
@@ -282,8 +314,9 @@ impl fmt::Debug for TcpEndpoints {
 /// Granularity of connection timers.
 const TIMER_TICK: crate::time::Duration = crate::time::Duration::from_millis(1);
 
-/// Largest number of stray RSTs queued between two transmits.
-const MAX_STRAYS: usize = 256;
+/// Largest number of segments sent on no TCB's behalf (stray RSTs, SYN-ACKs of requests,
+/// TIME-WAIT ACKs) queued between two transmits.
+const MAX_STRAYS: usize = 1024;
 
 /// Converts a parsed wire segment into the state machine's view.
 pub fn incoming<'a>(repr: &wire_tcp::Repr<'a>) -> Incoming<'a> {
@@ -387,6 +420,10 @@ impl TcpEndpoints {
             ]),
             steering: PortSteering::new(None, 0),
             max_connections,
+            reqs: Vec::new(),
+            req_free: Vec::new(),
+            req_count: 0,
+            req_fired: Vec::new(),
             tw: Vec::new(),
             tw_free: Vec::new(),
             tw_count: 0,
@@ -424,10 +461,15 @@ impl TcpEndpoints {
         self.tw_count
     }
 
+    /// Connection requests (SYN-RECEIVED compact entries) now.
+    pub fn request_count(&self) -> usize {
+        self.req_count
+    }
+
     /// Connections holding a full TCB (any state; TIME-WAIT ones the application still holds
     /// included, compact TIME-WAIT entries not).
     pub fn tcb_count(&self) -> usize {
-        self.flows.len() - self.tw_count
+        self.flows.len() - self.tw_count - self.req_count
     }
 
     /// Counters.
@@ -447,10 +489,10 @@ impl TcpEndpoints {
             .iter()
             .filter(|s| s.tcb.as_ref().is_some_and(|t| t.state() == state))
             .count();
-        if state == State::TimeWait {
-            tcbs + self.tw_count
-        } else {
-            tcbs
+        match state {
+            State::TimeWait => tcbs + self.tw_count,
+            State::SynReceived => tcbs + self.req_count,
+            _ => tcbs,
         }
     }
 
@@ -582,7 +624,9 @@ impl TcpEndpoints {
             linger,
             event_at: None,
             backlog,
-            half_open: 0,
+            syn_queue: 0,
+            syn_limit: backlog,
+            defer_accept: 0,
             accept_queue: VecDeque::with_capacity(backlog),
         };
         let index = match self.free_listeners.pop() {
@@ -661,6 +705,41 @@ impl TcpEndpoints {
         self.listener(l).and_then(|l| l.linger)
     }
 
+    /// Sets the SYN queue limit of `l`: most connection requests (SYN-RECEIVED) at once,
+    /// separate from the backlog, which bounds the accept queue (default: the backlog, as
+    /// Linux's `inet_csk_reqsk_queue_is_full`). False for a stale handle or a zero limit.
+    pub fn set_syn_queue_limit(&mut self, l: ListenHandle, limit: usize) -> bool {
+        match self.listener_mut(l) {
+            Some(listener) if limit > 0 => {
+                listener.syn_limit = limit;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Connection requests (SYN-RECEIVED) of `l` now.
+    pub fn syn_queue_len(&self, l: ListenHandle) -> usize {
+        self.listener(l).map_or(0, |l| l.syn_queue)
+    }
+
+    /// `TCP_DEFER_ACCEPT` on `l`, in SYN-ACK retransmissions (Linux converts the option's
+    /// seconds the same way, `secs_to_retrans`); 0 turns it off. False for a stale handle.
+    pub fn set_defer_accept(&mut self, l: ListenHandle, retransmissions: u8) -> bool {
+        match self.listener_mut(l) {
+            Some(listener) => {
+                listener.defer_accept = retransmissions;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `TCP_DEFER_ACCEPT` of `l` in SYN-ACK retransmissions.
+    pub fn defer_accept(&self, l: ListenHandle) -> u8 {
+        self.listener(l).map_or(0, |l| l.defer_accept)
+    }
+
     /// Connections waiting in the accept queue of `l`.
     pub fn accept_queue_len(&self, l: ListenHandle) -> usize {
         self.listener(l).map_or(0, |l| l.accept_queue.len())
@@ -704,6 +783,16 @@ impl TcpEndpoints {
             group.retain(|&i| i != l.index);
             if group.is_empty() {
                 self.by_port.remove(&listener.port);
+            }
+        }
+        for i in 0..self.reqs.len() {
+            if self
+                .reqs
+                .get(i)
+                .and_then(Option::as_ref)
+                .is_some_and(|e| e.listener == l.index)
+            {
+                self.remove_req(i as u32);
             }
         }
         for h in listener.accept_queue {
@@ -1072,7 +1161,19 @@ impl TcpEndpoints {
                 .map(|at| (TimerKind::Close, at)),
             orphan: true,
         });
-        listeners.chain(conns).chain(tws)
+        let reqs = self.reqs.iter().flatten().map(|e| ConnectionInfo {
+            state: State::SynReceived,
+            local: e.req.local(),
+            remote: e.req.remote(),
+            recv_q: 0,
+            send_q: 0,
+            timer: self
+                .wheel
+                .deadline(e.timer)
+                .map(|at| (TimerKind::Retransmit, at)),
+            orphan: false,
+        });
+        listeners.chain(reqs).chain(conns).chain(tws)
     }
 
     /// How many listeners and connections are in each state.
@@ -1171,6 +1272,12 @@ impl TcpEndpoints {
             self.on_time_wait_segment(now, tagged & !TW_TAG, local, remote, seg);
             return;
         }
+        if let Some(tagged) = found
+            && tagged & REQ_TAG != 0
+        {
+            self.on_request_segment(now, tagged & !REQ_TAG, local, remote, seg);
+            return;
+        }
         if let Some(index) = found {
             self.touch(index);
             let mut reopen = false;
@@ -1197,7 +1304,6 @@ impl TcpEndpoints {
                             && let Some(ls) = self.listeners.get_mut(li as usize)
                             && let Some(l) = ls.listener.as_mut()
                         {
-                            l.half_open = l.half_open.saturating_sub(1);
                             l.accept_queue.push_back(TcpHandle {
                                 index,
                                 generation: slot.generation,
@@ -1245,8 +1351,9 @@ impl TcpEndpoints {
         self.reset_stray(local, remote, seg);
     }
 
-    /// A listener (`li`) takes a SYN: a new connection in SYN-RECEIVED, unless its queue is
-    /// full. `iss` is the ISS to use (a new incarnation from TIME-WAIT), else RFC 6528's.
+    /// A listener (`li`) takes a SYN (Linux `tcp_conn_request`): a connection request in
+    /// SYN-RECEIVED and its SYN-ACK, unless a queue is full. `iss` is the ISS to use (a new
+    /// incarnation from TIME-WAIT), else RFC 6528's.
     fn passive_open(
         &mut self,
         now: Instant,
@@ -1263,25 +1370,238 @@ impl TcpEndpoints {
         else {
             return;
         };
-        // The accept queue bounded by the backlog, as the Berkeley API describes it.
-        if listener.accept_queue.len() + listener.half_open >= listener.backlog {
+        // Linux tcp_conn_request: "if (sk_acceptq_is_full(sk)) { NET_INC_STATS(sock_net(sk),
+        // LINUX_MIB_LISTENOVERFLOWS); goto drop; }" (full: more than `backlog` waiting), and
+        // every drop there counts ListenDrops (tcp_listendrop).
+        if listener.accept_queue.len() > listener.backlog {
             self.stats.listen_overflows += 1;
+            self.stats.listen_drops += 1;
             return;
         }
-        listener.half_open += 1;
+        // inet_csk_reqsk_queue_is_full: without SYN cookies, a SYN beyond the SYN queue is
+        // dropped (TCPReqQFullDrop).
+        if listener.syn_queue >= listener.syn_limit {
+            self.stats.req_q_full_drops += 1;
+            self.stats.listen_drops += 1;
+            return;
+        }
         let config = listener.config;
+        if self.flows.len() >= self.max_connections {
+            self.stats.listen_drops += 1;
+            return;
+        }
         let iss = iss.unwrap_or_else(|| SeqNum(self.isn.isn(now, local, remote)));
-        let mut tcb = Tcb::accept(config, local, remote, iss.get(), seg, now);
-        tcb.set_ts_offset(self.isn.ts_offset(*local.ip(), *remote.ip()));
-        if self.alloc_slot(tcb, false, Some(li)).is_some() {
-            self.stats.passive_opens += 1;
-        } else if let Some(l) = self
+        let ts_offset = self.isn.ts_offset(*local.ip(), *remote.ip());
+        let req = SynRequest::new(local, remote, iss, ts_offset, seg);
+        let i = match self.req_free.pop() {
+            Some(i) => i,
+            None => {
+                let i = self.reqs.len() as u32;
+                if i >= REQ_TAG {
+                    self.stats.listen_drops += 1;
+                    return;
+                }
+                self.reqs.push(None);
+                i
+            }
+        };
+        let Ok(timer) = self
+            .wheel
+            .insert(req.next_timeout(&config, now), REQ_TAG | i)
+        else {
+            self.req_free.push(i);
+            self.stats.listen_drops += 1;
+            return;
+        };
+        if self
+            .flows
+            .insert(FlowKey::new(local, remote), REQ_TAG | i)
+            .is_err()
+        {
+            self.wheel.cancel(timer);
+            self.req_free.push(i);
+            self.stats.listen_drops += 1;
+            return;
+        }
+        if let Some(e) = self.reqs.get_mut(i as usize) {
+            *e = Some(ReqSlot {
+                req,
+                listener: li,
+                timer,
+            });
+        }
+        self.req_count += 1;
+        if let Some(l) = self
             .listeners
             .get_mut(li as usize)
             .and_then(|s| s.listener.as_mut())
         {
-            l.half_open = l.half_open.saturating_sub(1);
+            l.syn_queue += 1;
         }
+        self.push_stray(local, remote, req.syn_ack(&config, now));
+    }
+
+    /// Queues a segment that no TCB sends (SYN-ACKs and ACKs of requests, TIME-WAIT ACKs);
+    /// dropped, like a lost segment, if the queue is full.
+    fn push_stray(&mut self, local: SocketAddrV4, remote: SocketAddrV4, out: Outgoing) {
+        if self.strays.len() < MAX_STRAYS {
+            self.strays.push_back((local, remote, out));
+        }
+    }
+
+    /// Removes request `i`: its flow-table entry and timer go, and its listener's SYN queue
+    /// shrinks.
+    fn remove_req(&mut self, i: u32) -> Option<ReqSlot> {
+        let e = self.reqs.get_mut(i as usize).and_then(Option::take)?;
+        self.flows
+            .remove(&FlowKey::new(e.req.local(), e.req.remote()));
+        self.wheel.cancel(e.timer);
+        self.req_free.push(i);
+        self.req_count -= 1;
+        if let Some(l) = self
+            .listeners
+            .get_mut(e.listener as usize)
+            .and_then(|s| s.listener.as_mut())
+        {
+            l.syn_queue = l.syn_queue.saturating_sub(1);
+        }
+        Some(e)
+    }
+
+    /// A segment for connection request `i` (Linux `tcp_check_req`).
+    fn on_request_segment(
+        &mut self,
+        now: Instant,
+        i: u32,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &Incoming<'_>,
+    ) {
+        let Some(Some(e)) = self.reqs.get(i as usize) else {
+            return;
+        };
+        let li = e.listener;
+        let Some(listener) = self
+            .listeners
+            .get(li as usize)
+            .and_then(|s| s.listener.as_ref())
+        else {
+            self.remove_req(i);
+            return;
+        };
+        let (config, backlog, queued, defer) = (
+            listener.config,
+            listener.backlog,
+            listener.accept_queue.len(),
+            listener.defer_accept,
+        );
+        let Some(Some(e)) = self.reqs.get_mut(i as usize) else {
+            return;
+        };
+        match e.req.on_segment(&config, now, seg) {
+            RequestVerdict::Drop => {}
+            RequestVerdict::ResendSynAck => {
+                let out = e.req.syn_ack(&config, now);
+                self.push_stray(local, remote, out);
+            }
+            RequestVerdict::Reply(out) => self.push_stray(local, remote, out),
+            RequestVerdict::Abort(out) => {
+                self.remove_req(i);
+                if let Some(out) = out {
+                    self.push_stray(local, remote, out);
+                }
+            }
+            RequestVerdict::Complete => {
+                // Linux tcp_check_req with TCP_DEFER_ACCEPT: "if (req->num_timeout <
+                // rskq_defer_accept && TCP_SKB_CB(skb)->end_seq == tcp_rsk(req)->rcv_isn + 1)
+                // { inet_rsk(req)->acked = 1; NET_INC_STATS(TCPDEFERACCEPTDROP); return NULL; }"
+                if defer > 0 && e.req.retries() < defer && e.req.is_bare_ack(seg) {
+                    e.req.set_acked();
+                    self.stats.defer_accept_drops += 1;
+                    return;
+                }
+                // Linux tcp_v4_syn_recv_sock: "if (sk_acceptq_is_full(sk)) goto exit_overflow"
+                // (ListenOverflows, ListenDrops); tcp_check_req then, with
+                // tcp_abort_on_overflow = 0, "inet_rsk(req)->acked = 1; return NULL": the ACK
+                // is dropped, the request stays and its SYN-ACK timer retransmits later, so
+                // the peer's next ACK or data can complete it.
+                if queued > backlog {
+                    e.req.set_acked();
+                    self.stats.listen_overflows += 1;
+                    self.stats.listen_drops += 1;
+                    return;
+                }
+                let req = e.req;
+                self.remove_req(i);
+                let mut tcb = req.into_tcb(config, now);
+                tcb.on_segment(now, seg);
+                if !tcb.state().is_synchronized() {
+                    return;
+                }
+                let Some(h) = self.alloc_slot(tcb, false, Some(li)) else {
+                    self.stats.listen_drops += 1;
+                    return;
+                };
+                self.stats.passive_opens += 1;
+                self.stats.established += 1;
+                if let Some(ls) = self.listeners.get_mut(li as usize)
+                    && let Some(l) = ls.listener.as_mut()
+                {
+                    l.accept_queue.push_back(h);
+                    let handle = ListenHandle {
+                        index: li,
+                        generation: ls.generation,
+                        port: l.port,
+                    };
+                    self.events.raise(
+                        &mut l.event_at,
+                        SocketHandle::Listener(handle),
+                        Readiness::ACCEPT,
+                    );
+                }
+            }
+        }
+    }
+
+    /// SYN-ACK timers of requests that fired (Linux `reqsk_timer_handler`): retransmit, or
+    /// drop the request after `synack_retries` (or the `TCP_DEFER_ACCEPT` period).
+    fn run_request_timers(&mut self, now: Instant) {
+        let mut fired = core::mem::take(&mut self.req_fired);
+        for &i in &fired {
+            let Some(Some(e)) = self.reqs.get(i as usize) else {
+                continue;
+            };
+            let Some((config, defer)) = self
+                .listeners
+                .get(e.listener as usize)
+                .and_then(|s| s.listener.as_ref())
+                .map(|l| (l.config, l.defer_accept))
+            else {
+                self.remove_req(i);
+                continue;
+            };
+            let Some(Some(e)) = self.reqs.get_mut(i as usize) else {
+                continue;
+            };
+            let (expire, resend) = e.req.on_timeout(&config, defer);
+            if expire {
+                self.remove_req(i);
+                continue;
+            }
+            let (req, at) = (e.req, e.req.next_timeout(&config, now));
+            match self.wheel.insert(at, REQ_TAG | i) {
+                Ok(t) => e.timer = t,
+                Err(_) => {
+                    self.remove_req(i);
+                    continue;
+                }
+            }
+            if resend {
+                self.push_stray(req.local(), req.remote(), req.syn_ack(&config, now));
+            }
+        }
+        fired.clear();
+        self.req_fired = fired;
     }
 
     /// A segment for the compact TIME-WAIT entry `i` (see [`TimeWait::on_segment`]).
@@ -1318,10 +1638,8 @@ impl TcpEndpoints {
         if restart {
             let _ = self.wheel.reschedule(timer, now + timeout);
         }
-        if let Some(out) = reply
-            && self.strays.len() < MAX_STRAYS
-        {
-            self.strays.push_back((local, remote, out));
+        if let Some(out) = reply {
+            self.push_stray(local, remote, out);
         }
     }
 
@@ -1346,7 +1664,7 @@ impl TcpEndpoints {
             Some(i) => i,
             None => {
                 let i = self.tw.len() as u32;
-                if i >= TW_TAG {
+                if i >= REQ_TAG {
                     self.stats.tw_overflow += 1;
                     return;
                 }
@@ -1446,10 +1764,6 @@ impl TcpEndpoints {
                     .get_mut(li as usize)
                     .and_then(|l| l.listener.as_mut())
             {
-                if tcb.state() == State::Closed && !l.accept_queue.iter().any(|h| h.index == index)
-                {
-                    l.half_open = l.half_open.saturating_sub(1);
-                }
                 l.accept_queue.retain(|h| h.index != index);
             }
             s.owned = false;
@@ -1473,6 +1787,7 @@ impl TcpEndpoints {
             tw_count,
             flows,
             stats,
+            req_fired,
             ..
         } = self;
         for &index in ready.iter() {
@@ -1483,6 +1798,10 @@ impl TcpEndpoints {
             }
         }
         wheel.advance(now, |_, index| {
+            if index & TW_TAG == 0 && index & REQ_TAG != 0 {
+                req_fired.push(index & !REQ_TAG);
+                return;
+            }
             if index & TW_TAG != 0 {
                 // 2*MSL passed: the TIME-WAIT entry ends (RFC 9293 3.10.8 "Time-Wait Timeout").
                 let i = index & !TW_TAG;
@@ -1504,6 +1823,7 @@ impl TcpEndpoints {
                 ready.push(index);
             }
         });
+        self.run_request_timers(now);
     }
 
     /// Runs the due timers of connection `index` (its own and the linger deadline) and reports

@@ -5,6 +5,7 @@ pub mod config;
 pub mod congestion;
 mod input;
 pub mod isn;
+pub mod listener;
 pub mod reassembly;
 pub mod recv_buffer;
 mod ring;

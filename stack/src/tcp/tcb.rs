@@ -388,6 +388,19 @@ impl Tcb {
         self.ts_offset = offset;
     }
 
+    /// A connection made from a compact request entry (see [`super::listener::SynRequest`]):
+    /// the entry already sent the SYN-ACK, so SND.NXT is past our SYN and none is due.
+    pub(super) fn syn_ack_sent(&mut self) {
+        self.syn_due = false;
+        self.snd_nxt = self.iss + 1u32;
+        self.snd_max = self.snd_nxt;
+        // What the SYN-ACK advertised and acknowledged (its window is never scaled, RFC 7323
+        // 2.2), as `segment` records it for segments the TCB sends itself.
+        let (_, right) = self.window_to_advertise(true);
+        self.rcv_adv = right;
+        self.last_ack_sent = self.rcv_nxt;
+    }
+
     /// Options from the peer's SYN or SYN-ACK: each is used only if both sides offered it.
     pub(super) fn negotiate(&mut self, syn: &Incoming<'_>, now: Instant) {
         let o = &syn.options;
