@@ -1,7 +1,7 @@
 //! SYN queue (compact connection requests) and accept queue of listeners, with Linux's overflow
 //! behaviour: segment values in and out of the shard's TCP table, a fake clock.
 
-use super::tcp::TcpEndpoints;
+use super::tcp::{SynCookieMode, TcpEndpoints};
 use crate::tcp::segment::{Flags, Incoming, Options, Outgoing};
 use crate::tcp::{SeqNum, State, TcpConfig, TimerKind};
 use crate::time::Instant;
@@ -136,7 +136,16 @@ fn syn_queue_limit_is_separate_from_the_backlog() {
     assert!(!ep.set_syn_queue_limit(l, 0));
     open(&mut ep, t(0), 4000);
     open(&mut ep, t(0), 4001);
-    ep.on_segment(t(0), US, peer(4002), &syn(1000));
+    // Linux's default (tcp_syncookies = 1): beyond the SYN queue, a cookie and no request.
+    assert_eq!(ep.syncookies(), SynCookieMode::OnOverflow);
+    open(&mut ep, t(0), 4002);
+    assert_eq!(ep.syn_queue_len(l), 2);
+    assert_eq!(ep.request_count(), 2);
+    assert_eq!(ep.stats().syncookies_sent, 1);
+    assert_eq!(ep.stats().req_q_full_do_cookies, 1);
+    // Without cookies (tcp_syncookies = 0) the SYN is dropped and counted.
+    ep.set_syncookies(SynCookieMode::Off);
+    ep.on_segment(t(0), US, peer(4003), &syn(1000));
     assert!(output(&mut ep, t(0)).is_empty(), "dropped, not answered");
     assert_eq!(ep.syn_queue_len(l), 2);
     assert_eq!(ep.stats().req_q_full_drops, 1);

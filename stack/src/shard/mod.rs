@@ -372,6 +372,10 @@ impl Shard {
         s.tcp.estab_resets = e.estab_resets;
         s.tcp_ext.tw = e.tw;
         s.tcp_ext.listen_drops = e.listen_drops;
+        s.tcp_ext.syncookies_sent = e.syncookies_sent;
+        s.tcp_ext.syncookies_recv = e.syncookies_recv;
+        s.tcp_ext.syncookies_failed = e.syncookies_failed;
+        s.tcp_ext.req_q_full_do_cookies = e.req_q_full_do_cookies;
         s.tcp_ext.req_q_full_drops = e.req_q_full_drops;
         s.tcp_ext.defer_accept_drops = e.defer_accept_drops;
         s.tcp_ext.tw_recycled = e.tw_recycled;
@@ -1261,6 +1265,8 @@ impl Shard {
 
 #[cfg(test)]
 mod listen_queue_tests;
+#[cfg(test)]
+mod syncookie_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

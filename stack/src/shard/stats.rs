@@ -251,6 +251,14 @@ counters!(
         listen_drops: "ListenDrops",
         /// SYNs dropped because a listener's SYN queue was full.
         req_q_full_drops: "TCPReqQFullDrop",
+        /// SYN cookies sent.
+        syncookies_sent: "SyncookiesSent",
+        /// Valid SYN cookies received.
+        syncookies_recv: "SyncookiesRecv",
+        /// ACKs checked as SYN cookies that failed.
+        syncookies_failed: "SyncookiesFailed",
+        /// SYNs answered with a cookie because a SYN queue was full.
+        req_q_full_do_cookies: "TCPReqQFullDoCookies",
         /// Bare final ACKs dropped while TCP_DEFER_ACCEPT waited for data.
         defer_accept_drops: "TCPDeferAcceptDrop",
         /// TIME-WAIT entries that ended after 2*MSL.

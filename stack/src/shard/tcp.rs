@@ -20,6 +20,7 @@ use crate::tcp::isn::IsnGenerator;
 use crate::tcp::listener::{RequestVerdict, SynRequest};
 use crate::tcp::segment::{Flags, Incoming, Options, Outgoing, Timestamps};
 use crate::tcp::send_buffer::SendBuffer;
+use crate::tcp::syncookie::{SynCookies, decode_timestamp};
 use crate::tcp::time_wait::{TimeWait, Verdict};
 use crate::tcp::{SeqNum, State, Tcb, TcpConfig, TimerKind};
 use crate::time::{Duration, Instant};
@@ -221,6 +222,18 @@ pub struct TimeWaitConfig {
     pub reuse: bool,
 }
 
+/// When listeners answer SYNs with SYN cookies (Linux `net.ipv4.tcp_syncookies`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SynCookieMode {
+    /// Never: a SYN beyond a full SYN queue is dropped (`tcp_syncookies = 0`).
+    Off,
+    /// When a listener's SYN queue is full (`tcp_syncookies = 1`, Linux's default).
+    #[default]
+    OnOverflow,
+    /// For every SYN, keeping no request at all (`tcp_syncookies = 2`).
+    Always,
+}
+
 #[derive(Debug)]
 struct ListenerSlot {
     generation: u32,
@@ -242,6 +255,15 @@ pub struct EndpointStats {
     pub established: u64,
     /// Connections reset by the peer.
     pub estab_resets: u64,
+    /// SYN cookies sent (Linux `SyncookiesSent`).
+    pub syncookies_sent: u64,
+    /// Valid SYN cookies received: connections built from them (Linux `SyncookiesRecv`).
+    pub syncookies_recv: u64,
+    /// ACKs checked as SYN cookies that failed (Linux `SyncookiesFailed`).
+    pub syncookies_failed: u64,
+    /// SYNs answered with a cookie because the SYN queue was full (Linux
+    /// `TCPReqQFullDoCookies`).
+    pub req_q_full_do_cookies: u64,
     /// Bare final ACKs dropped while `TCP_DEFER_ACCEPT` waits for data (Linux
     /// `TCPDeferAcceptDrop`).
     pub defer_accept_drops: u64,
@@ -264,6 +286,22 @@ pub struct EndpointStats {
     /// Active opens refused with `EADDRNOTAVAIL`: no ephemeral port free for the destination
     /// (Linux counts none; named `TCPEphemeralPortExhausted` here).
     pub port_exhausted: u64,
+}
+
+/// How much of its tables a [`TcpEndpoints`] uses (see [`TcpEndpoints::usage`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableUsage {
+    /// Flow-table entries (TCBs, requests and TIME-WAIT entries).
+    pub flows: usize,
+    /// TCB slots ever allocated (in use or free).
+    pub slots: usize,
+    /// Request entries ever allocated (in use or free).
+    pub requests: usize,
+    /// TIME-WAIT entries ever allocated (in use or free).
+    pub time_wait: usize,
+    /// Bytes held by the slot, request and TIME-WAIT vectors (their capacity; the TCBs' own
+    /// buffers not counted).
+    pub bytes: usize,
 }
 
 /// All TCP endpoints of a shard.
@@ -297,6 +335,11 @@ pub struct TcpEndpoints {
     tw_free: Vec<u32>,
     tw_count: usize,
     tw_config: TimeWaitConfig,
+    cookies: SynCookies,
+    cookie_mode: SynCookieMode,
+    /// When the last SYN cookie was sent: ACKs are checked as cookies only within 2 minutes of
+    /// it (Linux `tcp_synq_no_recent_overflow`).
+    cookie_sent_at: Option<Instant>,
     stats: EndpointStats,
     /// Stray segments to answer with RST: (local, remote, segment to send).
     strays: VecDeque<(SocketAddrV4, SocketAddrV4, Outgoing)>,
@@ -431,6 +474,16 @@ impl TcpEndpoints {
                 max_buckets: max_connections,
                 reuse: false,
             },
+            cookies: SynCookies::new({
+                let mut k = isn_key;
+                k.rotate_left(5);
+                for b in &mut k {
+                    *b ^= 0x5c;
+                }
+                k
+            }),
+            cookie_mode: SynCookieMode::default(),
+            cookie_sent_at: None,
             stats: EndpointStats::default(),
             strays: VecDeque::new(),
         }
@@ -446,6 +499,23 @@ impl TcpEndpoints {
         self.config = config;
     }
 
+    /// When SYN cookies are used (default: when a SYN queue is full, as Linux).
+    pub fn set_syncookies(&mut self, mode: SynCookieMode) {
+        self.cookie_mode = mode;
+    }
+
+    /// The SYN cookie mode.
+    pub fn syncookies(&self) -> SynCookieMode {
+        self.cookie_mode
+    }
+
+    /// Replaces the SYN cookie secret with `key` (drawn at random by the caller, e.g. the
+    /// runtime every few minutes); cookies sent under the previous one stay valid for their
+    /// lifetime (see [`SynCookies::rotate`]).
+    pub fn rotate_syncookie_secret(&mut self, now: Instant, key: [u8; 16]) {
+        self.cookies.rotate(now, key);
+    }
+
     /// TIME-WAIT settings.
     pub fn time_wait_config(&self) -> TimeWaitConfig {
         self.tw_config
@@ -459,6 +529,20 @@ impl TcpEndpoints {
     /// Compact TIME-WAIT entries now.
     pub fn time_wait_count(&self) -> usize {
         self.tw_count
+    }
+
+    /// The size of the tables: what a flood must not grow.
+    pub fn usage(&self) -> TableUsage {
+        use core::mem::size_of;
+        TableUsage {
+            flows: self.flows.len(),
+            slots: self.slots.len(),
+            requests: self.reqs.len(),
+            time_wait: self.tw.len(),
+            bytes: self.slots.capacity() * size_of::<Slot>()
+                + self.reqs.capacity() * size_of::<Option<ReqSlot>>()
+                + self.tw.capacity() * size_of::<Option<TwSlot>>(),
+        }
     }
 
     /// Connection requests (SYN-RECEIVED compact entries) now.
@@ -1347,8 +1431,130 @@ impl TcpEndpoints {
                 self.passive_open(now, li, local, remote, seg, None);
                 return;
             }
+        } else if seg.flags.ack()
+            && !seg.flags.syn()
+            && !seg.flags.rst()
+            && self.cookie_check(now, local, remote, seg)
+        {
+            return;
         }
         self.reset_stray(local, remote, seg);
+    }
+
+    /// Linux `cookie_v4_check`: an ACK for no connection, to a listener that sent SYN cookies
+    /// in the last 2 minutes, may complete a handshake answered with a cookie. True if it was
+    /// taken (a connection, or dropped on a full accept queue); false to answer it with a RST.
+    fn cookie_check(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &Incoming<'_>,
+    ) -> bool {
+        if self.cookie_mode == SynCookieMode::Off
+            || self
+                .cookie_sent_at
+                .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(120))
+        {
+            return false;
+        }
+        let Some(li) = self.pick_listener(local, remote) else {
+            return false;
+        };
+        let Some(mss) = self
+            .cookies
+            .check(now, local, remote, seg.seq.get(), seg.ack.get())
+        else {
+            self.stats.syncookies_failed += 1;
+            return false;
+        };
+        let Some(config) = self
+            .listeners
+            .get(li as usize)
+            .and_then(|s| s.listener.as_ref())
+            .map(|l| l.config)
+        else {
+            return false;
+        };
+        let ts_offset = self.isn.ts_offset(*local.ip(), *remote.ip());
+        // Linux cookie_timestamp_decode: the options come back in the echoed timestamp; without
+        // timestamps there are none.
+        let ts = seg.options.timestamps.filter(|_| config.timestamps);
+        let (window_scale, sack) = match ts {
+            Some(t) => match decode_timestamp(t.tsecr.wrapping_sub(ts_offset)) {
+                Some(o) => o,
+                None => {
+                    self.stats.syncookies_failed += 1;
+                    return false;
+                }
+            },
+            None => (None, false),
+        };
+        self.stats.syncookies_recv += 1;
+        let req = SynRequest::from_cookie(
+            local,
+            remote,
+            seg.ack - 1u32,
+            seg.seq - 1u32,
+            ts_offset,
+            mss,
+            window_scale,
+            sack,
+            ts.map(|t| t.tsval),
+        );
+        self.complete(now, li, &req, seg, config);
+        true
+    }
+
+    /// The final ACK `seg` completes `req` of listener `li`: the connection joins the accept
+    /// queue, or, if that is full, the ACK is dropped and false returned (Linux
+    /// `tcp_v4_syn_recv_sock`: "if (sk_acceptq_is_full(sk)) goto exit_overflow", counting
+    /// ListenOverflows and ListenDrops).
+    fn complete(
+        &mut self,
+        now: Instant,
+        li: u32,
+        req: &SynRequest,
+        seg: &Incoming<'_>,
+        config: TcpConfig,
+    ) -> bool {
+        let full = self
+            .listeners
+            .get(li as usize)
+            .and_then(|s| s.listener.as_ref())
+            .is_none_or(|l| l.accept_queue.len() > l.backlog);
+        if full {
+            self.stats.listen_overflows += 1;
+            self.stats.listen_drops += 1;
+            return false;
+        }
+        let mut tcb = req.into_tcb(config, now);
+        tcb.on_segment(now, seg);
+        if !tcb.state().is_synchronized() {
+            return true;
+        }
+        let Some(h) = self.alloc_slot(tcb, false, Some(li)) else {
+            self.stats.listen_drops += 1;
+            return true;
+        };
+        self.stats.passive_opens += 1;
+        self.stats.established += 1;
+        if let Some(ls) = self.listeners.get_mut(li as usize)
+            && let Some(l) = ls.listener.as_mut()
+        {
+            l.accept_queue.push_back(h);
+            let handle = ListenHandle {
+                index: li,
+                generation: ls.generation,
+                port: l.port,
+            };
+            self.events.raise(
+                &mut l.event_at,
+                SocketHandle::Listener(handle),
+                Readiness::ACCEPT,
+            );
+        }
+        true
     }
 
     /// A listener (`li`) takes a SYN (Linux `tcp_conn_request`): a connection request in
@@ -1378,14 +1584,37 @@ impl TcpEndpoints {
             self.stats.listen_drops += 1;
             return;
         }
-        // inet_csk_reqsk_queue_is_full: without SYN cookies, a SYN beyond the SYN queue is
-        // dropped (TCPReqQFullDrop).
-        if listener.syn_queue >= listener.syn_limit {
+        let config = listener.config;
+        // Linux tcp_conn_request: "if ((syncookies == 2 || inet_csk_reqsk_queue_is_full(sk))
+        // && !isn) { want_cookie = tcp_syn_flood_action(...); if (!want_cookie) goto drop; }"
+        let queue_full = listener.syn_queue >= listener.syn_limit;
+        if (queue_full || self.cookie_mode == SynCookieMode::Always) && iss.is_none() {
+            if self.cookie_mode == SynCookieMode::Off {
+                self.stats.req_q_full_drops += 1;
+                self.stats.listen_drops += 1;
+                return;
+            }
+            if queue_full {
+                self.stats.req_q_full_do_cookies += 1;
+            }
+            // RFC 4987 3.6: answer statelessly; the ISN is the cookie.
+            let cookie = self
+                .cookies
+                .isn(now, local, remote, seg.seq.get(), seg.options.mss);
+            let ts_offset = self.isn.ts_offset(*local.ip(), *remote.ip());
+            let req = SynRequest::new(local, remote, SeqNum(cookie), ts_offset, seg);
+            self.push_stray(local, remote, req.cookie_syn_ack(&config, now));
+            self.stats.syncookies_sent += 1;
+            self.cookie_sent_at = Some(now);
+            return;
+        }
+        if queue_full {
+            // A new incarnation from TIME-WAIT with a full SYN queue: dropped (Linux only
+            // makes cookies when it chooses the ISN).
             self.stats.req_q_full_drops += 1;
             self.stats.listen_drops += 1;
             return;
         }
-        let config = listener.config;
         if self.flows.len() >= self.max_connections {
             self.stats.listen_drops += 1;
             return;
@@ -1532,33 +1761,9 @@ impl TcpEndpoints {
                     return;
                 }
                 let req = e.req;
+                // The request's flow-table entry goes first, so the TCB can take its place.
                 self.remove_req(i);
-                let mut tcb = req.into_tcb(config, now);
-                tcb.on_segment(now, seg);
-                if !tcb.state().is_synchronized() {
-                    return;
-                }
-                let Some(h) = self.alloc_slot(tcb, false, Some(li)) else {
-                    self.stats.listen_drops += 1;
-                    return;
-                };
-                self.stats.passive_opens += 1;
-                self.stats.established += 1;
-                if let Some(ls) = self.listeners.get_mut(li as usize)
-                    && let Some(l) = ls.listener.as_mut()
-                {
-                    l.accept_queue.push_back(h);
-                    let handle = ListenHandle {
-                        index: li,
-                        generation: ls.generation,
-                        port: l.port,
-                    };
-                    self.events.raise(
-                        &mut l.event_at,
-                        SocketHandle::Listener(handle),
-                        Readiness::ACCEPT,
-                    );
-                }
+                self.complete(now, li, &req, seg, config);
             }
         }
     }

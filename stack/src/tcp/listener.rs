@@ -89,6 +89,60 @@ impl SynRequest {
         }
     }
 
+    /// The request a valid SYN cookie stands for (Linux `cookie_v4_check` rebuilds it from the
+    /// ACK): our ISS `iss` (the cookie), the peer's `irs`, the MSS the cookie encoded, window
+    /// scale and SACK from our echoed timestamp, TS.Recent from the ACK's TSval, and the ACK's
+    /// window (unscaled: the TCB then takes it from the ACK itself).
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_cookie(
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: SeqNum,
+        irs: SeqNum,
+        ts_offset: u32,
+        mss: u16,
+        window_scale: Option<u8>,
+        sack: bool,
+        ts_recent: Option<u32>,
+    ) -> SynRequest {
+        SynRequest {
+            local,
+            remote,
+            iss,
+            irs,
+            peer_window: 0,
+            peer_mss: mss,
+            peer_wscale: window_scale,
+            peer_sack: sack,
+            peer_ts: ts_recent.is_some(),
+            ts_recent: ts_recent.unwrap_or(0),
+            ts_offset,
+            retries: 0,
+            acked: false,
+        }
+    }
+
+    /// The SYN-ACK for a SYN answered with a cookie (`iss`): without timestamps the cookie has
+    /// nowhere to keep window scale and SACK, so they are not offered (Linux
+    /// `cookie_v4_init_sequence` + `tcp_clear_options`); with them, our TSval's low bits carry
+    /// them (Linux `cookie_init_timestamp`).
+    pub fn cookie_syn_ack(&self, config: &TcpConfig, now: Instant) -> Outgoing {
+        let mut req = *self;
+        if !(config.timestamps && req.peer_ts) {
+            req.peer_wscale = None;
+            req.peer_sack = false;
+        }
+        let mut out = req.syn_ack(config, now);
+        if let Some(ts) = out.options.timestamps.as_mut() {
+            let wscale = req.peer_wscale.filter(|_| config.window_scaling);
+            let sack = req.peer_sack && config.sack;
+            let clock = now.as_millis() as u32;
+            ts.tsval = super::syncookie::encode_timestamp(clock, wscale, sack)
+                .wrapping_add(self.ts_offset);
+        }
+        out
+    }
+
     /// Our address.
     pub fn local(&self) -> SocketAddrV4 {
         self.local

@@ -15,6 +15,7 @@ pub mod segment;
 pub mod send_buffer;
 pub mod seq;
 pub mod state;
+pub mod syncookie;
 pub mod tcb;
 pub mod time_wait;
 pub mod timer_kind;
