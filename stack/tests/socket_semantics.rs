@@ -1036,7 +1036,7 @@ fn udp_sockets_share_the_handle_model_and_keep_datagram_boundaries() {
 }
 
 #[test]
-fn tcp_fastopen_and_defer_accept_are_refused_with_enoprotoopt() {
+fn tcp_fastopen_is_refused_with_enoprotoopt_and_defer_accept_only_on_connect() {
     let mut sim = net();
     let fo = SocketOptions {
         fast_open: Some(16),
@@ -1049,9 +1049,18 @@ fn tcp_fastopen_and_defer_accept_are_refused_with_enoprotoopt() {
     let l = sk(&mut sim, S)
         .listen(any(80), 8, &SocketOptions::default())
         .unwrap();
+    // TCP_DEFER_ACCEPT is a listener's option (tests/connection_rates.rs), refused on a
+    // connecting socket.
+    sk(&mut sim, S)
+        .set_option(l, SockOpt::DeferAccept(Duration::from_secs(1)))
+        .unwrap();
+    let da = SocketOptions {
+        defer_accept: Some(Duration::from_secs(1)),
+        ..SocketOptions::default()
+    };
     assert_eq!(
-        sk(&mut sim, S)
-            .set_option(l, SockOpt::DeferAccept(Duration::from_secs(1)))
+        sk(&mut sim, C)
+            .connect(server(80), &da)
             .unwrap_err()
             .errno(),
         "ENOPROTOOPT"

@@ -46,18 +46,27 @@ pub struct SocketOptions {
     /// `TCP_FASTOPEN` (the queue length): not supported yet; `Some` fails with
     /// [`SetOptionError::NotSupported`] (`ENOPROTOOPT`). A later milestone implements RFC 7413.
     pub fast_open: Option<u32>,
-    /// `TCP_DEFER_ACCEPT`: not supported yet; `Some` fails with
-    /// [`SetOptionError::NotSupported`] (`ENOPROTOOPT`).
+    /// `TCP_DEFER_ACCEPT` on a listener: a connection joins the accept queue only when its
+    /// first data arrives; the final ACK of a handshake without data is dropped and the request
+    /// kept. The time is rounded up to whole SYN-ACK retransmission periods (1, 3, 7, 15, ... s,
+    /// Linux `secs_to_retrans`). When it has passed, Linux behaviour again: one more SYN-ACK is
+    /// sent, and the ACK answering it completes the connection even without data (a client that
+    /// stays silent still gets accepted); a request nobody answers is dropped after
+    /// `max(synack_retries, periods)` timeouts. Zero turns it off. On a connecting socket
+    /// (Linux: delays the client's ACK) it is not supported (`ENOPROTOOPT`).
     pub defer_accept: Option<Duration>,
 }
 
 impl SocketOptions {
     /// The connection settings these options make from `base` (the shard's defaults).
     ///
-    /// Errors: `ENOPROTOOPT` for `TCP_FASTOPEN`/`TCP_DEFER_ACCEPT` (not supported yet),
-    /// `EINVAL` for a `TCP_MAXSEG` below [`MIN_MAXSEG`] or a `TCP_SYNCNT` outside 1..=127.
+    /// (`defer_accept` is the listener's, not the connections' settings: see
+    /// [`super::Sockets::listen`].)
+    ///
+    /// Errors: `ENOPROTOOPT` for `TCP_FASTOPEN` (not supported yet), `EINVAL` for a
+    /// `TCP_MAXSEG` below [`MIN_MAXSEG`] or a `TCP_SYNCNT` outside 1..=127.
     pub fn apply(&self, base: TcpConfig) -> Result<TcpConfig, SetOptionError> {
-        if self.fast_open.is_some() || self.defer_accept.is_some() {
+        if self.fast_open.is_some() {
             return Err(SetOptionError::NotSupported);
         }
         let mut c = base;
@@ -129,7 +138,7 @@ pub enum SockOpt {
     Congestion(Algorithm),
     /// `TCP_FASTOPEN`: not supported yet (`ENOPROTOOPT`).
     FastOpen(u32),
-    /// `TCP_DEFER_ACCEPT`: not supported yet (`ENOPROTOOPT`).
+    /// `TCP_DEFER_ACCEPT` (listeners only; see [`SocketOptions::defer_accept`]).
     DeferAccept(Duration),
 }
 
@@ -159,7 +168,7 @@ mod tests {
     }
 
     #[test]
-    fn fast_open_and_defer_accept_are_refused_not_ignored() {
+    fn fast_open_is_refused_not_ignored() {
         let base = TcpConfig::default();
         let fo = SocketOptions {
             fast_open: Some(16),
@@ -170,6 +179,10 @@ mod tests {
             defer_accept: Some(Duration::from_secs(1)),
             ..SocketOptions::default()
         };
-        assert_eq!(da.apply(base).unwrap_err().errno(), "ENOPROTOOPT");
+        assert_eq!(
+            da.apply(base),
+            Ok(base),
+            "a listener setting, not the connections'"
+        );
     }
 }

@@ -116,9 +116,9 @@ fn apply_to_listener(
         SockOpt::QuickAck(on) => config.quickack = on,
         SockOpt::MaxSegment(m) => config.mss = clamp_mss(config.mss, m)?,
         SockOpt::Congestion(a) => config.congestion = a,
-        SockOpt::FastOpen(_) | SockOpt::DeferAccept(_) => {
-            return Err(SetOptionError::NotSupported);
-        }
+        SockOpt::FastOpen(_) => return Err(SetOptionError::NotSupported),
+        // Kept by the listener itself; `set_option` applies it.
+        SockOpt::DeferAccept(_) => {}
     }
     Ok(())
 }
@@ -155,7 +155,9 @@ impl Sockets<'_> {
     ///   `SO_REUSEPORT` is set (Linux `inet_csk_bind_conflict`);
     /// - `EADDRNOTAVAIL`: `addr` is neither the interface's address nor 0.0.0.0;
     /// - `EINVAL`: backlog 0, port 0, or `TCP_MAXSEG` below 88;
-    /// - `ENOPROTOOPT`: `TCP_FASTOPEN` or `TCP_DEFER_ACCEPT` (not supported yet).
+    /// - `ENOPROTOOPT`: `TCP_FASTOPEN` (not supported yet).
+    ///
+    /// `TCP_DEFER_ACCEPT` ([`SocketOptions::defer_accept`]) applies to the listener.
     pub fn listen(
         &mut self,
         addr: SocketAddrV4,
@@ -176,14 +178,19 @@ impl Sockets<'_> {
             addr: options.reuse_addr,
             port: options.reuse_port,
         };
-        self.shard
+        let l = self
+            .shard
             .tcp()
             .listen_with(addr.port(), backlog, config, reuse, options.linger)
-            .map(SocketHandle::Listener)
             .map_err(|e| match e {
                 endpoints::ListenError::AddrInUse => ListenError::AddrInUse,
                 endpoints::ListenError::InvalidBacklog => ListenError::Invalid,
-            })
+            })?;
+        if let Some(d) = options.defer_accept {
+            let n = tcp::listener::defer_accept_retransmissions(d.as_secs());
+            self.shard.tcp().set_defer_accept(l, n);
+        }
+        Ok(SocketHandle::Listener(l))
     }
 
     /// `accept`: the oldest established connection of a listener, and its peer's address.
@@ -218,12 +225,16 @@ impl Sockets<'_> {
     ///
     /// Errors at once: `EADDRNOTAVAIL` (no ephemeral port free for this destination),
     /// `ENETUNREACH`, `ENOBUFS` (connection table full), `EINVAL` (`TCP_MAXSEG` below 88),
-    /// `ENOPROTOOPT` (`TCP_FASTOPEN`, not supported yet).
+    /// `ENOPROTOOPT` (`TCP_FASTOPEN`, not supported yet; `TCP_DEFER_ACCEPT`, which Linux uses
+    /// on a client to delay its ACK, not implemented).
     pub fn connect(
         &mut self,
         remote: SocketAddrV4,
         options: &SocketOptions,
     ) -> Result<SocketHandle, ConnectError> {
+        if options.defer_accept.is_some() {
+            return Err(ConnectError::NotSupported);
+        }
         let config = options
             .apply(*self.shard.tcp_endpoints().config())
             .map_err(|e| match e {
@@ -491,8 +502,9 @@ impl Sockets<'_> {
     ///
     /// Errors: `EISCONN` for `TCP_MAXSEG` on a connection (the MSS is negotiated in the
     /// handshake: set it on the listener or in the `connect` options); `EINVAL`
-    /// for `TCP_MAXSEG` below 88; `ENOPROTOOPT` for `TCP_FASTOPEN`, `TCP_DEFER_ACCEPT` (not
-    /// supported yet) and for any of these on a UDP socket; `EBADF`.
+    /// for `TCP_MAXSEG` below 88; `ENOPROTOOPT` for `TCP_FASTOPEN` (not supported yet), for
+    /// `TCP_DEFER_ACCEPT` on a connection (a listener's option here) and for any of these on a
+    /// UDP socket; `EBADF`.
     pub fn set_option(&mut self, h: SocketHandle, opt: SockOpt) -> Result<(), SetOptionError> {
         let now = self.now;
         match h {
@@ -503,6 +515,10 @@ impl Sockets<'_> {
                 let mut linger = tcp.listener_linger(l);
                 apply_to_listener(&mut config, &mut linger, opt)?;
                 tcp.set_listener_config(l, config, linger);
+                if let SockOpt::DeferAccept(d) = opt {
+                    let n = tcp::listener::defer_accept_retransmissions(d.as_secs());
+                    tcp.set_defer_accept(l, n);
+                }
                 Ok(())
             }
             SocketHandle::Tcp(t) => {
@@ -555,9 +571,11 @@ impl Sockets<'_> {
             SocketHandle::Listener(l) => {
                 let c = tcp.listener_config(l).ok_or(SetOptionError::BadHandle)?;
                 let reuse = tcp.listener_reuse(l).unwrap_or_default();
+                let defer = tcp::listener::defer_accept_seconds(tcp.defer_accept(l));
                 Ok(SocketOptions {
                     reuse_addr: reuse.addr,
                     reuse_port: reuse.port,
+                    defer_accept: (defer > 0).then(|| Duration::from_secs(defer)),
                     ..from_config(c, tcp.listener_linger(l))
                 })
             }

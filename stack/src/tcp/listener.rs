@@ -363,6 +363,34 @@ impl SynRequest {
     }
 }
 
+/// Linux `secs_to_retrans` (with `TCP_TIMEOUT_INIT` 1 s and `TCP_RTO_MAX` 120 s): the
+/// `TCP_DEFER_ACCEPT` seconds as the number of SYN-ACK retransmission periods that cover them.
+pub fn defer_accept_retransmissions(seconds: u64) -> u8 {
+    if seconds == 0 {
+        return 0;
+    }
+    let (mut res, mut timeout, mut period) = (1u8, 1u64, 1u64);
+    while seconds > period && res < 255 {
+        res += 1;
+        timeout = (timeout * 2).min(120);
+        period += timeout;
+    }
+    res
+}
+
+/// Linux `retrans_to_secs`: what `getsockopt(TCP_DEFER_ACCEPT)` reports for `retrans`.
+pub fn defer_accept_seconds(retrans: u8) -> u64 {
+    if retrans == 0 {
+        return 0;
+    }
+    let (mut timeout, mut period) = (1u64, 1u64);
+    for _ in 1..retrans {
+        timeout = (timeout * 2).min(120);
+        period += timeout;
+    }
+    period
+}
+
 fn reset(seq: SeqNum, ack: Option<SeqNum>) -> Outgoing {
     Outgoing {
         seq,
@@ -417,6 +445,19 @@ mod tests {
             options: Options::default(),
             payload: &[],
         }
+    }
+
+    #[test]
+    fn defer_accept_seconds_convert_like_linux() {
+        assert_eq!(defer_accept_retransmissions(0), 0);
+        assert_eq!(defer_accept_retransmissions(1), 1);
+        assert_eq!(defer_accept_retransmissions(2), 2);
+        assert_eq!(defer_accept_retransmissions(5), 3);
+        assert_eq!(defer_accept_retransmissions(7), 3);
+        assert_eq!(defer_accept_retransmissions(8), 4);
+        assert_eq!(defer_accept_seconds(3), 7);
+        assert_eq!(defer_accept_seconds(8), 1 + 2 + 4 + 8 + 16 + 32 + 64 + 120);
+        assert_eq!(defer_accept_retransmissions(u64::MAX), 255);
     }
 
     #[test]
