@@ -1,5 +1,5 @@
 //! High connection rates over the memory wire (two shards, a client 198.18.0.1 and a server
-//! 198.18.0.2): compact TIME-WAIT, `TCP_DEFER_ACCEPT`.
+//! 198.18.0.2): compact TIME-WAIT, `TCP_DEFER_ACCEPT`, TCP Fast Open.
 #![allow(clippy::unwrap_used)] // house rule: tests may unwrap
 
 use shardnet::ip::{InterfaceConfig, Ipv4Cidr};
@@ -202,4 +202,54 @@ fn defer_accept_accepts_a_silent_client_after_the_period_like_linux() {
     );
     assert!(sk(&mut sim, C).is_connected(c));
     assert_eq!(sk(&mut sim, S).state(a.unwrap()), Some(State::Established));
+}
+
+#[test]
+fn fast_open_over_the_wire_cookie_first_then_data_in_the_syn() {
+    let mut sim = net();
+    let opts = SocketOptions {
+        fast_open: Some(16),
+        ..SocketOptions::default()
+    };
+    let l = sk(&mut sim, S).listen(any(80), 8, &opts).unwrap();
+    let exchange = |sim: &mut Sim, msg: &'static [u8]| {
+        let (c, n) = sk(sim, C)
+            .connect_with_data(server(80), msg, &SocketOptions::default())
+            .unwrap();
+        assert_eq!(n, msg.len());
+        let mut got = Vec::new();
+        let mut a = None;
+        let ok = run(sim, 5, |s| {
+            if a.is_none() {
+                a = sk(s, S).accept(l).ok().map(|x| x.0);
+            }
+            if let Some(a) = a {
+                let mut buf = [0u8; 64];
+                if let Ok(k) = sk(s, S).recv(a, &mut buf) {
+                    got.extend_from_slice(&buf[..k]);
+                }
+            }
+            got == msg
+        });
+        assert!(ok, "got {got:?}");
+        (c, a.unwrap())
+    };
+    exchange(&mut sim, b"first");
+    let st = sim.nodes[S].shard.stats().tcp_ext;
+    assert_eq!((st.fast_open_cookie_reqd, st.fast_open_passive), (1, 0));
+    let (c, a) = exchange(&mut sim, b"second");
+    let st = sim.nodes[S].shard.stats().tcp_ext;
+    assert_eq!(st.fast_open_passive, 1);
+    assert_eq!(sim.nodes[C].shard.stats().tcp_ext.fast_open_active, 1);
+    // The connection works both ways.
+    sk(&mut sim, S).send(a, b"reply").unwrap();
+    let mut got = Vec::new();
+    let ok = run(&mut sim, 5, |s| {
+        let mut buf = [0u8; 64];
+        if let Ok(k) = sk(s, C).recv(c, &mut buf) {
+            got.extend_from_slice(&buf[..k]);
+        }
+        got == b"reply"
+    });
+    assert!(ok);
 }

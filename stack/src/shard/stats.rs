@@ -251,6 +251,18 @@ counters!(
         listen_drops: "ListenDrops",
         /// SYNs dropped because a listener's SYN queue was full.
         req_q_full_drops: "TCPReqQFullDrop",
+        /// Connections created from a SYN with a valid Fast Open cookie.
+        fast_open_passive: "TCPFastOpenPassive",
+        /// SYNs with an invalid Fast Open cookie.
+        fast_open_passive_fail: "TCPFastOpenPassiveFail",
+        /// SYNs asking for a Fast Open cookie.
+        fast_open_cookie_reqd: "TCPFastOpenCookieReqd",
+        /// Valid Fast Open SYNs handled as plain ones (too many pending).
+        fast_open_listen_overflow: "TCPFastOpenListenOverflow",
+        /// Active opens whose SYN data was acknowledged.
+        fast_open_active: "TCPFastOpenActive",
+        /// Active opens whose SYN data was not acknowledged or whose SYN was lost.
+        fast_open_active_fail: "TCPFastOpenActiveFail",
         /// SYN cookies sent.
         syncookies_sent: "SyncookiesSent",
         /// Valid SYN cookies received.

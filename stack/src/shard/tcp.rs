@@ -16,6 +16,7 @@ use crate::port::RssConfig;
 use crate::socket::events::{Event, EventQueue, Readiness, Seen};
 use crate::socket::handle::SocketHandle;
 use crate::socket::introspect::{ConnectionInfo, StateHistogram};
+use crate::tcp::fastopen::{ActiveOutcome, ClientCache, ServerKeys};
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::listener::{RequestVerdict, SynRequest};
 use crate::tcp::segment::{Flags, Incoming, Options, Outgoing, Timestamps};
@@ -130,6 +131,10 @@ struct Listener {
     syn_limit: usize,
     /// `TCP_DEFER_ACCEPT` in SYN-ACK retransmissions (0: off).
     defer_accept: u8,
+    /// `TCP_FASTOPEN`: most Fast Open connections not yet past their handshake (0: off).
+    fast_open_qlen: usize,
+    /// Fast Open connections whose final ACK has not arrived yet (Linux `fastopenq.qlen`).
+    fast_open_pending: usize,
     /// Completed connections waiting for `accept`, oldest first.
     accept_queue: VecDeque<TcpHandle>,
 }
@@ -154,6 +159,9 @@ struct Slot {
     read_shut: bool,
     /// Position of its entry in the event queue.
     event_at: Option<u32>,
+    /// A Fast Open connection of this listener (index), counted in its `fast_open_pending`
+    /// until its handshake completes.
+    fast_open_of: Option<u32>,
 }
 
 impl Slot {
@@ -207,6 +215,8 @@ struct ReqSlot {
     req: SynRequest,
     listener: u32,
     timer: TimerId,
+    /// The SYN asked for a Fast Open cookie (or brought a bad one): SYN-ACKs carry ours.
+    offer_cookie: bool,
 }
 
 /// TIME-WAIT settings of a shard (Linux `net.ipv4.tcp_max_tw_buckets`, `tcp_tw_reuse`).
@@ -255,6 +265,21 @@ pub struct EndpointStats {
     pub established: u64,
     /// Connections reset by the peer.
     pub estab_resets: u64,
+    /// Connections created from a SYN with a valid Fast Open cookie (Linux
+    /// `TCPFastOpenPassive`).
+    pub fast_open_passive: u64,
+    /// SYNs with an invalid Fast Open cookie (Linux `TCPFastOpenPassiveFail`).
+    pub fast_open_passive_fail: u64,
+    /// SYNs asking for a Fast Open cookie (Linux `TCPFastOpenCookieReqd`).
+    pub fast_open_cookie_reqd: u64,
+    /// Valid Fast Open SYNs handled as plain ones because too many Fast Open connections were
+    /// pending (Linux `TCPFastOpenListenOverflow`).
+    pub fast_open_listen_overflow: u64,
+    /// Active opens whose SYN data was acknowledged (Linux `TCPFastOpenActive`).
+    pub fast_open_active: u64,
+    /// Active opens whose SYN data was not acknowledged or whose SYN was lost (Linux
+    /// `TCPFastOpenActiveFail`).
+    pub fast_open_active_fail: u64,
     /// SYN cookies sent (Linux `SyncookiesSent`).
     pub syncookies_sent: u64,
     /// Valid SYN cookies received: connections built from them (Linux `SyncookiesRecv`).
@@ -337,6 +362,10 @@ pub struct TcpEndpoints {
     tw_config: TimeWaitConfig,
     cookies: SynCookies,
     cookie_mode: SynCookieMode,
+    /// Fast Open cookie secrets (server side).
+    tfo_keys: ServerKeys,
+    /// Fast Open cookies of servers (client side).
+    tfo_cache: ClientCache,
     /// When the last SYN cookie was sent: ACKs are checked as cookies only within 2 minutes of
     /// it (Linux `tcp_synq_no_recent_overflow`).
     cookie_sent_at: Option<Instant>,
@@ -353,6 +382,9 @@ impl fmt::Debug for TcpEndpoints {
             .finish_non_exhaustive()
     }
 }
+
+/// Servers whose Fast Open cookies a shard remembers.
+const TFO_CACHE_SIZE: usize = 1024;
 
 /// Granularity of connection timers.
 const TIMER_TICK: crate::time::Duration = crate::time::Duration::from_millis(1);
@@ -373,6 +405,7 @@ pub fn incoming<'a>(repr: &wire_tcp::Repr<'a>) -> Incoming<'a> {
         mss: repr.max_seg_size,
         window_scale: repr.window_scale,
         sack_permitted: repr.sack_permitted,
+        fast_open: repr.fast_open,
         timestamps: repr.timestamp.map(|t| Timestamps {
             tsval: t.tsval,
             tsecr: t.tsecr,
@@ -428,7 +461,7 @@ pub fn outgoing_repr(
             tsval: t.tsval,
             tsecr: t.tsecr,
         }),
-        fast_open: None,
+        fast_open: seg.options.fast_open,
         payload: &[],
     }
 }
@@ -483,6 +516,15 @@ impl TcpEndpoints {
                 k
             }),
             cookie_mode: SynCookieMode::default(),
+            tfo_keys: ServerKeys::new({
+                let mut k = isn_key;
+                k.rotate_left(9);
+                for b in &mut k {
+                    *b ^= 0xa7;
+                }
+                k
+            }),
+            tfo_cache: ClientCache::with_capacity(TFO_CACHE_SIZE),
             cookie_sent_at: None,
             stats: EndpointStats::default(),
             strays: VecDeque::new(),
@@ -711,6 +753,8 @@ impl TcpEndpoints {
             syn_queue: 0,
             syn_limit: backlog,
             defer_accept: 0,
+            fast_open_qlen: 0,
+            fast_open_pending: 0,
             accept_queue: VecDeque::with_capacity(backlog),
         };
         let index = match self.free_listeners.pop() {
@@ -819,6 +863,35 @@ impl TcpEndpoints {
         }
     }
 
+    /// `TCP_FASTOPEN` on `l` (RFC 7413, server side): at most `qlen` Fast Open connections
+    /// whose handshake has not completed; 0 turns it off. False for a stale handle.
+    pub fn set_fast_open(&mut self, l: ListenHandle, qlen: usize) -> bool {
+        match self.listener_mut(l) {
+            Some(listener) => {
+                listener.fast_open_qlen = qlen;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `TCP_FASTOPEN` of `l` (its queue length; 0: off).
+    pub fn fast_open(&self, l: ListenHandle) -> usize {
+        self.listener(l).map_or(0, |l| l.fast_open_qlen)
+    }
+
+    /// Replaces the Fast Open cookie key with `key` (drawn at random by the caller); cookies
+    /// made with the previous key are still accepted for `grace` (Linux keeps it as the backup
+    /// key).
+    pub fn rotate_fast_open_key(&mut self, now: Instant, key: [u8; 16], grace: Duration) {
+        self.tfo_keys.rotate(now, key, grace);
+    }
+
+    /// The Fast Open cache of this shard as a client (cookies by server).
+    pub fn fast_open_cache(&self) -> &ClientCache {
+        &self.tfo_cache
+    }
+
     /// `TCP_DEFER_ACCEPT` of `l` in SYN-ACK retransmissions.
     pub fn defer_accept(&self, l: ListenHandle) -> u8 {
         self.listener(l).map_or(0, |l| l.defer_accept)
@@ -917,6 +990,7 @@ impl TcpEndpoints {
                 s.linger_at = None;
                 s.read_shut = false;
                 s.event_at = None;
+                s.fast_open_of = None;
                 TcpHandle {
                     index,
                     generation: s.generation,
@@ -935,6 +1009,7 @@ impl TcpEndpoints {
                     linger_at: None,
                     read_shut: false,
                     event_at: None,
+                    fast_open_of: None,
                 });
                 TcpHandle {
                     index,
@@ -1060,6 +1135,37 @@ impl TcpEndpoints {
             .ok_or(ConnectError::NoBuffers)?;
         self.stats.active_opens += 1;
         Ok(h)
+    }
+
+    /// `connect` with data, like Linux `sendto(MSG_FASTOPEN)` (RFC 7413 4.1): with a cookie
+    /// cached for the server, the SYN carries the cookie and as much of `data` as fits (the
+    /// server's MSS from last time, and ours less 40 bytes of options: Linux
+    /// `tcp_send_syn_data`); without one, the SYN asks for a cookie and the data follows the
+    /// handshake; towards a server that lost a SYN with data lately, a plain connect. Returns
+    /// the connection and how many bytes of `data` were queued (the send buffer bounds it).
+    pub fn connect_fast_open(
+        &mut self,
+        now: Instant,
+        local_ip: Ipv4Addr,
+        remote: SocketAddrV4,
+        config: TcpConfig,
+        data: &[u8],
+    ) -> Result<(TcpHandle, usize), ConnectError> {
+        let h = self.connect_with(now, local_ip, remote, config)?;
+        let plan = self.tfo_cache.for_connect(now, *remote.ip());
+        let Some(tcb) = self
+            .slots
+            .get_mut(h.index as usize)
+            .and_then(|s| s.tcb.as_mut())
+        else {
+            return Err(ConnectError::NoBuffers);
+        };
+        let n = tcb.queue_syn_data(data);
+        if let Some((cookie, mss)) = plan {
+            let space = u32::from(config.mss.saturating_sub(40)).min(u32::from(mss));
+            tcb.set_fast_open(cookie, space);
+        }
+        Ok((h, n))
     }
 
     /// `close`: the application lets go of the connection; it finishes on its own (FIN, or RST
@@ -1382,7 +1488,25 @@ impl TcpEndpoints {
                     let seen = slot.owned.then(|| Seen::of(tcb));
                     tcb.on_segment(now, seg);
                     let after = tcb.state();
-                    if before == State::SynReceived && after.is_synchronized() {
+                    let fast_open = if after != State::SynReceived {
+                        slot.fast_open_of.take()
+                    } else {
+                        None
+                    };
+                    if let Some(li) = fast_open {
+                        // A Fast Open connection, in the accept queue since its SYN: its
+                        // handshake is over (Linux reqsk_fastopen_remove).
+                        if after.is_synchronized() {
+                            self.stats.established += 1;
+                        }
+                        if let Some(l) = self
+                            .listeners
+                            .get_mut(li as usize)
+                            .and_then(|s| s.listener.as_mut())
+                        {
+                            l.fast_open_pending = l.fast_open_pending.saturating_sub(1);
+                        }
+                    } else if before == State::SynReceived && after.is_synchronized() {
                         self.stats.established += 1;
                         if let Some(li) = slot.listener
                             && let Some(ls) = self.listeners.get_mut(li as usize)
@@ -1585,6 +1709,7 @@ impl TcpEndpoints {
             return;
         }
         let config = listener.config;
+        let (fo_qlen, fo_pending) = (listener.fast_open_qlen, listener.fast_open_pending);
         // Linux tcp_conn_request: "if ((syncookies == 2 || inet_csk_reqsk_queue_is_full(sk))
         // && !isn) { want_cookie = tcp_syn_flood_action(...); if (!want_cookie) goto drop; }"
         let queue_full = listener.syn_queue >= listener.syn_limit;
@@ -1614,6 +1739,31 @@ impl TcpEndpoints {
             self.stats.req_q_full_drops += 1;
             self.stats.listen_drops += 1;
             return;
+        }
+        // RFC 7413 4.2 / Linux tcp_try_fastopen: a SYN with the Fast Open option to a listener
+        // with TCP_FASTOPEN.
+        let mut offer_cookie = false;
+        if let Some(cookie) = seg.options.fast_open.filter(|_| fo_qlen > 0) {
+            if cookie.is_request() {
+                self.stats.fast_open_cookie_reqd += 1;
+            }
+            if fo_pending >= fo_qlen {
+                // tcp_fastopen_queue_check: too many pending; a plain handshake, no cookie.
+                self.stats.fast_open_listen_overflow += 1;
+            } else if !cookie.is_request()
+                && self.tfo_keys.check(now, *local.ip(), *remote.ip(), &cookie)
+            {
+                self.fast_open_child(now, li, local, remote, seg, config);
+                return;
+            } else {
+                // A request or an invalid cookie: the plain handshake (the SYN's data is not
+                // acknowledged, the client sends it again), and the SYN-ACK offers a valid
+                // cookie (RFC 7413 4.2.1).
+                if !cookie.is_request() {
+                    self.stats.fast_open_passive_fail += 1;
+                }
+                offer_cookie = true;
+            }
         }
         if self.flows.len() >= self.max_connections {
             self.stats.listen_drops += 1;
@@ -1657,6 +1807,7 @@ impl TcpEndpoints {
                 req,
                 listener: li,
                 timer,
+                offer_cookie,
             });
         }
         self.req_count += 1;
@@ -1667,7 +1818,77 @@ impl TcpEndpoints {
         {
             l.syn_queue += 1;
         }
-        self.push_stray(local, remote, req.syn_ack(&config, now));
+        let out = self.request_syn_ack(&req, offer_cookie, &config, now);
+        self.push_stray(local, remote, out);
+    }
+
+    /// The SYN-ACK of a request, with our Fast Open cookie if the SYN asked for one.
+    fn request_syn_ack(
+        &self,
+        req: &SynRequest,
+        offer_cookie: bool,
+        config: &TcpConfig,
+        now: Instant,
+    ) -> Outgoing {
+        let mut out = req.syn_ack(config, now);
+        if offer_cookie {
+            out.options.fast_open =
+                Some(self.tfo_keys.cookie(*req.local().ip(), *req.remote().ip()));
+        }
+        out
+    }
+
+    /// RFC 7413 4.2.2 / Linux `tcp_fastopen_create_child`: a SYN with a valid cookie makes the
+    /// connection at once, its data is delivered and it can be accepted before the final ACK.
+    fn fast_open_child(
+        &mut self,
+        now: Instant,
+        li: u32,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &Incoming<'_>,
+        config: TcpConfig,
+    ) {
+        let iss = self.isn.isn(now, local, remote);
+        let mut tcb = Tcb::accept(config, local, remote, iss, seg, now);
+        tcb.set_ts_offset(self.isn.ts_offset(*local.ip(), *remote.ip()));
+        tcb.accept_syn_data(now, seg.payload);
+        let Some(h) = self.alloc_slot(tcb, false, Some(li)) else {
+            self.stats.listen_drops += 1;
+            return;
+        };
+        self.stats.fast_open_passive += 1;
+        self.stats.passive_opens += 1;
+        if let Some(s) = self.slots.get_mut(h.index as usize) {
+            s.fast_open_of = Some(li);
+        }
+        if let Some(ls) = self.listeners.get_mut(li as usize)
+            && let Some(l) = ls.listener.as_mut()
+        {
+            l.fast_open_pending += 1;
+            l.accept_queue.push_back(h);
+            let handle = ListenHandle {
+                index: li,
+                generation: ls.generation,
+                port: l.port,
+            };
+            self.events.raise(
+                &mut l.event_at,
+                SocketHandle::Listener(handle),
+                Readiness::ACCEPT,
+            );
+        }
+    }
+
+    /// A Fast Open connection of listener `li` left SYN-RECEIVED (or the table).
+    fn fast_open_done(&mut self, li: u32) {
+        if let Some(l) = self
+            .listeners
+            .get_mut(li as usize)
+            .and_then(|s| s.listener.as_mut())
+        {
+            l.fast_open_pending = l.fast_open_pending.saturating_sub(1);
+        }
     }
 
     /// Queues a segment that no TCB sends (SYN-ACKs and ACKs of requests, TIME-WAIT ACKs);
@@ -1730,7 +1951,8 @@ impl TcpEndpoints {
         match e.req.on_segment(&config, now, seg) {
             RequestVerdict::Drop => {}
             RequestVerdict::ResendSynAck => {
-                let out = e.req.syn_ack(&config, now);
+                let (req, offer) = (e.req, e.offer_cookie);
+                let out = self.request_syn_ack(&req, offer, &config, now);
                 self.push_stray(local, remote, out);
             }
             RequestVerdict::Reply(out) => self.push_stray(local, remote, out),
@@ -1793,7 +2015,7 @@ impl TcpEndpoints {
                 self.remove_req(i);
                 continue;
             }
-            let (req, at) = (e.req, e.req.next_timeout(&config, now));
+            let (req, offer, at) = (e.req, e.offer_cookie, e.req.next_timeout(&config, now));
             match self.wheel.insert(at, REQ_TAG | i) {
                 Ok(t) => e.timer = t,
                 Err(_) => {
@@ -1802,7 +2024,8 @@ impl TcpEndpoints {
                 }
             }
             if resend {
-                self.push_stray(req.local(), req.remote(), req.syn_ack(&config, now));
+                let out = self.request_syn_ack(&req, offer, &config, now);
+                self.push_stray(req.local(), req.remote(), out);
             }
         }
         fired.clear();
@@ -1963,6 +2186,7 @@ impl TcpEndpoints {
             }
             s.linger_at = None;
             s.event_at = None;
+            let fast_open = s.fast_open_of.take();
             if let Some(li) = s.listener.take()
                 && let Some(l) = self
                     .listeners
@@ -1973,6 +2197,9 @@ impl TcpEndpoints {
             }
             s.owned = false;
             self.free.push(index);
+            if let Some(li) = fast_open {
+                self.fast_open_done(li);
+            }
         }
     }
 
@@ -2096,6 +2323,23 @@ impl TcpEndpoints {
                 full |= !ok;
                 ok
             });
+            if let Some(ev) = tcb.take_fast_open_event() {
+                // Linux tcp_fastopen_cache_set: remember the server's cookie and MSS, or
+                // that a SYN with data was lost on the way to it.
+                if let Some(cookie) = ev.cookie {
+                    self.tfo_cache
+                        .store_cookie(*remote.ip(), cookie, tcb.mss().len() as u16);
+                }
+                match ev.outcome {
+                    Some(ActiveOutcome::DataAcked) => self.stats.fast_open_active += 1,
+                    Some(ActiveOutcome::DataNotAcked) => self.stats.fast_open_active_fail += 1,
+                    Some(ActiveOutcome::SynLost) => {
+                        self.stats.fast_open_active_fail += 1;
+                        self.tfo_cache.syn_data_lost(now, *remote.ip());
+                    }
+                    None => {}
+                }
+            }
             if tcb.is_closed() && !s.owned {
                 self.remove(index);
                 continue;

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod congestion;
+pub mod fastopen;
 mod input;
 pub mod isn;
 pub mod listener;
