@@ -126,6 +126,30 @@ fn retransmitted_syn_gets_the_syn_ack_again_and_rst_drops_the_request() {
     ep.on_segment(t(300), US, peer(4000), &rst);
     assert_eq!(ep.request_count(), 0);
     assert_eq!(ep.connection_count(), 0);
+    assert_eq!(ep.stats().attempt_fails, 1);
+}
+
+#[test]
+fn unanswered_connect_counts_attempt_fails_and_retrans_segs() {
+    let mut ep = TcpEndpoints::new(TcpConfig::default(), [5; 16], 64);
+    let h = ep.connect(t(0), *US.ip(), peer(9)).unwrap();
+    let mut now = t(0);
+    let mut syns = 0;
+    output(&mut ep, now);
+    while let Some(at) = ep.poll_timeout() {
+        now = at;
+        ep.on_timeout(now);
+        ep.poll_output(now, &mut |_, _, s, _| {
+            syns += u32::from(s.flags.syn());
+            true
+        });
+    }
+    // Linux tcp_syn_retries = 6: 1 + 2 + ... + 64 s, then ETIMEDOUT at 127 s.
+    assert_eq!(syns, 6);
+    assert_eq!(now, t(127_000));
+    assert!(ep.get(h).unwrap().is_closed());
+    assert_eq!(ep.stats().attempt_fails, 1);
+    assert_eq!(ep.retrans_segs(), 6);
 }
 
 #[test]

@@ -370,6 +370,8 @@ impl Shard {
         s.tcp.out_rsts = e.out_rsts;
         s.tcp.listen_overflows = e.listen_overflows;
         s.tcp.estab_resets = e.estab_resets;
+        s.tcp.attempt_fails = e.attempt_fails;
+        s.tcp.retrans_segs = self.tcp.retrans_segs();
         s.tcp_ext.tw = e.tw;
         s.tcp_ext.listen_drops = e.listen_drops;
         s.tcp_ext.syncookies_sent = e.syncookies_sent;

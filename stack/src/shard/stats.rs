@@ -225,6 +225,8 @@ counters!(
         active_opens: "ActiveOpens",
         /// Passive opens (SYNs accepted by a listener).
         passive_opens: "PassiveOpens",
+        /// Connection attempts that failed (SYN-SENT or SYN-RECEIVED to CLOSED).
+        attempt_fails: "AttemptFails",
         /// Connections reset by the peer while established.
         estab_resets: "EstabResets",
         /// Connections in ESTABLISHED or CLOSE-WAIT now.
@@ -237,6 +239,8 @@ counters!(
         in_errs: "InErrs",
         /// Segments with a bad checksum.
         in_csum_errors: "InCsumErrors",
+        /// Segments retransmitted.
+        retrans_segs: "RetransSegs",
         /// Resets sent for segments that matched no connection.
         out_rsts: "OutRsts",
         /// SYNs dropped because a listener's queue was full.

@@ -7,6 +7,17 @@
 //! entry on a hierarchical [`TimerWheel`] at its earliest timer, and a connection that a segment,
 //! a timer or the application touched joins a ready list; `poll_output` and `on_timeout` visit
 //! only those, so their cost does not grow with the number of idle connections.
+//!
+//! Two kinds of connection live in the flow table without a full TCB (the value carries a tag
+//! bit beside the index, on the timer wheel too), as Linux keeps `request_sock` and
+//! `inet_timewait_sock` beside full sockets:
+//! - connection requests in SYN-RECEIVED ([`SynRequest`], the SYN queue), with their SYN-ACK
+//!   retransmission timer; beyond a listener's SYN queue, SYN cookies keep no state at all;
+//! - orphaned connections in TIME-WAIT ([`TimeWait`]), capped by
+//!   [`TimeWaitConfig::max_buckets`].
+//!
+//! Their vectors (like the TCB slots') grow to their high-water mark and are reused through
+//! free lists; a SYN flood beyond the SYN queue allocates nothing.
 
 use super::flow_table::{FlowKey, FlowTable};
 use super::steering::PortSteering;
@@ -303,6 +314,12 @@ pub struct EndpointStats {
     /// Connections closed without TIME-WAIT because `max_buckets` entries existed (Linux
     /// `TCPTimeWaitOverflow`).
     pub tw_overflow: u64,
+    /// Connection attempts that failed: SYN-SENT or SYN-RECEIVED to CLOSED (Linux
+    /// `AttemptFails`, counted in `tcp_done` and for requests reset in `tcp_check_req`).
+    pub attempt_fails: u64,
+    /// Segments retransmitted by connections no longer in the table (see
+    /// [`TcpEndpoints::retrans_segs`] for the total).
+    pub retrans_segs_closed: u64,
     /// SYNs or final ACKs a listener dropped for any reason (Linux `ListenDrops`:
     /// `ListenOverflows` plus full SYN queues, full tables).
     pub listen_drops: u64,
@@ -392,6 +409,14 @@ const TIMER_TICK: crate::time::Duration = crate::time::Duration::from_millis(1);
 /// Largest number of segments sent on no TCB's behalf (stray RSTs, SYN-ACKs of requests,
 /// TIME-WAIT ACKs) queued between two transmits.
 const MAX_STRAYS: usize = 1024;
+
+/// Linux `tcp_done`: "if (sk->sk_state == TCP_SYN_SENT || sk->sk_state == TCP_SYN_RECV)
+/// TCP_INC_STATS(sock_net(sk), TCP_MIB_ATTEMPTFAILS)".
+fn count_attempt_fail(stats: &mut EndpointStats, before: State, after: State) {
+    if matches!(before, State::SynSent | State::SynReceived) && after == State::Closed {
+        stats.attempt_fails += 1;
+    }
+}
 
 /// Converts a parsed wire segment into the state machine's view.
 pub fn incoming<'a>(repr: &wire_tcp::Repr<'a>) -> Incoming<'a> {
@@ -573,6 +598,17 @@ impl TcpEndpoints {
         self.tw_count
     }
 
+    /// Segments retransmitted, by every connection the table has had (Linux `RetransSegs`).
+    pub fn retrans_segs(&self) -> u64 {
+        self.stats.retrans_segs_closed
+            + self
+                .slots
+                .iter()
+                .filter_map(|s| s.tcb.as_ref())
+                .map(|t| t.stats().retrans_segs)
+                .sum::<u64>()
+    }
+
     /// The size of the tables: what a flood must not grow.
     pub fn usage(&self) -> TableUsage {
         use core::mem::size_of;
@@ -638,6 +674,16 @@ impl TcpEndpoints {
                     t
                 ));
             }
+        }
+        for e in self.reqs.iter().flatten() {
+            out.push_str(&format!(
+                "{:<11} {} -> {} request retries={} next={:?}\n",
+                State::SynReceived.name(),
+                e.req.local(),
+                e.req.remote(),
+                e.req.retries(),
+                self.wheel.deadline(e.timer),
+            ));
         }
         for e in self.tw.iter().flatten() {
             out.push_str(&format!(
@@ -1488,6 +1534,7 @@ impl TcpEndpoints {
                     let seen = slot.owned.then(|| Seen::of(tcb));
                     tcb.on_segment(now, seg);
                     let after = tcb.state();
+                    count_attempt_fail(&mut self.stats, before, after);
                     let fast_open = if after != State::SynReceived {
                         slot.fast_open_of.take()
                     } else {
@@ -1957,6 +2004,8 @@ impl TcpEndpoints {
             }
             RequestVerdict::Reply(out) => self.push_stray(local, remote, out),
             RequestVerdict::Abort(out) => {
+                // Linux tcp_check_req "embryonic_reset": TCP_MIB_ATTEMPTFAILS.
+                self.stats.attempt_fails += 1;
                 self.remove_req(i);
                 if let Some(out) = out {
                     self.push_stray(local, remote, out);
@@ -2180,6 +2229,7 @@ impl TcpEndpoints {
         if let Some(s) = self.slots.get_mut(index as usize)
             && let Some(tcb) = s.tcb.take()
         {
+            self.stats.retrans_segs_closed += tcb.stats().retrans_segs;
             self.flows.remove(&FlowKey::new(tcb.local(), tcb.remote()));
             if let Some(id) = s.timer.take() {
                 self.wheel.cancel(id);
@@ -2226,7 +2276,7 @@ impl TcpEndpoints {
             if let Some(s) = slots.get_mut(index as usize)
                 && s.deadline().is_some_and(|t| t <= now)
             {
-                Self::run_timers(events, s, index, now);
+                Self::run_timers(events, stats, s, index, now);
             }
         }
         wheel.advance(now, |_, index| {
@@ -2249,7 +2299,7 @@ impl TcpEndpoints {
                 return;
             };
             s.timer = None;
-            Self::run_timers(events, s, index, now);
+            Self::run_timers(events, stats, s, index, now);
             if !s.ready {
                 s.ready = true;
                 ready.push(index);
@@ -2260,12 +2310,20 @@ impl TcpEndpoints {
 
     /// Runs the due timers of connection `index` (its own and the linger deadline) and reports
     /// the readiness edges they caused.
-    fn run_timers(events: &mut EventQueue, s: &mut Slot, index: u32, now: Instant) {
+    fn run_timers(
+        events: &mut EventQueue,
+        stats: &mut EndpointStats,
+        s: &mut Slot,
+        index: u32,
+        now: Instant,
+    ) {
         let seen = s.tcb.as_ref().filter(|_| s.owned).map(Seen::of);
         if let Some(tcb) = s.tcb.as_mut()
             && tcb.next_timer().is_some_and(|t| t <= now)
         {
+            let before = tcb.state();
             tcb.on_timeout(now);
+            count_attempt_fail(stats, before, tcb.state());
         }
         s.run_linger(now);
         if let (Some(seen), Some(tcb)) = (seen, s.tcb.as_ref()) {
