@@ -253,3 +253,87 @@ fn fast_open_over_the_wire_cookie_first_then_data_in_the_syn() {
     });
     assert!(ok);
 }
+
+/// Opens a connection from the client's only ephemeral port, lets `first` close first, then the
+/// other side; returns once both applications closed their ends.
+fn open_and_close(sim: &mut Sim, l: SocketHandle, server_first: bool) {
+    let c = sk(sim, C)
+        .connect(server(80), &SocketOptions::default())
+        .unwrap();
+    let mut a = None;
+    let ok = run(sim, 5, |s| {
+        a = a.or(sk(s, S).accept(l).ok().map(|x| x.0));
+        a.is_some() && sk(s, C).is_connected(c)
+    });
+    assert!(ok, "no connection");
+    let a = a.unwrap();
+    let (first, second) = if server_first {
+        ((S, a), (C, c))
+    } else {
+        ((C, c), (S, a))
+    };
+    sk(sim, first.0).close(first.1).unwrap();
+    idle(sim, 1);
+    sk(sim, second.0).close(second.1).unwrap();
+    idle(sim, 1);
+}
+
+#[test]
+fn a_new_syn_reopens_a_server_time_wait_tuple_rfc6191() {
+    let mut sim = net();
+    // One ephemeral port: the second connection has the first one's 4-tuple.
+    assert!(sim.nodes[C].shard.tcp().set_ephemeral_range(45000, 45000));
+    let l = sk(&mut sim, S)
+        .listen(any(80), 8, &SocketOptions::default())
+        .unwrap();
+    open_and_close(&mut sim, l, true);
+    assert_eq!(sim.nodes[S].shard.tcp_endpoints().time_wait_count(), 1);
+    assert_eq!(sim.nodes[C].shard.tcp_endpoints().connection_count(), 0);
+    // The client's timestamps keep growing towards the server (keyed by address pair), so
+    // its new SYN is newer than the TIME-WAIT's TS.Recent: a new incarnation.
+    open_and_close(&mut sim, l, true);
+    let st = sim.nodes[S].shard.stats().tcp_ext;
+    assert_eq!(st.tw_killed, 1);
+    assert_eq!(sim.nodes[S].shard.stats().tcp.passive_opens, 2);
+}
+
+#[test]
+fn tw_reuse_lets_the_client_reconnect_from_its_time_wait_tuple() {
+    let mut sim = net();
+    let ep = sim.nodes[C].shard.tcp();
+    assert!(ep.set_ephemeral_range(45000, 45000));
+    let mut tw = ep.time_wait_config();
+    tw.reuse = true;
+    ep.set_time_wait_config(tw);
+    let l = sk(&mut sim, S)
+        .listen(any(80), 8, &SocketOptions::default())
+        .unwrap();
+    open_and_close(&mut sim, l, false);
+    assert_eq!(sim.nodes[C].shard.tcp_endpoints().time_wait_count(), 1);
+    // Within the second of the last timestamp the tuple is not reusable.
+    let e = sk(&mut sim, C)
+        .connect(server(80), &SocketOptions::default())
+        .unwrap_err();
+    assert_eq!(e.errno(), "EADDRNOTAVAIL");
+    // Let time pass: a connection attempt to a silent host keeps timers (ARP, SYN) running.
+    sk(&mut sim, C)
+        .connect(
+            SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 3), 80),
+            &SocketOptions::default(),
+        )
+        .unwrap();
+    let later = sim.now() + Duration::from_millis(1500);
+    assert!(run(&mut sim, 5, |s| s.now() >= later));
+    // More than a second after the last timestamp: the TIME-WAIT tuple is taken over.
+    open_and_close(&mut sim, l, false);
+    assert_eq!(sim.nodes[C].shard.stats().tcp_ext.tw_recycled, 1);
+    assert_eq!(sim.nodes[S].shard.stats().tcp.passive_opens, 2);
+    // Without reuse, the only port stays taken while in TIME-WAIT: EADDRNOTAVAIL, counted.
+    tw.reuse = false;
+    sim.nodes[C].shard.tcp().set_time_wait_config(tw);
+    let e = sk(&mut sim, C)
+        .connect(server(80), &SocketOptions::default())
+        .unwrap_err();
+    assert_eq!(e.errno(), "EADDRNOTAVAIL");
+    assert_eq!(sim.nodes[C].shard.stats().tcp_ext.port_exhausted, 2);
+}
