@@ -95,6 +95,12 @@ fn time_wait_entry_is_at_most_64_bytes() {
     );
     assert!(size <= 64, "{size}");
     assert!(core::mem::size_of::<Option<(TimeWait, super::timer_wheel::TimerId)>>() <= 64);
+    // A request (SYN-RECEIVED) entry, for comparison with a full TCB.
+    println!(
+        "request entry: SynRequest {} bytes; full TCB {} bytes before its buffers",
+        core::mem::size_of::<crate::tcp::listener::SynRequest>(),
+        core::mem::size_of::<crate::tcp::Tcb>()
+    );
 }
 
 #[test]
