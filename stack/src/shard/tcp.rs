@@ -631,7 +631,9 @@ impl TcpEndpoints {
     /// Connections holding a full TCB (any state; TIME-WAIT ones the application still holds
     /// included, compact TIME-WAIT entries not).
     pub fn tcb_count(&self) -> usize {
-        self.flows.len() - self.tw_count - self.req_count
+        self.flows
+            .len()
+            .saturating_sub(self.tw_count + self.req_count)
     }
 
     /// Counters.
@@ -1954,7 +1956,7 @@ impl TcpEndpoints {
             .remove(&FlowKey::new(e.req.local(), e.req.remote()));
         self.wheel.cancel(e.timer);
         self.req_free.push(i);
-        self.req_count -= 1;
+        self.req_count = self.req_count.saturating_sub(1);
         if let Some(l) = self
             .listeners
             .get_mut(e.listener as usize)
@@ -2177,7 +2179,7 @@ impl TcpEndpoints {
                 .remove(&FlowKey::new(e.tw.local(), e.tw.remote()));
             self.wheel.cancel(e.timer);
             self.tw_free.push(i);
-            self.tw_count -= 1;
+            self.tw_count = self.tw_count.saturating_sub(1);
         }
     }
 
@@ -2290,7 +2292,7 @@ impl TcpEndpoints {
                 if let Some(e) = tw.get_mut(i as usize).and_then(Option::take) {
                     flows.remove(&FlowKey::new(e.tw.local(), e.tw.remote()));
                     tw_free.push(i);
-                    *tw_count -= 1;
+                    *tw_count = tw_count.saturating_sub(1);
                     stats.tw += 1;
                 }
                 return;
