@@ -1036,22 +1036,34 @@ fn udp_sockets_share_the_handle_model_and_keep_datagram_boundaries() {
 }
 
 #[test]
-fn tcp_fastopen_and_defer_accept_are_refused_with_enoprotoopt() {
+fn tcp_fastopen_and_defer_accept_are_listener_options_refused_on_connect() {
     let mut sim = net();
     let fo = SocketOptions {
         fast_open: Some(16),
         ..SocketOptions::default()
     };
+    let l = sk(&mut sim, S).listen(any(80), 8, &fo).unwrap();
+    assert_eq!(sk(&mut sim, S).options(l).unwrap().fast_open, Some(16));
+    // A client asks for Fast Open with connect_with_data (tests/connection_rates.rs).
     assert_eq!(
-        sk(&mut sim, S).listen(any(80), 8, &fo).unwrap_err().errno(),
+        sk(&mut sim, C)
+            .connect(server(80), &fo)
+            .unwrap_err()
+            .errno(),
         "ENOPROTOOPT"
     );
-    let l = sk(&mut sim, S)
-        .listen(any(80), 8, &SocketOptions::default())
+    // TCP_DEFER_ACCEPT is a listener's option (tests/connection_rates.rs), refused on a
+    // connecting socket.
+    sk(&mut sim, S)
+        .set_option(l, SockOpt::DeferAccept(Duration::from_secs(1)))
         .unwrap();
+    let da = SocketOptions {
+        defer_accept: Some(Duration::from_secs(1)),
+        ..SocketOptions::default()
+    };
     assert_eq!(
-        sk(&mut sim, S)
-            .set_option(l, SockOpt::DeferAccept(Duration::from_secs(1)))
+        sk(&mut sim, C)
+            .connect(server(80), &da)
             .unwrap_err()
             .errno(),
         "ENOPROTOOPT"

@@ -370,6 +370,26 @@ impl Shard {
         s.tcp.out_rsts = e.out_rsts;
         s.tcp.listen_overflows = e.listen_overflows;
         s.tcp.estab_resets = e.estab_resets;
+        s.tcp.attempt_fails = e.attempt_fails;
+        s.tcp.retrans_segs = self.tcp.retrans_segs();
+        s.tcp_ext.tw = e.tw;
+        s.tcp_ext.listen_drops = e.listen_drops;
+        s.tcp_ext.syncookies_sent = e.syncookies_sent;
+        s.tcp_ext.fast_open_passive = e.fast_open_passive;
+        s.tcp_ext.fast_open_passive_fail = e.fast_open_passive_fail;
+        s.tcp_ext.fast_open_cookie_reqd = e.fast_open_cookie_reqd;
+        s.tcp_ext.fast_open_listen_overflow = e.fast_open_listen_overflow;
+        s.tcp_ext.fast_open_active = e.fast_open_active;
+        s.tcp_ext.fast_open_active_fail = e.fast_open_active_fail;
+        s.tcp_ext.syncookies_recv = e.syncookies_recv;
+        s.tcp_ext.syncookies_failed = e.syncookies_failed;
+        s.tcp_ext.req_q_full_do_cookies = e.req_q_full_do_cookies;
+        s.tcp_ext.req_q_full_drops = e.req_q_full_drops;
+        s.tcp_ext.defer_accept_drops = e.defer_accept_drops;
+        s.tcp_ext.tw_recycled = e.tw_recycled;
+        s.tcp_ext.tw_killed = e.tw_killed;
+        s.tcp_ext.tw_overflow = e.tw_overflow;
+        s.tcp_ext.port_exhausted = e.port_exhausted;
         s.tcp.curr_estab = e.curr_estab;
         s
     }
@@ -408,6 +428,23 @@ impl Shard {
         }
         let local = self.config.iface.address();
         self.tcp.connect_with(now, local, remote, config)
+    }
+
+    /// `connect` with data in the SYN (TCP Fast Open, see [`TcpEndpoints::connect_fast_open`]),
+    /// after checking the route.
+    pub fn tcp_connect_fast_open(
+        &mut self,
+        now: Instant,
+        remote: SocketAddrV4,
+        config: crate::tcp::TcpConfig,
+        data: &[u8],
+    ) -> Result<(TcpHandle, usize), ConnectError> {
+        if self.config.iface.route(*remote.ip()).is_err() {
+            self.stats.ip.out_no_routes += 1;
+            return Err(ConnectError::NetUnreachable);
+        }
+        let local = self.config.iface.address();
+        self.tcp.connect_fast_open(now, local, remote, config, data)
     }
 
     /// The TCP endpoints, read-only (introspection).
@@ -1251,4 +1288,12 @@ impl Shard {
 }
 
 #[cfg(test)]
+mod fast_open_tests;
+#[cfg(test)]
+mod listen_queue_tests;
+#[cfg(test)]
+mod syncookie_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod time_wait_tests;

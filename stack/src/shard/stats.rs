@@ -225,6 +225,8 @@ counters!(
         active_opens: "ActiveOpens",
         /// Passive opens (SYNs accepted by a listener).
         passive_opens: "PassiveOpens",
+        /// Connection attempts that failed (SYN-SENT or SYN-RECEIVED to CLOSED).
+        attempt_fails: "AttemptFails",
         /// Connections reset by the peer while established.
         estab_resets: "EstabResets",
         /// Connections in ESTABLISHED or CLOSE-WAIT now.
@@ -237,10 +239,54 @@ counters!(
         in_errs: "InErrs",
         /// Segments with a bad checksum.
         in_csum_errors: "InCsumErrors",
+        /// Segments retransmitted.
+        retrans_segs: "RetransSegs",
         /// Resets sent for segments that matched no connection.
         out_rsts: "OutRsts",
         /// SYNs dropped because a listener's queue was full.
         listen_overflows: "ListenOverflows",
+    }
+);
+
+counters!(
+    /// TCP extensions, named as in Linux's `/proc/net/netstat` `TcpExt:` line where one exists.
+    TcpExtStats, "TcpExt" {
+        /// SYNs and final ACKs that listeners dropped (queues full, tables full).
+        listen_drops: "ListenDrops",
+        /// SYNs dropped because a listener's SYN queue was full.
+        req_q_full_drops: "TCPReqQFullDrop",
+        /// Connections created from a SYN with a valid Fast Open cookie.
+        fast_open_passive: "TCPFastOpenPassive",
+        /// SYNs with an invalid Fast Open cookie.
+        fast_open_passive_fail: "TCPFastOpenPassiveFail",
+        /// SYNs asking for a Fast Open cookie.
+        fast_open_cookie_reqd: "TCPFastOpenCookieReqd",
+        /// Valid Fast Open SYNs handled as plain ones (too many pending).
+        fast_open_listen_overflow: "TCPFastOpenListenOverflow",
+        /// Active opens whose SYN data was acknowledged.
+        fast_open_active: "TCPFastOpenActive",
+        /// Active opens whose SYN data was not acknowledged or whose SYN was lost.
+        fast_open_active_fail: "TCPFastOpenActiveFail",
+        /// SYN cookies sent.
+        syncookies_sent: "SyncookiesSent",
+        /// Valid SYN cookies received.
+        syncookies_recv: "SyncookiesRecv",
+        /// ACKs checked as SYN cookies that failed.
+        syncookies_failed: "SyncookiesFailed",
+        /// SYNs answered with a cookie because a SYN queue was full.
+        req_q_full_do_cookies: "TCPReqQFullDoCookies",
+        /// Bare final ACKs dropped while TCP_DEFER_ACCEPT waited for data.
+        defer_accept_drops: "TCPDeferAcceptDrop",
+        /// TIME-WAIT entries that ended after 2*MSL.
+        tw: "TW",
+        /// TIME-WAIT 4-tuples reused by an active open (`tcp_tw_reuse`).
+        tw_recycled: "TWRecycled",
+        /// TIME-WAIT entries ended early by a new incarnation's SYN (RFC 6191).
+        tw_killed: "TWKilled",
+        /// Connections closed without TIME-WAIT because the TIME-WAIT table was full.
+        tw_overflow: "TCPTimeWaitOverflow",
+        /// Active opens refused with EADDRNOTAVAIL: the ephemeral port range was used up.
+        port_exhausted: "TCPEphemeralPortExhausted",
     }
 );
 
@@ -259,6 +305,8 @@ pub struct Stats {
     pub udp: UdpStats,
     /// TCP.
     pub tcp: TcpStats,
+    /// TCP extensions (Linux `TcpExt`).
+    pub tcp_ext: TcpExtStats,
     /// Why IPv4 headers were dropped.
     pub ip_drops: DropReasons,
     /// Why ARP packets were dropped.
@@ -281,6 +329,7 @@ impl Stats {
         self.icmp.for_each(|n, v| f(IcmpStats::NAME, n, v));
         self.udp.for_each(|n, v| f(UdpStats::NAME, n, v));
         self.tcp.for_each(|n, v| f(TcpStats::NAME, n, v));
+        self.tcp_ext.for_each(|n, v| f(TcpExtStats::NAME, n, v));
         for (group, drops) in [
             (ArpStats::NAME, &self.arp_drops),
             (IpStats::NAME, &self.ip_drops),
@@ -303,6 +352,7 @@ impl Stats {
         self.icmp.for_each_mut(&mut f);
         self.udp.for_each_mut(&mut f);
         self.tcp.for_each_mut(&mut f);
+        self.tcp_ext.for_each_mut(&mut f);
         for drops in [
             &mut self.arp_drops,
             &mut self.ip_drops,

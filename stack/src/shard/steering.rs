@@ -42,7 +42,8 @@ use crate::port::RssConfig;
 use crate::udp::EPHEMERAL_PORTS;
 use core::net::{Ipv4Addr, SocketAddrV4};
 
-/// The number of ports in [`EPHEMERAL_PORTS`].
+/// The number of ports in [`EPHEMERAL_PORTS`] (tests).
+#[cfg(test)]
 const SPAN: u32 = (*EPHEMERAL_PORTS.end() as u32) - (*EPHEMERAL_PORTS.start() as u32) + 1;
 
 /// Byte offset of the destination port in the IPv4 TCP/UDP hash input
@@ -92,8 +93,13 @@ pub struct PortSteering {
     rss: Option<Rss>,
     /// This shard's receive queue.
     queue: u16,
-    /// Offset into [`EPHEMERAL_PORTS`] of the next port to try.
+    /// Offset into the range of the next port to try.
     cursor: u32,
+    /// First port of the ephemeral range (Linux `ip_local_port_range`, default
+    /// [`EPHEMERAL_PORTS`]: 32768-60999).
+    start: u16,
+    /// Number of ports in the range (at least 1).
+    span: u32,
 }
 
 impl PortSteering {
@@ -127,7 +133,28 @@ impl PortSteering {
             rss,
             queue,
             cursor: 0,
+            start: *EPHEMERAL_PORTS.start(),
+            span: u32::from(*EPHEMERAL_PORTS.end() - *EPHEMERAL_PORTS.start()) + 1,
         }
+    }
+
+    /// Sets the ephemeral port range to `first..=last` (Linux `net.ipv4.ip_local_port_range`).
+    /// False (and no change) if `first` is 0 or `first > last`.
+    pub fn set_range(&mut self, first: u16, last: u16) -> bool {
+        if first == 0 || first > last {
+            return false;
+        }
+        self.start = first;
+        self.span = u32::from(last - first) + 1;
+        self.cursor %= self.span;
+        true
+    }
+
+    /// The ephemeral port range, `(first, last)`.
+    pub fn range(&self) -> (u16, u16) {
+        // start + span - 1 <= 65535 by construction in `set_range` and `new`.
+        let last = u32::from(self.start) + self.span - 1;
+        (self.start, u16::try_from(last).unwrap_or(u16::MAX))
     }
 
     /// This shard's receive queue.
@@ -159,7 +186,7 @@ impl PortSteering {
         self.rss.is_none() || self.queue_for(remote, local) == self.queue
     }
 
-    /// A local port `P` in [`EPHEMERAL_PORTS`] for a connection from `local_ip` to `remote` such
+    /// A local port `P` in the ephemeral range for a connection from `local_ip` to `remote` such
     /// that the replies (`remote -> local_ip:P`) arrive on this shard's queue and `is_free(P)`
     /// holds; `None` if the range holds no such port (the caller's `EADDRNOTAVAIL`).
     ///
@@ -172,14 +199,14 @@ impl PortSteering {
         remote: SocketAddrV4,
         mut is_free: impl FnMut(u16) -> bool,
     ) -> Option<u16> {
-        let start = u32::from(*EPHEMERAL_PORTS.start());
+        let start = u32::from(self.start);
         let fixed = self
             .rss
             .as_ref()
             .map(|rss| rss.fixed_part(local_ip, remote));
-        for i in 0..SPAN {
-            let offset = (self.cursor + i) % SPAN;
-            // start + offset <= 60999: the range lies within u16.
+        for i in 0..self.span {
+            let offset = (self.cursor + i) % self.span;
+            // start + offset <= the range's last port: within u16.
             let port = u16::try_from(start + offset).ok()?;
             let steers_here = match (&self.rss, fixed) {
                 (Some(rss), Some(fixed)) => {
@@ -188,7 +215,7 @@ impl PortSteering {
                 _ => true,
             };
             if steers_here && is_free(port) {
-                self.cursor = (offset + 1) % SPAN;
+                self.cursor = (offset + 1) % self.span;
                 return Some(port);
             }
         }
@@ -198,8 +225,8 @@ impl PortSteering {
     /// Starts the next [`PortSteering::pick`] at `port` (taken modulo the range if outside it),
     /// e.g. from a random number, so that port choice is not predictable (RFC 6056, section 2.2).
     pub fn set_cursor(&mut self, port: u16) {
-        let start = u32::from(*EPHEMERAL_PORTS.start());
-        self.cursor = u32::from(port).wrapping_sub(start) % SPAN;
+        let start = u32::from(self.start);
+        self.cursor = u32::from(port).wrapping_sub(start) % self.span;
     }
 
     /// The share of hashes the indirection table sends to this shard's queue: about the fraction

@@ -7,6 +7,17 @@
 //! entry on a hierarchical [`TimerWheel`] at its earliest timer, and a connection that a segment,
 //! a timer or the application touched joins a ready list; `poll_output` and `on_timeout` visit
 //! only those, so their cost does not grow with the number of idle connections.
+//!
+//! Two kinds of connection live in the flow table without a full TCB (the value carries a tag
+//! bit beside the index, on the timer wheel too), as Linux keeps `request_sock` and
+//! `inet_timewait_sock` beside full sockets:
+//! - connection requests in SYN-RECEIVED ([`SynRequest`], the SYN queue), with their SYN-ACK
+//!   retransmission timer; beyond a listener's SYN queue, SYN cookies keep no state at all;
+//! - orphaned connections in TIME-WAIT ([`TimeWait`]), capped by
+//!   [`TimeWaitConfig::max_buckets`].
+//!
+//! Their vectors (like the TCB slots') grow to their high-water mark and are reused through
+//! free lists; a SYN flood beyond the SYN queue allocates nothing.
 
 use super::flow_table::{FlowKey, FlowTable};
 use super::steering::PortSteering;
@@ -16,9 +27,13 @@ use crate::port::RssConfig;
 use crate::socket::events::{Event, EventQueue, Readiness, Seen};
 use crate::socket::handle::SocketHandle;
 use crate::socket::introspect::{ConnectionInfo, StateHistogram};
+use crate::tcp::fastopen::{ActiveOutcome, ClientCache, ServerKeys};
 use crate::tcp::isn::IsnGenerator;
+use crate::tcp::listener::{RequestVerdict, SynRequest};
 use crate::tcp::segment::{Flags, Incoming, Options, Outgoing, Timestamps};
 use crate::tcp::send_buffer::SendBuffer;
+use crate::tcp::syncookie::{SynCookies, decode_timestamp};
+use crate::tcp::time_wait::{TimeWait, Verdict};
 use crate::tcp::{SeqNum, State, Tcb, TcpConfig, TimerKind};
 use crate::time::{Duration, Instant};
 use crate::wire::tcp as wire_tcp;
@@ -120,8 +135,17 @@ struct Listener {
     /// Position of its entry in the event queue.
     event_at: Option<u32>,
     backlog: usize,
-    /// Connections still in SYN-RECEIVED.
-    half_open: usize,
+    /// Connection requests (SYN-RECEIVED, compact entries) of this listener now.
+    syn_queue: usize,
+    /// Most requests at once (the SYN queue's limit; Linux's is the backlog,
+    /// `inet_csk_reqsk_queue_is_full`, which is the default here too).
+    syn_limit: usize,
+    /// `TCP_DEFER_ACCEPT` in SYN-ACK retransmissions (0: off).
+    defer_accept: u8,
+    /// `TCP_FASTOPEN`: most Fast Open connections not yet past their handshake (0: off).
+    fast_open_qlen: usize,
+    /// Fast Open connections whose final ACK has not arrived yet (Linux `fastopenq.qlen`).
+    fast_open_pending: usize,
     /// Completed connections waiting for `accept`, oldest first.
     accept_queue: VecDeque<TcpHandle>,
 }
@@ -146,22 +170,32 @@ struct Slot {
     read_shut: bool,
     /// Position of its entry in the event queue.
     event_at: Option<u32>,
-    /// Counted in `TcpEndpoints::curr_estab` (ESTABLISHED or CLOSE-WAIT when last polled).
+    /// A Fast Open connection of this listener (index), counted in its `fast_open_pending`
+    /// until its handshake completes.
+    fast_open_of: Option<u32>,
+    /// Counted in `EndpointStats::curr_estab` (ESTABLISHED or CLOSE-WAIT when last synced).
     estab: bool,
+    /// The connection's retransmission count already added to `EndpointStats::retrans_segs`.
+    retrans_seen: u64,
 }
 
-/// Brings `curr_estab` (Linux CurrEstab: connections in ESTABLISHED or CLOSE-WAIT) up to date
-/// with one connection now in `state`, whose `counted` flag says whether it is counted: O(1).
-fn sync_estab(counted: &mut bool, state: State, curr_estab: &mut u64) {
-    let estab = matches!(state, State::Established | State::CloseWait);
-    if estab != *counted {
-        *counted = estab;
-        if estab {
-            *curr_estab += 1;
+/// Brings the shard-wide CurrEstab and RetransSegs counters up to date with one connection, in
+/// O(1), so that reading them never scans the table (the runtime publishes counters every
+/// millisecond). Called when a segment or a poll has touched the connection and when it leaves
+/// the table.
+fn sync_counters(estab: &mut bool, retrans_seen: &mut u64, tcb: &Tcb, stats: &mut EndpointStats) {
+    let now_estab = matches!(tcb.state(), State::Established | State::CloseWait);
+    if now_estab != *estab {
+        *estab = now_estab;
+        if now_estab {
+            stats.curr_estab += 1;
         } else {
-            *curr_estab = curr_estab.saturating_sub(1);
+            stats.curr_estab = stats.curr_estab.saturating_sub(1);
         }
     }
+    let retrans = tcb.stats().retrans_segs;
+    stats.retrans_segs += retrans.saturating_sub(*retrans_seen);
+    *retrans_seen = retrans;
 }
 
 impl Slot {
@@ -194,6 +228,56 @@ impl Slot {
     }
 }
 
+/// A compact TIME-WAIT entry of the shard: the protocol state and its 2*MSL timer. Flow-table
+/// and timer-wheel values of these entries carry [`TW_TAG`] beside their index.
+#[derive(Clone, Copy, Debug)]
+struct TwSlot {
+    tw: TimeWait,
+    timer: TimerId,
+}
+
+/// Marks a flow-table or timer-wheel value as the index of a TIME-WAIT entry (not a slot).
+const TW_TAG: u32 = 1 << 31;
+
+/// Marks a flow-table or timer-wheel value as the index of a connection request.
+const REQ_TAG: u32 = 1 << 30;
+
+/// A connection request (SYN-RECEIVED) of the shard: the compact entry, its listener and its
+/// SYN-ACK timer.
+#[derive(Clone, Copy, Debug)]
+struct ReqSlot {
+    req: SynRequest,
+    listener: u32,
+    timer: TimerId,
+    /// The SYN asked for a Fast Open cookie (or brought a bad one): SYN-ACKs carry ours.
+    offer_cookie: bool,
+}
+
+/// TIME-WAIT settings of a shard (Linux `net.ipv4.tcp_max_tw_buckets`, `tcp_tw_reuse`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeWaitConfig {
+    /// Most TIME-WAIT entries at once. When it is reached, a connection that would enter
+    /// TIME-WAIT is closed at once instead, and `TCPTimeWaitOverflow` counts it (Linux
+    /// `tcp_time_wait`: "TCP: time wait bucket table overflow").
+    pub max_buckets: usize,
+    /// `tcp_tw_reuse`: an active open may take the 4-tuple of a TIME-WAIT entry when
+    /// timestamps make it safe (see [`TimeWait::reusable`]). Linux's default (2) allows it on
+    /// loopback only; off here by default.
+    pub reuse: bool,
+}
+
+/// When listeners answer SYNs with SYN cookies (Linux `net.ipv4.tcp_syncookies`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SynCookieMode {
+    /// Never: a SYN beyond a full SYN queue is dropped (`tcp_syncookies = 0`).
+    Off,
+    /// When a listener's SYN queue is full (`tcp_syncookies = 1`, Linux's default).
+    #[default]
+    OnOverflow,
+    /// For every SYN, keeping no request at all (`tcp_syncookies = 2`).
+    Always,
+}
+
 #[derive(Debug)]
 struct ListenerSlot {
     generation: u32,
@@ -215,10 +299,78 @@ pub struct EndpointStats {
     pub established: u64,
     /// Connections reset by the peer.
     pub estab_resets: u64,
-    /// Connections now in ESTABLISHED or CLOSE-WAIT (Linux CurrEstab), kept up to date without
-    /// a table scan: at once for segments, and for changes made by the application or a timer
-    /// (a `close` that leaves CLOSE-WAIT, a retransmission timeout) at the next `poll_output`.
+    /// Connections created from a SYN with a valid Fast Open cookie (Linux
+    /// `TCPFastOpenPassive`).
+    pub fast_open_passive: u64,
+    /// SYNs with an invalid Fast Open cookie (Linux `TCPFastOpenPassiveFail`).
+    pub fast_open_passive_fail: u64,
+    /// SYNs asking for a Fast Open cookie (Linux `TCPFastOpenCookieReqd`).
+    pub fast_open_cookie_reqd: u64,
+    /// Valid Fast Open SYNs handled as plain ones because too many Fast Open connections were
+    /// pending (Linux `TCPFastOpenListenOverflow`).
+    pub fast_open_listen_overflow: u64,
+    /// Active opens whose SYN data was acknowledged (Linux `TCPFastOpenActive`).
+    pub fast_open_active: u64,
+    /// Active opens whose SYN data was not acknowledged or whose SYN was lost (Linux
+    /// `TCPFastOpenActiveFail`).
+    pub fast_open_active_fail: u64,
+    /// SYN cookies sent (Linux `SyncookiesSent`).
+    pub syncookies_sent: u64,
+    /// Valid SYN cookies received: connections built from them (Linux `SyncookiesRecv`).
+    pub syncookies_recv: u64,
+    /// ACKs checked as SYN cookies that failed (Linux `SyncookiesFailed`).
+    pub syncookies_failed: u64,
+    /// SYNs answered with a cookie because the SYN queue was full (Linux
+    /// `TCPReqQFullDoCookies`).
+    pub req_q_full_do_cookies: u64,
+    /// Bare final ACKs dropped while `TCP_DEFER_ACCEPT` waits for data (Linux
+    /// `TCPDeferAcceptDrop`).
+    pub defer_accept_drops: u64,
+    /// TIME-WAIT entries that ended after their 2*MSL (Linux `TW`, TimeWaited).
+    pub tw: u64,
+    /// TIME-WAIT 4-tuples taken over by an active open (Linux `TWRecycled`, `tcp_tw_reuse`).
+    pub tw_recycled: u64,
+    /// TIME-WAIT entries ended early by a new incarnation's SYN (RFC 6191). Linux counts no MIB
+    /// there (its `TWKilled` counted entries cut short by the removed `tcp_tw_recycle`); here
+    /// `TWKilled` counts these.
+    pub tw_killed: u64,
+    /// Connections closed without TIME-WAIT because `max_buckets` entries existed (Linux
+    /// `TCPTimeWaitOverflow`).
+    pub tw_overflow: u64,
+    /// Connection attempts that failed: SYN-SENT or SYN-RECEIVED to CLOSED (Linux
+    /// `AttemptFails`, counted in `tcp_done` and for requests reset in `tcp_check_req`).
+    pub attempt_fails: u64,
+    /// Segments retransmitted (Linux `RetransSegs`), counted as connections are polled.
+    pub retrans_segs: u64,
+    /// Connections now in ESTABLISHED or CLOSE-WAIT (Linux `CurrEstab`), kept up to date
+    /// without a table scan: at once for segments, and for changes made by the application or
+    /// a timer (a `close` that leaves CLOSE-WAIT, a retransmission timeout) at the next
+    /// `poll_output`.
     pub curr_estab: u64,
+    /// SYNs or final ACKs a listener dropped for any reason (Linux `ListenDrops`:
+    /// `ListenOverflows` plus full SYN queues, full tables).
+    pub listen_drops: u64,
+    /// SYNs dropped because the SYN queue was full (Linux `TCPReqQFullDrop`).
+    pub req_q_full_drops: u64,
+    /// Active opens refused with `EADDRNOTAVAIL`: no ephemeral port free for the destination
+    /// (Linux counts none; named `TCPEphemeralPortExhausted` here).
+    pub port_exhausted: u64,
+}
+
+/// How much of its tables a [`TcpEndpoints`] uses (see [`TcpEndpoints::usage`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableUsage {
+    /// Flow-table entries (TCBs, requests and TIME-WAIT entries).
+    pub flows: usize,
+    /// TCB slots ever allocated (in use or free).
+    pub slots: usize,
+    /// Request entries ever allocated (in use or free).
+    pub requests: usize,
+    /// TIME-WAIT entries ever allocated (in use or free).
+    pub time_wait: usize,
+    /// Bytes held by the slot, request and TIME-WAIT vectors (their capacity; the TCBs' own
+    /// buffers not counted).
+    pub bytes: usize,
 }
 
 /// All TCP endpoints of a shard.
@@ -241,6 +393,26 @@ pub struct TcpEndpoints {
     reuseport_key: u64,
     steering: PortSteering,
     max_connections: usize,
+    /// Connection requests (`None`: free, listed in `req_free`).
+    reqs: Vec<Option<ReqSlot>>,
+    req_free: Vec<u32>,
+    req_count: usize,
+    /// Requests whose SYN-ACK timer fired, between the wheel's walk and their handling.
+    req_fired: Vec<u32>,
+    /// Compact TIME-WAIT entries (`None`: free, listed in `tw_free`).
+    tw: Vec<Option<TwSlot>>,
+    tw_free: Vec<u32>,
+    tw_count: usize,
+    tw_config: TimeWaitConfig,
+    cookies: SynCookies,
+    cookie_mode: SynCookieMode,
+    /// Fast Open cookie secrets (server side).
+    tfo_keys: ServerKeys,
+    /// Fast Open cookies of servers (client side).
+    tfo_cache: ClientCache,
+    /// When the last SYN cookie was sent: ACKs are checked as cookies only within 2 minutes of
+    /// it (Linux `tcp_synq_no_recent_overflow`).
+    cookie_sent_at: Option<Instant>,
     stats: EndpointStats,
     /// Stray segments to answer with RST: (local, remote, segment to send).
     strays: VecDeque<(SocketAddrV4, SocketAddrV4, Outgoing)>,
@@ -255,11 +427,23 @@ impl fmt::Debug for TcpEndpoints {
     }
 }
 
+/// Servers whose Fast Open cookies a shard remembers.
+const TFO_CACHE_SIZE: usize = 1024;
+
 /// Granularity of connection timers.
 const TIMER_TICK: crate::time::Duration = crate::time::Duration::from_millis(1);
 
-/// Largest number of stray RSTs queued between two transmits.
-const MAX_STRAYS: usize = 256;
+/// Largest number of segments sent on no TCB's behalf (stray RSTs, SYN-ACKs of requests,
+/// TIME-WAIT ACKs) queued between two transmits.
+const MAX_STRAYS: usize = 1024;
+
+/// Linux `tcp_done`: "if (sk->sk_state == TCP_SYN_SENT || sk->sk_state == TCP_SYN_RECV)
+/// TCP_INC_STATS(sock_net(sk), TCP_MIB_ATTEMPTFAILS)".
+fn count_attempt_fail(stats: &mut EndpointStats, before: State, after: State) {
+    if matches!(before, State::SynSent | State::SynReceived) && after == State::Closed {
+        stats.attempt_fails += 1;
+    }
+}
 
 /// Converts a parsed wire segment into the state machine's view.
 pub fn incoming<'a>(repr: &wire_tcp::Repr<'a>) -> Incoming<'a> {
@@ -273,6 +457,7 @@ pub fn incoming<'a>(repr: &wire_tcp::Repr<'a>) -> Incoming<'a> {
         mss: repr.max_seg_size,
         window_scale: repr.window_scale,
         sack_permitted: repr.sack_permitted,
+        fast_open: repr.fast_open,
         timestamps: repr.timestamp.map(|t| Timestamps {
             tsval: t.tsval,
             tsecr: t.tsecr,
@@ -328,7 +513,7 @@ pub fn outgoing_repr(
             tsval: t.tsval,
             tsecr: t.tsecr,
         }),
-        fast_open: None,
+        fast_open: seg.options.fast_open,
         payload: &[],
     }
 }
@@ -363,6 +548,36 @@ impl TcpEndpoints {
             ]),
             steering: PortSteering::new(None, 0),
             max_connections,
+            reqs: Vec::new(),
+            req_free: Vec::new(),
+            req_count: 0,
+            req_fired: Vec::new(),
+            tw: Vec::new(),
+            tw_free: Vec::new(),
+            tw_count: 0,
+            tw_config: TimeWaitConfig {
+                max_buckets: max_connections,
+                reuse: false,
+            },
+            cookies: SynCookies::new({
+                let mut k = isn_key;
+                k.rotate_left(5);
+                for b in &mut k {
+                    *b ^= 0x5c;
+                }
+                k
+            }),
+            cookie_mode: SynCookieMode::default(),
+            tfo_keys: ServerKeys::new({
+                let mut k = isn_key;
+                k.rotate_left(9);
+                for b in &mut k {
+                    *b ^= 0xa7;
+                }
+                k
+            }),
+            tfo_cache: ClientCache::with_capacity(TFO_CACHE_SIZE),
+            cookie_sent_at: None,
             stats: EndpointStats::default(),
             strays: VecDeque::new(),
         }
@@ -378,6 +593,70 @@ impl TcpEndpoints {
         self.config = config;
     }
 
+    /// When SYN cookies are used (default: when a SYN queue is full, as Linux).
+    pub fn set_syncookies(&mut self, mode: SynCookieMode) {
+        self.cookie_mode = mode;
+    }
+
+    /// The SYN cookie mode.
+    pub fn syncookies(&self) -> SynCookieMode {
+        self.cookie_mode
+    }
+
+    /// Replaces the SYN cookie secret with `key` (drawn at random by the caller, e.g. the
+    /// runtime every few minutes); cookies sent under the previous one stay valid for their
+    /// lifetime (see [`SynCookies::rotate`]).
+    pub fn rotate_syncookie_secret(&mut self, now: Instant, key: [u8; 16]) {
+        self.cookies.rotate(now, key);
+    }
+
+    /// TIME-WAIT settings.
+    pub fn time_wait_config(&self) -> TimeWaitConfig {
+        self.tw_config
+    }
+
+    /// Changes the TIME-WAIT settings (entries beyond a lowered cap stay until they expire).
+    pub fn set_time_wait_config(&mut self, config: TimeWaitConfig) {
+        self.tw_config = config;
+    }
+
+    /// Compact TIME-WAIT entries now.
+    pub fn time_wait_count(&self) -> usize {
+        self.tw_count
+    }
+
+    /// Segments retransmitted, by every connection the table has had (Linux `RetransSegs`).
+    pub fn retrans_segs(&self) -> u64 {
+        self.stats.retrans_segs
+    }
+
+    /// The size of the tables: what a flood must not grow.
+    pub fn usage(&self) -> TableUsage {
+        use core::mem::size_of;
+        TableUsage {
+            flows: self.flows.len(),
+            slots: self.slots.len(),
+            requests: self.reqs.len(),
+            time_wait: self.tw.len(),
+            bytes: self.slots.capacity() * size_of::<Slot>()
+                + self.reqs.capacity() * size_of::<Option<ReqSlot>>()
+                + self.tw.capacity() * size_of::<Option<TwSlot>>(),
+        }
+    }
+
+    /// Connection requests (SYN-RECEIVED compact entries) now.
+    pub fn request_count(&self) -> usize {
+        self.req_count
+    }
+
+    /// Connections holding a full TCB (any state; TIME-WAIT ones the application still holds
+    /// included, compact TIME-WAIT entries not).
+    pub fn tcb_count(&self) -> usize {
+        self.flows
+            .len()
+            .saturating_sub(self.tw_count + self.req_count)
+    }
+
     /// Counters.
     pub fn stats(&self) -> &EndpointStats {
         &self.stats
@@ -388,13 +667,19 @@ impl TcpEndpoints {
         self.flows.len()
     }
 
-    /// Connections in `state`. This scans the whole table: for diagnostics and tests, not for
-    /// anything called per packet or per loop iteration.
+    /// Connections in `state` (compact TIME-WAIT entries count as TIME-WAIT). This scans the
+    /// table: for diagnostics and tests, not for anything run per packet or per loop.
     pub fn count_in(&self, state: State) -> usize {
-        self.slots
+        let tcbs = self
+            .slots
             .iter()
             .filter(|s| s.tcb.as_ref().is_some_and(|t| t.state() == state))
-            .count()
+            .count();
+        match state {
+            State::TimeWait => tcbs + self.tw_count,
+            State::SynReceived => tcbs + self.req_count,
+            _ => tcbs,
+        }
     }
 
     /// One line per connection, like `ss -tn`: state, addresses, and whether the application
@@ -413,6 +698,25 @@ impl TcpEndpoints {
                     t
                 ));
             }
+        }
+        for e in self.reqs.iter().flatten() {
+            out.push_str(&format!(
+                "{:<11} {} -> {} request retries={} next={:?}\n",
+                State::SynReceived.name(),
+                e.req.local(),
+                e.req.remote(),
+                e.req.retries(),
+                self.wheel.deadline(e.timer),
+            ));
+        }
+        for e in self.tw.iter().flatten() {
+            out.push_str(&format!(
+                "{:<11} {} -> {} compact next={:?}\n",
+                State::TimeWait.name(),
+                e.tw.local(),
+                e.tw.remote(),
+                self.wheel.deadline(e.timer),
+            ));
         }
         out
     }
@@ -497,10 +801,15 @@ impl TcpEndpoints {
         }
         if !reuse.addr
             && !reuse.port
-            && self
+            && (self
                 .slots
                 .iter()
                 .any(|s| s.tcb.as_ref().is_some_and(|t| t.local().port() == port))
+                || self
+                    .tw
+                    .iter()
+                    .flatten()
+                    .any(|e| e.tw.local().port() == port))
         {
             return Err(ListenError::AddrInUse);
         }
@@ -511,7 +820,11 @@ impl TcpEndpoints {
             linger,
             event_at: None,
             backlog,
-            half_open: 0,
+            syn_queue: 0,
+            syn_limit: backlog,
+            defer_accept: 0,
+            fast_open_qlen: 0,
+            fast_open_pending: 0,
             accept_queue: VecDeque::with_capacity(backlog),
         };
         let index = match self.free_listeners.pop() {
@@ -590,6 +903,70 @@ impl TcpEndpoints {
         self.listener(l).and_then(|l| l.linger)
     }
 
+    /// Sets the SYN queue limit of `l`: most connection requests (SYN-RECEIVED) at once,
+    /// separate from the backlog, which bounds the accept queue (default: the backlog, as
+    /// Linux's `inet_csk_reqsk_queue_is_full`). False for a stale handle or a zero limit.
+    pub fn set_syn_queue_limit(&mut self, l: ListenHandle, limit: usize) -> bool {
+        match self.listener_mut(l) {
+            Some(listener) if limit > 0 => {
+                listener.syn_limit = limit;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Connection requests (SYN-RECEIVED) of `l` now.
+    pub fn syn_queue_len(&self, l: ListenHandle) -> usize {
+        self.listener(l).map_or(0, |l| l.syn_queue)
+    }
+
+    /// `TCP_DEFER_ACCEPT` on `l`, in SYN-ACK retransmissions (Linux converts the option's
+    /// seconds the same way, `secs_to_retrans`); 0 turns it off. False for a stale handle.
+    pub fn set_defer_accept(&mut self, l: ListenHandle, retransmissions: u8) -> bool {
+        match self.listener_mut(l) {
+            Some(listener) => {
+                listener.defer_accept = retransmissions;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `TCP_FASTOPEN` on `l` (RFC 7413, server side): at most `qlen` Fast Open connections
+    /// whose handshake has not completed; 0 turns it off. False for a stale handle.
+    pub fn set_fast_open(&mut self, l: ListenHandle, qlen: usize) -> bool {
+        match self.listener_mut(l) {
+            Some(listener) => {
+                listener.fast_open_qlen = qlen;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `TCP_FASTOPEN` of `l` (its queue length; 0: off).
+    pub fn fast_open(&self, l: ListenHandle) -> usize {
+        self.listener(l).map_or(0, |l| l.fast_open_qlen)
+    }
+
+    /// Replaces the Fast Open cookie key with `key` (drawn at random by the caller); cookies
+    /// made with the previous key are still accepted for `grace` (Linux keeps it as the backup
+    /// key).
+    pub fn rotate_fast_open_key(&mut self, now: Instant, key: [u8; 16], grace: Duration) {
+        self.tfo_keys.rotate(now, key, grace);
+    }
+
+    /// The Fast Open cache of this shard as a client (cookies by server).
+    pub fn fast_open_cache(&self) -> &ClientCache {
+        &self.tfo_cache
+    }
+
+    /// `TCP_DEFER_ACCEPT` of `l` in SYN-ACK retransmissions.
+    pub fn defer_accept(&self, l: ListenHandle) -> u8 {
+        self.listener(l).map_or(0, |l| l.defer_accept)
+    }
+
     /// Connections waiting in the accept queue of `l`.
     pub fn accept_queue_len(&self, l: ListenHandle) -> usize {
         self.listener(l).map_or(0, |l| l.accept_queue.len())
@@ -635,6 +1012,16 @@ impl TcpEndpoints {
                 self.by_port.remove(&listener.port);
             }
         }
+        for i in 0..self.reqs.len() {
+            if self
+                .reqs
+                .get(i)
+                .and_then(Option::as_ref)
+                .is_some_and(|e| e.listener == l.index)
+            {
+                self.remove_req(i as u32);
+            }
+        }
         for h in listener.accept_queue {
             if let Some(tcb) = self
                 .slots
@@ -673,7 +1060,9 @@ impl TcpEndpoints {
                 s.linger_at = None;
                 s.read_shut = false;
                 s.event_at = None;
+                s.fast_open_of = None;
                 s.estab = false;
+                s.retrans_seen = 0;
                 TcpHandle {
                     index,
                     generation: s.generation,
@@ -692,7 +1081,9 @@ impl TcpEndpoints {
                     linger_at: None,
                     read_shut: false,
                     event_at: None,
+                    fast_open_of: None,
                     estab: false,
+                    retrans_seen: 0,
                 });
                 TcpHandle {
                     index,
@@ -710,31 +1101,70 @@ impl TcpEndpoints {
             self.free.push(h.index);
             return None;
         }
+        if let Some(s) = self.slots.get_mut(h.index as usize)
+            && let Some(tcb) = s.tcb.as_ref()
+        {
+            sync_counters(&mut s.estab, &mut s.retrans_seen, tcb, &mut self.stats);
+        }
         self.touch(h.index);
         Some(h)
     }
 
     /// A free ephemeral port for a connection from `local_ip` to `remote` whose replies the
     /// NIC's RSS delivers to this shard (any free port on a single-queue port).
-    fn ephemeral_port(&mut self, local_ip: Ipv4Addr, remote: SocketAddrV4) -> Option<u16> {
+    ///
+    /// With `tcp_tw_reuse` on, a port whose 4-tuple is held by a reusable TIME-WAIT entry counts
+    /// as free (Linux `__inet_hash_connect` asks `tcp_twsk_unique` the same).
+    fn ephemeral_port(
+        &mut self,
+        now: Instant,
+        local_ip: Ipv4Addr,
+        remote: SocketAddrV4,
+    ) -> Option<u16> {
         let TcpEndpoints {
             steering,
             flows,
             by_port,
+            tw,
+            tw_config,
             ..
         } = self;
         steering.pick(local_ip, remote, |port| {
-            flows
-                .get(&FlowKey::new(SocketAddrV4::new(local_ip, port), remote))
-                .is_none()
-                && !by_port.contains_key(&port)
+            if by_port.contains_key(&port) {
+                return false;
+            }
+            match flows.get(&FlowKey::new(SocketAddrV4::new(local_ip, port), remote)) {
+                None => true,
+                Some(v) if v & TW_TAG != 0 => {
+                    tw_config.reuse
+                        && tw
+                            .get((v & !TW_TAG) as usize)
+                            .and_then(Option::as_ref)
+                            .is_some_and(|e| e.tw.reusable(now))
+                }
+                Some(_) => false,
+            }
         })
     }
 
     /// Follows the port's receive-side scaling: active opens then choose ephemeral ports whose
     /// replies hash to `queue`, this shard's (design rule 5, "steering is exact").
     pub fn set_rss(&mut self, rss: Option<&RssConfig>, queue: u16) {
+        let (first, last) = self.steering.range();
         self.steering = PortSteering::new(rss, queue);
+        self.steering.set_range(first, last);
+    }
+
+    /// Sets the ephemeral port range of active opens to `first..=last` (Linux
+    /// `net.ipv4.ip_local_port_range`, default 32768-60999). False (no change) for an empty
+    /// range or one starting at port 0.
+    pub fn set_ephemeral_range(&mut self, first: u16, last: u16) -> bool {
+        self.steering.set_range(first, last)
+    }
+
+    /// The ephemeral port range, `(first, last)`.
+    pub fn ephemeral_range(&self) -> (u16, u16) {
+        self.steering.range()
     }
 
     /// `connect`: a new connection in SYN-SENT from `local_ip` to `remote`.
@@ -757,17 +1187,64 @@ impl TcpEndpoints {
         remote: SocketAddrV4,
         config: TcpConfig,
     ) -> Result<TcpHandle, ConnectError> {
-        let port = self
-            .ephemeral_port(local_ip, remote)
-            .ok_or(ConnectError::AddrNotAvailable)?;
+        let Some(port) = self.ephemeral_port(now, local_ip, remote) else {
+            // Linux `__inet_hash_connect` returns -EADDRNOTAVAIL once every port of
+            // ip_local_port_range is in use towards this destination.
+            self.stats.port_exhausted += 1;
+            return Err(ConnectError::AddrNotAvailable);
+        };
         let local = SocketAddrV4::new(local_ip, port);
-        let iss = self.isn.isn(now, local, remote);
-        let tcb = Tcb::connect(config, local, remote, iss, now);
+        let mut iss = self.isn.isn(now, local, remote);
+        if let Some(v) = self.flows.get(&FlowKey::new(local, remote))
+            && v & TW_TAG != 0
+        {
+            // tcp_tw_reuse (Linux tcp_twsk_unique): take over the TIME-WAIT 4-tuple, starting
+            // the new incarnation past the old one's sequence space ("write_seq = tw_snd_nxt +
+            // 65535 + 2").
+            if let Some(Some(e)) = self.tw.get((v & !TW_TAG) as usize) {
+                iss = e.tw.next_iss().get();
+            }
+            self.remove_tw(v & !TW_TAG);
+            self.stats.tw_recycled += 1;
+        }
+        let mut tcb = Tcb::connect(config, local, remote, iss, now);
+        tcb.set_ts_offset(self.isn.ts_offset(*local.ip(), *remote.ip()));
         let h = self
             .alloc_slot(tcb, true, None)
             .ok_or(ConnectError::NoBuffers)?;
         self.stats.active_opens += 1;
         Ok(h)
+    }
+
+    /// `connect` with data, like Linux `sendto(MSG_FASTOPEN)` (RFC 7413 4.1): with a cookie
+    /// cached for the server, the SYN carries the cookie and as much of `data` as fits (the
+    /// server's MSS from last time, and ours less 40 bytes of options: Linux
+    /// `tcp_send_syn_data`); without one, the SYN asks for a cookie and the data follows the
+    /// handshake; towards a server that lost a SYN with data lately, a plain connect. Returns
+    /// the connection and how many bytes of `data` were queued (the send buffer bounds it).
+    pub fn connect_fast_open(
+        &mut self,
+        now: Instant,
+        local_ip: Ipv4Addr,
+        remote: SocketAddrV4,
+        config: TcpConfig,
+        data: &[u8],
+    ) -> Result<(TcpHandle, usize), ConnectError> {
+        let h = self.connect_with(now, local_ip, remote, config)?;
+        let plan = self.tfo_cache.for_connect(now, *remote.ip());
+        let Some(tcb) = self
+            .slots
+            .get_mut(h.index as usize)
+            .and_then(|s| s.tcb.as_mut())
+        else {
+            return Err(ConnectError::NoBuffers);
+        };
+        let n = tcb.queue_syn_data(data);
+        if let Some((cookie, mss)) = plan {
+            let space = u32::from(config.mss.saturating_sub(40)).min(u32::from(mss));
+            tcb.set_fast_open(cookie, space);
+        }
+        Ok((h, n))
     }
 
     /// `close`: the application lets go of the connection; it finishes on its own (FIN, or RST
@@ -941,7 +1418,31 @@ impl TcpEndpoints {
                 orphan: !s.owned && s.listener.is_none(),
             })
         });
-        listeners.chain(conns)
+        let tws = self.tw.iter().flatten().map(|e| ConnectionInfo {
+            state: State::TimeWait,
+            local: e.tw.local(),
+            remote: e.tw.remote(),
+            recv_q: 0,
+            send_q: 0,
+            timer: self
+                .wheel
+                .deadline(e.timer)
+                .map(|at| (TimerKind::Close, at)),
+            orphan: true,
+        });
+        let reqs = self.reqs.iter().flatten().map(|e| ConnectionInfo {
+            state: State::SynReceived,
+            local: e.req.local(),
+            remote: e.req.remote(),
+            recv_q: 0,
+            send_q: 0,
+            timer: self
+                .wheel
+                .deadline(e.timer)
+                .map(|at| (TimerKind::Retransmit, at)),
+            orphan: false,
+        });
+        listeners.chain(reqs).chain(conns).chain(tws)
     }
 
     /// How many listeners and connections are in each state.
@@ -1033,7 +1534,20 @@ impl TcpEndpoints {
         remote: SocketAddrV4,
         seg: &Incoming<'_>,
     ) {
-        if let Some(index) = self.flows.get(&FlowKey::new(local, remote)) {
+        let found = self.flows.get(&FlowKey::new(local, remote));
+        if let Some(tagged) = found
+            && tagged & TW_TAG != 0
+        {
+            self.on_time_wait_segment(now, tagged & !TW_TAG, local, remote, seg);
+            return;
+        }
+        if let Some(tagged) = found
+            && tagged & REQ_TAG != 0
+        {
+            self.on_request_segment(now, tagged & !REQ_TAG, local, remote, seg);
+            return;
+        }
+        if let Some(index) = found {
             self.touch(index);
             let mut reopen = false;
             if let Some(slot) = self.slots.get_mut(index as usize)
@@ -1053,14 +1567,37 @@ impl TcpEndpoints {
                     let seen = slot.owned.then(|| Seen::of(tcb));
                     tcb.on_segment(now, seg);
                     let after = tcb.state();
-                    sync_estab(&mut slot.estab, after, &mut self.stats.curr_estab);
-                    if before == State::SynReceived && after.is_synchronized() {
+                    count_attempt_fail(&mut self.stats, before, after);
+                    sync_counters(
+                        &mut slot.estab,
+                        &mut slot.retrans_seen,
+                        tcb,
+                        &mut self.stats,
+                    );
+                    let fast_open = if after != State::SynReceived {
+                        slot.fast_open_of.take()
+                    } else {
+                        None
+                    };
+                    if let Some(li) = fast_open {
+                        // A Fast Open connection, in the accept queue since its SYN: its
+                        // handshake is over (Linux reqsk_fastopen_remove).
+                        if after.is_synchronized() {
+                            self.stats.established += 1;
+                        }
+                        if let Some(l) = self
+                            .listeners
+                            .get_mut(li as usize)
+                            .and_then(|s| s.listener.as_mut())
+                        {
+                            l.fast_open_pending = l.fast_open_pending.saturating_sub(1);
+                        }
+                    } else if before == State::SynReceived && after.is_synchronized() {
                         self.stats.established += 1;
                         if let Some(li) = slot.listener
                             && let Some(ls) = self.listeners.get_mut(li as usize)
                             && let Some(l) = ls.listener.as_mut()
                         {
-                            l.half_open = l.half_open.saturating_sub(1);
                             l.accept_queue.push_back(TcpHandle {
                                 index,
                                 generation: slot.generation,
@@ -1099,38 +1636,588 @@ impl TcpEndpoints {
             }
             return;
         }
-        if seg.flags.syn()
-            && !seg.flags.ack()
-            && !seg.flags.rst()
-            && let Some(li) = self.pick_listener(local, remote)
-            && let Some(listener) = self
-                .listeners
-                .get_mut(li as usize)
-                .and_then(|s| s.listener.as_mut())
-        {
-            // The accept queue bounded by the backlog, as the Berkeley API describes it; the
-            // SYN queue, SYN cookies and Linux's exact overflow behaviour are the
-            // connection-rate milestone's.
-            if listener.accept_queue.len() + listener.half_open >= listener.backlog {
-                self.stats.listen_overflows += 1;
+        if seg.flags.syn() && !seg.flags.ack() && !seg.flags.rst() {
+            if let Some(li) = self.pick_listener(local, remote) {
+                self.passive_open(now, li, local, remote, seg, None);
                 return;
             }
-            listener.half_open += 1;
-            let config = listener.config;
-            let iss = self.isn.isn(now, local, remote);
-            let tcb = Tcb::accept(config, local, remote, iss, seg, now);
-            if self.alloc_slot(tcb, false, Some(li)).is_some() {
-                self.stats.passive_opens += 1;
-            } else if let Some(l) = self
-                .listeners
-                .get_mut(li as usize)
-                .and_then(|s| s.listener.as_mut())
-            {
-                l.half_open = l.half_open.saturating_sub(1);
-            }
+        } else if seg.flags.ack()
+            && !seg.flags.syn()
+            && !seg.flags.rst()
+            && self.cookie_check(now, local, remote, seg)
+        {
             return;
         }
         self.reset_stray(local, remote, seg);
+    }
+
+    /// Linux `cookie_v4_check`: an ACK for no connection, to a listener that sent SYN cookies
+    /// in the last 2 minutes, may complete a handshake answered with a cookie. True if it was
+    /// taken (a connection, or dropped on a full accept queue); false to answer it with a RST.
+    fn cookie_check(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &Incoming<'_>,
+    ) -> bool {
+        if self.cookie_mode == SynCookieMode::Off
+            || self
+                .cookie_sent_at
+                .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(120))
+        {
+            return false;
+        }
+        let Some(li) = self.pick_listener(local, remote) else {
+            return false;
+        };
+        let Some(mss) = self
+            .cookies
+            .check(now, local, remote, seg.seq.get(), seg.ack.get())
+        else {
+            self.stats.syncookies_failed += 1;
+            return false;
+        };
+        let Some(config) = self
+            .listeners
+            .get(li as usize)
+            .and_then(|s| s.listener.as_ref())
+            .map(|l| l.config)
+        else {
+            return false;
+        };
+        let ts_offset = self.isn.ts_offset(*local.ip(), *remote.ip());
+        // Linux cookie_timestamp_decode: the options come back in the echoed timestamp; without
+        // timestamps there are none.
+        let ts = seg.options.timestamps.filter(|_| config.timestamps);
+        let (window_scale, sack) = match ts {
+            Some(t) => match decode_timestamp(t.tsecr.wrapping_sub(ts_offset)) {
+                Some(o) => o,
+                None => {
+                    self.stats.syncookies_failed += 1;
+                    return false;
+                }
+            },
+            None => (None, false),
+        };
+        self.stats.syncookies_recv += 1;
+        let req = SynRequest::from_cookie(
+            local,
+            remote,
+            seg.ack - 1u32,
+            seg.seq - 1u32,
+            ts_offset,
+            mss,
+            window_scale,
+            sack,
+            ts.map(|t| t.tsval),
+        );
+        self.complete(now, li, &req, seg, config);
+        true
+    }
+
+    /// The final ACK `seg` completes `req` of listener `li`: the connection joins the accept
+    /// queue, or, if that is full, the ACK is dropped and false returned (Linux
+    /// `tcp_v4_syn_recv_sock`: "if (sk_acceptq_is_full(sk)) goto exit_overflow", counting
+    /// ListenOverflows and ListenDrops).
+    fn complete(
+        &mut self,
+        now: Instant,
+        li: u32,
+        req: &SynRequest,
+        seg: &Incoming<'_>,
+        config: TcpConfig,
+    ) -> bool {
+        let full = self
+            .listeners
+            .get(li as usize)
+            .and_then(|s| s.listener.as_ref())
+            .is_none_or(|l| l.accept_queue.len() > l.backlog);
+        if full {
+            self.stats.listen_overflows += 1;
+            self.stats.listen_drops += 1;
+            return false;
+        }
+        let mut tcb = req.into_tcb(config, now);
+        tcb.on_segment(now, seg);
+        if !tcb.state().is_synchronized() {
+            return true;
+        }
+        let Some(h) = self.alloc_slot(tcb, false, Some(li)) else {
+            self.stats.listen_drops += 1;
+            return true;
+        };
+        self.stats.passive_opens += 1;
+        self.stats.established += 1;
+        if let Some(ls) = self.listeners.get_mut(li as usize)
+            && let Some(l) = ls.listener.as_mut()
+        {
+            l.accept_queue.push_back(h);
+            let handle = ListenHandle {
+                index: li,
+                generation: ls.generation,
+                port: l.port,
+            };
+            self.events.raise(
+                &mut l.event_at,
+                SocketHandle::Listener(handle),
+                Readiness::ACCEPT,
+            );
+        }
+        true
+    }
+
+    /// A listener (`li`) takes a SYN (Linux `tcp_conn_request`): a connection request in
+    /// SYN-RECEIVED and its SYN-ACK, unless a queue is full. `iss` is the ISS to use (a new
+    /// incarnation from TIME-WAIT), else RFC 6528's.
+    fn passive_open(
+        &mut self,
+        now: Instant,
+        li: u32,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &Incoming<'_>,
+        iss: Option<SeqNum>,
+    ) {
+        let Some(listener) = self
+            .listeners
+            .get_mut(li as usize)
+            .and_then(|s| s.listener.as_mut())
+        else {
+            return;
+        };
+        // Linux tcp_conn_request: "if (sk_acceptq_is_full(sk)) { NET_INC_STATS(sock_net(sk),
+        // LINUX_MIB_LISTENOVERFLOWS); goto drop; }" (full: more than `backlog` waiting), and
+        // every drop there counts ListenDrops (tcp_listendrop).
+        if listener.accept_queue.len() > listener.backlog {
+            self.stats.listen_overflows += 1;
+            self.stats.listen_drops += 1;
+            return;
+        }
+        let config = listener.config;
+        let (fo_qlen, fo_pending) = (listener.fast_open_qlen, listener.fast_open_pending);
+        // Linux tcp_conn_request: "if ((syncookies == 2 || inet_csk_reqsk_queue_is_full(sk))
+        // && !isn) { want_cookie = tcp_syn_flood_action(...); if (!want_cookie) goto drop; }"
+        let queue_full = listener.syn_queue >= listener.syn_limit;
+        if (queue_full || self.cookie_mode == SynCookieMode::Always) && iss.is_none() {
+            if self.cookie_mode == SynCookieMode::Off {
+                self.stats.req_q_full_drops += 1;
+                self.stats.listen_drops += 1;
+                return;
+            }
+            if queue_full {
+                self.stats.req_q_full_do_cookies += 1;
+            }
+            // RFC 4987 3.6: answer statelessly; the ISN is the cookie.
+            let cookie = self
+                .cookies
+                .isn(now, local, remote, seg.seq.get(), seg.options.mss);
+            let ts_offset = self.isn.ts_offset(*local.ip(), *remote.ip());
+            let req = SynRequest::new(local, remote, SeqNum(cookie), ts_offset, seg);
+            self.push_stray(local, remote, req.cookie_syn_ack(&config, now));
+            self.stats.syncookies_sent += 1;
+            self.cookie_sent_at = Some(now);
+            return;
+        }
+        if queue_full {
+            // A new incarnation from TIME-WAIT with a full SYN queue: dropped (Linux only
+            // makes cookies when it chooses the ISN).
+            self.stats.req_q_full_drops += 1;
+            self.stats.listen_drops += 1;
+            return;
+        }
+        // RFC 7413 4.2 / Linux tcp_try_fastopen: a SYN with the Fast Open option to a listener
+        // with TCP_FASTOPEN.
+        let mut offer_cookie = false;
+        if let Some(cookie) = seg.options.fast_open.filter(|_| fo_qlen > 0) {
+            if cookie.is_request() {
+                self.stats.fast_open_cookie_reqd += 1;
+            }
+            if fo_pending >= fo_qlen {
+                // tcp_fastopen_queue_check: too many pending; a plain handshake, no cookie.
+                self.stats.fast_open_listen_overflow += 1;
+            } else if !cookie.is_request()
+                && self.tfo_keys.check(now, *local.ip(), *remote.ip(), &cookie)
+            {
+                self.fast_open_child(now, li, local, remote, seg, config);
+                return;
+            } else {
+                // A request or an invalid cookie: the plain handshake (the SYN's data is not
+                // acknowledged, the client sends it again), and the SYN-ACK offers a valid
+                // cookie (RFC 7413 4.2.1).
+                if !cookie.is_request() {
+                    self.stats.fast_open_passive_fail += 1;
+                }
+                offer_cookie = true;
+            }
+        }
+        if self.flows.len() >= self.max_connections {
+            self.stats.listen_drops += 1;
+            return;
+        }
+        let iss = iss.unwrap_or_else(|| SeqNum(self.isn.isn(now, local, remote)));
+        let ts_offset = self.isn.ts_offset(*local.ip(), *remote.ip());
+        let req = SynRequest::new(local, remote, iss, ts_offset, seg);
+        let i = match self.req_free.pop() {
+            Some(i) => i,
+            None => {
+                let i = self.reqs.len() as u32;
+                if i >= REQ_TAG {
+                    self.stats.listen_drops += 1;
+                    return;
+                }
+                self.reqs.push(None);
+                i
+            }
+        };
+        let Ok(timer) = self
+            .wheel
+            .insert(req.next_timeout(&config, now), REQ_TAG | i)
+        else {
+            self.req_free.push(i);
+            self.stats.listen_drops += 1;
+            return;
+        };
+        if self
+            .flows
+            .insert(FlowKey::new(local, remote), REQ_TAG | i)
+            .is_err()
+        {
+            self.wheel.cancel(timer);
+            self.req_free.push(i);
+            self.stats.listen_drops += 1;
+            return;
+        }
+        if let Some(e) = self.reqs.get_mut(i as usize) {
+            *e = Some(ReqSlot {
+                req,
+                listener: li,
+                timer,
+                offer_cookie,
+            });
+        }
+        self.req_count += 1;
+        if let Some(l) = self
+            .listeners
+            .get_mut(li as usize)
+            .and_then(|s| s.listener.as_mut())
+        {
+            l.syn_queue += 1;
+        }
+        let out = self.request_syn_ack(&req, offer_cookie, &config, now);
+        self.push_stray(local, remote, out);
+    }
+
+    /// The SYN-ACK of a request, with our Fast Open cookie if the SYN asked for one.
+    fn request_syn_ack(
+        &self,
+        req: &SynRequest,
+        offer_cookie: bool,
+        config: &TcpConfig,
+        now: Instant,
+    ) -> Outgoing {
+        let mut out = req.syn_ack(config, now);
+        if offer_cookie {
+            out.options.fast_open =
+                Some(self.tfo_keys.cookie(*req.local().ip(), *req.remote().ip()));
+        }
+        out
+    }
+
+    /// RFC 7413 4.2.2 / Linux `tcp_fastopen_create_child`: a SYN with a valid cookie makes the
+    /// connection at once, its data is delivered and it can be accepted before the final ACK.
+    fn fast_open_child(
+        &mut self,
+        now: Instant,
+        li: u32,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &Incoming<'_>,
+        config: TcpConfig,
+    ) {
+        let iss = self.isn.isn(now, local, remote);
+        let mut tcb = Tcb::accept(config, local, remote, iss, seg, now);
+        tcb.set_ts_offset(self.isn.ts_offset(*local.ip(), *remote.ip()));
+        tcb.accept_syn_data(now, seg.payload);
+        let Some(h) = self.alloc_slot(tcb, false, Some(li)) else {
+            self.stats.listen_drops += 1;
+            return;
+        };
+        self.stats.fast_open_passive += 1;
+        self.stats.passive_opens += 1;
+        if let Some(s) = self.slots.get_mut(h.index as usize) {
+            s.fast_open_of = Some(li);
+        }
+        if let Some(ls) = self.listeners.get_mut(li as usize)
+            && let Some(l) = ls.listener.as_mut()
+        {
+            l.fast_open_pending += 1;
+            l.accept_queue.push_back(h);
+            let handle = ListenHandle {
+                index: li,
+                generation: ls.generation,
+                port: l.port,
+            };
+            self.events.raise(
+                &mut l.event_at,
+                SocketHandle::Listener(handle),
+                Readiness::ACCEPT,
+            );
+        }
+    }
+
+    /// A Fast Open connection of listener `li` left SYN-RECEIVED (or the table).
+    fn fast_open_done(&mut self, li: u32) {
+        if let Some(l) = self
+            .listeners
+            .get_mut(li as usize)
+            .and_then(|s| s.listener.as_mut())
+        {
+            l.fast_open_pending = l.fast_open_pending.saturating_sub(1);
+        }
+    }
+
+    /// Queues a segment that no TCB sends (SYN-ACKs and ACKs of requests, TIME-WAIT ACKs);
+    /// dropped, like a lost segment, if the queue is full.
+    fn push_stray(&mut self, local: SocketAddrV4, remote: SocketAddrV4, out: Outgoing) {
+        if self.strays.len() < MAX_STRAYS {
+            self.strays.push_back((local, remote, out));
+        }
+    }
+
+    /// Removes request `i`: its flow-table entry and timer go, and its listener's SYN queue
+    /// shrinks.
+    fn remove_req(&mut self, i: u32) -> Option<ReqSlot> {
+        let e = self.reqs.get_mut(i as usize).and_then(Option::take)?;
+        self.flows
+            .remove(&FlowKey::new(e.req.local(), e.req.remote()));
+        self.wheel.cancel(e.timer);
+        self.req_free.push(i);
+        self.req_count = self.req_count.saturating_sub(1);
+        if let Some(l) = self
+            .listeners
+            .get_mut(e.listener as usize)
+            .and_then(|s| s.listener.as_mut())
+        {
+            l.syn_queue = l.syn_queue.saturating_sub(1);
+        }
+        Some(e)
+    }
+
+    /// A segment for connection request `i` (Linux `tcp_check_req`).
+    fn on_request_segment(
+        &mut self,
+        now: Instant,
+        i: u32,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &Incoming<'_>,
+    ) {
+        let Some(Some(e)) = self.reqs.get(i as usize) else {
+            return;
+        };
+        let li = e.listener;
+        let Some(listener) = self
+            .listeners
+            .get(li as usize)
+            .and_then(|s| s.listener.as_ref())
+        else {
+            self.remove_req(i);
+            return;
+        };
+        let (config, backlog, queued, defer) = (
+            listener.config,
+            listener.backlog,
+            listener.accept_queue.len(),
+            listener.defer_accept,
+        );
+        let Some(Some(e)) = self.reqs.get_mut(i as usize) else {
+            return;
+        };
+        match e.req.on_segment(&config, now, seg) {
+            RequestVerdict::Drop => {}
+            RequestVerdict::ResendSynAck => {
+                let (req, offer) = (e.req, e.offer_cookie);
+                let out = self.request_syn_ack(&req, offer, &config, now);
+                self.push_stray(local, remote, out);
+            }
+            RequestVerdict::Reply(out) => self.push_stray(local, remote, out),
+            RequestVerdict::Abort(out) => {
+                // Linux tcp_check_req "embryonic_reset": TCP_MIB_ATTEMPTFAILS.
+                self.stats.attempt_fails += 1;
+                self.remove_req(i);
+                if let Some(out) = out {
+                    self.push_stray(local, remote, out);
+                }
+            }
+            RequestVerdict::Complete => {
+                // Linux tcp_check_req with TCP_DEFER_ACCEPT: "if (req->num_timeout <
+                // rskq_defer_accept && TCP_SKB_CB(skb)->end_seq == tcp_rsk(req)->rcv_isn + 1)
+                // { inet_rsk(req)->acked = 1; NET_INC_STATS(TCPDEFERACCEPTDROP); return NULL; }"
+                if defer > 0 && e.req.retries() < defer && e.req.is_bare_ack(seg) {
+                    e.req.set_acked();
+                    self.stats.defer_accept_drops += 1;
+                    return;
+                }
+                // Linux tcp_v4_syn_recv_sock: "if (sk_acceptq_is_full(sk)) goto exit_overflow"
+                // (ListenOverflows, ListenDrops); tcp_check_req then, with
+                // tcp_abort_on_overflow = 0, "inet_rsk(req)->acked = 1; return NULL": the ACK
+                // is dropped, the request stays and its SYN-ACK timer retransmits later, so
+                // the peer's next ACK or data can complete it.
+                if queued > backlog {
+                    e.req.set_acked();
+                    self.stats.listen_overflows += 1;
+                    self.stats.listen_drops += 1;
+                    return;
+                }
+                let req = e.req;
+                // The request's flow-table entry goes first, so the TCB can take its place.
+                self.remove_req(i);
+                self.complete(now, li, &req, seg, config);
+            }
+        }
+    }
+
+    /// SYN-ACK timers of requests that fired (Linux `reqsk_timer_handler`): retransmit, or
+    /// drop the request after `synack_retries` (or the `TCP_DEFER_ACCEPT` period).
+    fn run_request_timers(&mut self, now: Instant) {
+        let mut fired = core::mem::take(&mut self.req_fired);
+        for &i in &fired {
+            let Some(Some(e)) = self.reqs.get(i as usize) else {
+                continue;
+            };
+            let Some((config, defer)) = self
+                .listeners
+                .get(e.listener as usize)
+                .and_then(|s| s.listener.as_ref())
+                .map(|l| (l.config, l.defer_accept))
+            else {
+                self.remove_req(i);
+                continue;
+            };
+            let Some(Some(e)) = self.reqs.get_mut(i as usize) else {
+                continue;
+            };
+            let (expire, resend) = e.req.on_timeout(&config, defer);
+            if expire {
+                self.remove_req(i);
+                continue;
+            }
+            let (req, offer, at) = (e.req, e.offer_cookie, e.req.next_timeout(&config, now));
+            match self.wheel.insert(at, REQ_TAG | i) {
+                Ok(t) => e.timer = t,
+                Err(_) => {
+                    self.remove_req(i);
+                    continue;
+                }
+            }
+            if resend {
+                let out = self.request_syn_ack(&req, offer, &config, now);
+                self.push_stray(req.local(), req.remote(), out);
+            }
+        }
+        fired.clear();
+        self.req_fired = fired;
+    }
+
+    /// A segment for the compact TIME-WAIT entry `i` (see [`TimeWait::on_segment`]).
+    fn on_time_wait_segment(
+        &mut self,
+        now: Instant,
+        i: u32,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &Incoming<'_>,
+    ) {
+        let Some(Some(e)) = self.tw.get_mut(i as usize) else {
+            return;
+        };
+        let timer = e.timer;
+        let timeout = e.tw.timeout();
+        let fallback_ack = e.tw.ack(now);
+        let (reply, restart) = match e.tw.on_segment(now, seg) {
+            Verdict::Drop => (None, false),
+            Verdict::Restart => (None, true),
+            Verdict::Ack { reply, restart } => (Some(reply), restart),
+            Verdict::NewIncarnation { iss } => {
+                // RFC 6191 / Linux tcp_v4_rcv TCP_TW_SYN: a listener on the port takes the SYN
+                // and the TIME-WAIT entry goes; without one, the SYN is answered with an ACK.
+                if let Some(li) = self.pick_listener(local, remote) {
+                    self.remove_tw(i);
+                    self.stats.tw_killed += 1;
+                    self.passive_open(now, li, local, remote, seg, Some(iss));
+                    return;
+                }
+                (Some(fallback_ack), false)
+            }
+        };
+        if restart {
+            let _ = self.wheel.reschedule(timer, now + timeout);
+        }
+        if let Some(out) = reply {
+            self.push_stray(local, remote, out);
+        }
+    }
+
+    /// Replaces the full TCB of slot `index`, in TIME-WAIT and let go of by the application,
+    /// with a compact entry (Linux `tcp_time_wait`). Past `max_buckets` entries the connection
+    /// is closed without TIME-WAIT, as Linux does, and counted.
+    fn enter_compact_time_wait(&mut self, now: Instant, index: u32) {
+        let Some(tw) = self
+            .slots
+            .get(index as usize)
+            .and_then(|s| s.tcb.as_ref())
+            .and_then(|t| TimeWait::from_tcb(t, now))
+        else {
+            return;
+        };
+        self.remove(index);
+        if self.tw_count >= self.tw_config.max_buckets {
+            self.stats.tw_overflow += 1;
+            return;
+        }
+        let i = match self.tw_free.pop() {
+            Some(i) => i,
+            None => {
+                let i = self.tw.len() as u32;
+                if i >= REQ_TAG {
+                    self.stats.tw_overflow += 1;
+                    return;
+                }
+                self.tw.push(None);
+                i
+            }
+        };
+        let Ok(timer) = self.wheel.insert(now + tw.timeout(), TW_TAG | i) else {
+            self.tw_free.push(i);
+            self.stats.tw_overflow += 1;
+            return;
+        };
+        if self
+            .flows
+            .insert(FlowKey::new(tw.local(), tw.remote()), TW_TAG | i)
+            .is_err()
+        {
+            self.wheel.cancel(timer);
+            self.tw_free.push(i);
+            self.stats.tw_overflow += 1;
+            return;
+        }
+        if let Some(e) = self.tw.get_mut(i as usize) {
+            *e = Some(TwSlot { tw, timer });
+        }
+        self.tw_count += 1;
+    }
+
+    /// Removes TIME-WAIT entry `i`: its flow-table entry and timer go.
+    fn remove_tw(&mut self, i: u32) {
+        if let Some(e) = self.tw.get_mut(i as usize).and_then(Option::take) {
+            self.flows
+                .remove(&FlowKey::new(e.tw.local(), e.tw.remote()));
+            self.wheel.cancel(e.timer);
+            self.tw_free.push(i);
+            self.tw_count = self.tw_count.saturating_sub(1);
+        }
     }
 
     /// The listener that gets a SYN for `local` from `remote`: the port's only one, or, in a
@@ -1181,29 +2268,31 @@ impl TcpEndpoints {
         if let Some(s) = self.slots.get_mut(index as usize)
             && let Some(tcb) = s.tcb.take()
         {
+            // Leaving the table: its retransmissions stay counted, and it is no longer current.
+            sync_counters(&mut s.estab, &mut s.retrans_seen, &tcb, &mut self.stats);
+            if core::mem::take(&mut s.estab) {
+                self.stats.curr_estab = self.stats.curr_estab.saturating_sub(1);
+            }
             self.flows.remove(&FlowKey::new(tcb.local(), tcb.remote()));
             if let Some(id) = s.timer.take() {
                 self.wheel.cancel(id);
             }
             s.linger_at = None;
             s.event_at = None;
-            if core::mem::take(&mut s.estab) {
-                self.stats.curr_estab = self.stats.curr_estab.saturating_sub(1);
-            }
+            let fast_open = s.fast_open_of.take();
             if let Some(li) = s.listener.take()
                 && let Some(l) = self
                     .listeners
                     .get_mut(li as usize)
                     .and_then(|l| l.listener.as_mut())
             {
-                if tcb.state() == State::Closed && !l.accept_queue.iter().any(|h| h.index == index)
-                {
-                    l.half_open = l.half_open.saturating_sub(1);
-                }
                 l.accept_queue.retain(|h| h.index != index);
             }
             s.owned = false;
             self.free.push(index);
+            if let Some(li) = fast_open {
+                self.fast_open_done(li);
+            }
         }
     }
 
@@ -1218,36 +2307,66 @@ impl TcpEndpoints {
             slots,
             ready,
             events,
+            tw,
+            tw_free,
+            tw_count,
+            flows,
+            stats,
+            req_fired,
             ..
         } = self;
         for &index in ready.iter() {
             if let Some(s) = slots.get_mut(index as usize)
                 && s.deadline().is_some_and(|t| t <= now)
             {
-                Self::run_timers(events, s, index, now);
+                Self::run_timers(events, stats, s, index, now);
             }
         }
         wheel.advance(now, |_, index| {
+            if index & TW_TAG == 0 && index & REQ_TAG != 0 {
+                req_fired.push(index & !REQ_TAG);
+                return;
+            }
+            if index & TW_TAG != 0 {
+                // 2*MSL passed: the TIME-WAIT entry ends (RFC 9293 3.10.8 "Time-Wait Timeout").
+                let i = index & !TW_TAG;
+                if let Some(e) = tw.get_mut(i as usize).and_then(Option::take) {
+                    flows.remove(&FlowKey::new(e.tw.local(), e.tw.remote()));
+                    tw_free.push(i);
+                    *tw_count = tw_count.saturating_sub(1);
+                    stats.tw += 1;
+                }
+                return;
+            }
             let Some(s) = slots.get_mut(index as usize) else {
                 return;
             };
             s.timer = None;
-            Self::run_timers(events, s, index, now);
+            Self::run_timers(events, stats, s, index, now);
             if !s.ready {
                 s.ready = true;
                 ready.push(index);
             }
         });
+        self.run_request_timers(now);
     }
 
     /// Runs the due timers of connection `index` (its own and the linger deadline) and reports
     /// the readiness edges they caused.
-    fn run_timers(events: &mut EventQueue, s: &mut Slot, index: u32, now: Instant) {
+    fn run_timers(
+        events: &mut EventQueue,
+        stats: &mut EndpointStats,
+        s: &mut Slot,
+        index: u32,
+        now: Instant,
+    ) {
         let seen = s.tcb.as_ref().filter(|_| s.owned).map(Seen::of);
         if let Some(tcb) = s.tcb.as_mut()
             && tcb.next_timer().is_some_and(|t| t <= now)
         {
+            let before = tcb.state();
             tcb.on_timeout(now);
+            count_attempt_fail(stats, before, tcb.state());
         }
         s.run_linger(now);
         if let (Some(seen), Some(tcb)) = (seen, s.tcb.as_ref()) {
@@ -1305,11 +2424,36 @@ impl TcpEndpoints {
                 full |= !ok;
                 ok
             });
-            // Every state change comes from an event that puts the connection on the ready
-            // list, so CurrEstab follows each connection here (segments update it at once).
-            sync_estab(&mut s.estab, tcb.state(), &mut self.stats.curr_estab);
+            // Every state change and retransmission comes from an event that puts the
+            // connection on the ready list, so the counters follow each connection here.
+            sync_counters(&mut s.estab, &mut s.retrans_seen, tcb, &mut self.stats);
+            if let Some(ev) = tcb.take_fast_open_event() {
+                // Linux tcp_fastopen_cache_set: remember the server's cookie and MSS, or
+                // that a SYN with data was lost on the way to it.
+                if let Some(cookie) = ev.cookie {
+                    self.tfo_cache
+                        .store_cookie(*remote.ip(), cookie, tcb.mss().len() as u16);
+                }
+                match ev.outcome {
+                    Some(ActiveOutcome::DataAcked) => self.stats.fast_open_active += 1,
+                    Some(ActiveOutcome::DataNotAcked) => self.stats.fast_open_active_fail += 1,
+                    Some(ActiveOutcome::SynLost) => {
+                        self.stats.fast_open_active_fail += 1;
+                        self.tfo_cache.syn_data_lost(now, *remote.ip());
+                    }
+                    None => {}
+                }
+            }
             if tcb.is_closed() && !s.owned {
                 self.remove(index);
+                continue;
+            }
+            if tcb.state() == State::TimeWait
+                && !s.owned
+                && s.listener.is_none()
+                && !tcb.wants_output()
+            {
+                self.enter_compact_time_wait(now, index);
                 continue;
             }
             if tcb.wants_output() {

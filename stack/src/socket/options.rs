@@ -43,23 +43,31 @@ pub struct SocketOptions {
     /// `TCP_SYNCNT`: SYN retransmissions before `connect` fails with `ETIMEDOUT` (1..=127, as
     /// Linux accepts).
     pub syn_count: Option<u32>,
-    /// `TCP_FASTOPEN` (the queue length): not supported yet; `Some` fails with
-    /// [`SetOptionError::NotSupported`] (`ENOPROTOOPT`). A later milestone implements RFC 7413.
+    /// `TCP_FASTOPEN` on a listener (RFC 7413, server side): the most Fast Open connections
+    /// whose handshake has not completed (0: off). Clients use
+    /// [`super::Sockets::connect_with_data`] instead (Linux `sendto(MSG_FASTOPEN)`); on
+    /// `connect` it fails with `ENOPROTOOPT`.
     pub fast_open: Option<u32>,
-    /// `TCP_DEFER_ACCEPT`: not supported yet; `Some` fails with
-    /// [`SetOptionError::NotSupported`] (`ENOPROTOOPT`).
+    /// `TCP_DEFER_ACCEPT` on a listener: a connection joins the accept queue only when its
+    /// first data arrives; the final ACK of a handshake without data is dropped and the request
+    /// kept. The time is rounded up to whole SYN-ACK retransmission periods (1, 3, 7, 15, ... s,
+    /// Linux `secs_to_retrans`). When it has passed, Linux behaviour again: one more SYN-ACK is
+    /// sent, and the ACK answering it completes the connection even without data (a client that
+    /// stays silent still gets accepted); a request nobody answers is dropped after
+    /// `max(synack_retries, periods)` timeouts. Zero turns it off. On a connecting socket
+    /// (Linux: delays the client's ACK) it is not supported (`ENOPROTOOPT`).
     pub defer_accept: Option<Duration>,
 }
 
 impl SocketOptions {
     /// The connection settings these options make from `base` (the shard's defaults).
     ///
-    /// Errors: `ENOPROTOOPT` for `TCP_FASTOPEN`/`TCP_DEFER_ACCEPT` (not supported yet),
-    /// `EINVAL` for a `TCP_MAXSEG` below [`MIN_MAXSEG`] or a `TCP_SYNCNT` outside 1..=127.
+    /// (`defer_accept` and `fast_open` are the listener's, not the connections' settings: see
+    /// [`super::Sockets::listen`].)
+    ///
+    /// Errors: `EINVAL` for a `TCP_MAXSEG` below [`MIN_MAXSEG`] or a `TCP_SYNCNT` outside
+    /// 1..=127.
     pub fn apply(&self, base: TcpConfig) -> Result<TcpConfig, SetOptionError> {
-        if self.fast_open.is_some() || self.defer_accept.is_some() {
-            return Err(SetOptionError::NotSupported);
-        }
         let mut c = base;
         if let Some(ka) = self.keepalive {
             c.keepalive = Some(ka);
@@ -127,9 +135,9 @@ pub enum SockOpt {
     MaxSegment(u16),
     /// `TCP_CONGESTION`: takes effect at once on a connection.
     Congestion(Algorithm),
-    /// `TCP_FASTOPEN`: not supported yet (`ENOPROTOOPT`).
+    /// `TCP_FASTOPEN` (listeners only; see [`SocketOptions::fast_open`]).
     FastOpen(u32),
-    /// `TCP_DEFER_ACCEPT`: not supported yet (`ENOPROTOOPT`).
+    /// `TCP_DEFER_ACCEPT` (listeners only; see [`SocketOptions::defer_accept`]).
     DeferAccept(Duration),
 }
 
@@ -159,17 +167,25 @@ mod tests {
     }
 
     #[test]
-    fn fast_open_and_defer_accept_are_refused_not_ignored() {
+    fn fast_open_and_defer_accept_are_listener_settings() {
         let base = TcpConfig::default();
         let fo = SocketOptions {
             fast_open: Some(16),
             ..SocketOptions::default()
         };
-        assert_eq!(fo.apply(base), Err(SetOptionError::NotSupported));
+        assert_eq!(
+            fo.apply(base),
+            Ok(base),
+            "a listener setting, not the connections'"
+        );
         let da = SocketOptions {
             defer_accept: Some(Duration::from_secs(1)),
             ..SocketOptions::default()
         };
-        assert_eq!(da.apply(base).unwrap_err().errno(), "ENOPROTOOPT");
+        assert_eq!(
+            da.apply(base),
+            Ok(base),
+            "a listener setting, not the connections'"
+        );
     }
 }

@@ -116,9 +116,8 @@ fn apply_to_listener(
         SockOpt::QuickAck(on) => config.quickack = on,
         SockOpt::MaxSegment(m) => config.mss = clamp_mss(config.mss, m)?,
         SockOpt::Congestion(a) => config.congestion = a,
-        SockOpt::FastOpen(_) | SockOpt::DeferAccept(_) => {
-            return Err(SetOptionError::NotSupported);
-        }
+        // Kept by the listener itself; `set_option` applies them.
+        SockOpt::FastOpen(_) | SockOpt::DeferAccept(_) => {}
     }
     Ok(())
 }
@@ -155,7 +154,9 @@ impl Sockets<'_> {
     ///   `SO_REUSEPORT` is set (Linux `inet_csk_bind_conflict`);
     /// - `EADDRNOTAVAIL`: `addr` is neither the interface's address nor 0.0.0.0;
     /// - `EINVAL`: backlog 0, port 0, or `TCP_MAXSEG` below 88;
-    /// - `ENOPROTOOPT`: `TCP_FASTOPEN` or `TCP_DEFER_ACCEPT` (not supported yet).
+    ///
+    /// `TCP_DEFER_ACCEPT` ([`SocketOptions::defer_accept`]) and `TCP_FASTOPEN`
+    /// ([`SocketOptions::fast_open`]) apply to the listener.
     pub fn listen(
         &mut self,
         addr: SocketAddrV4,
@@ -176,14 +177,22 @@ impl Sockets<'_> {
             addr: options.reuse_addr,
             port: options.reuse_port,
         };
-        self.shard
+        let l = self
+            .shard
             .tcp()
             .listen_with(addr.port(), backlog, config, reuse, options.linger)
-            .map(SocketHandle::Listener)
             .map_err(|e| match e {
                 endpoints::ListenError::AddrInUse => ListenError::AddrInUse,
                 endpoints::ListenError::InvalidBacklog => ListenError::Invalid,
-            })
+            })?;
+        if let Some(d) = options.defer_accept {
+            let n = tcp::listener::defer_accept_retransmissions(d.as_secs());
+            self.shard.tcp().set_defer_accept(l, n);
+        }
+        if let Some(q) = options.fast_open {
+            self.shard.tcp().set_fast_open(l, q as usize);
+        }
+        Ok(SocketHandle::Listener(l))
     }
 
     /// `accept`: the oldest established connection of a listener, and its peer's address.
@@ -218,12 +227,16 @@ impl Sockets<'_> {
     ///
     /// Errors at once: `EADDRNOTAVAIL` (no ephemeral port free for this destination),
     /// `ENETUNREACH`, `ENOBUFS` (connection table full), `EINVAL` (`TCP_MAXSEG` below 88),
-    /// `ENOPROTOOPT` (`TCP_FASTOPEN`, not supported yet).
+    /// `ENOPROTOOPT` (`TCP_FASTOPEN`: use [`Sockets::connect_with_data`]; `TCP_DEFER_ACCEPT`,
+    /// which Linux uses on a client to delay its ACK, not implemented).
     pub fn connect(
         &mut self,
         remote: SocketAddrV4,
         options: &SocketOptions,
     ) -> Result<SocketHandle, ConnectError> {
+        if options.defer_accept.is_some() || options.fast_open.is_some() {
+            return Err(ConnectError::NotSupported);
+        }
         let config = options
             .apply(*self.shard.tcp_endpoints().config())
             .map_err(|e| match e {
@@ -242,6 +255,39 @@ impl Sockets<'_> {
             self.shard.tcp().set_linger(h, options.linger);
         }
         Ok(SocketHandle::Tcp(h))
+    }
+
+    /// `sendto(MSG_FASTOPEN)`: a non-blocking `connect` whose first `data` goes in the SYN
+    /// when the server gave this shard a TCP Fast Open cookie before (RFC 7413); the first time
+    /// the SYN asks for a cookie and the data follows the handshake. A server that answers
+    /// without acknowledging the data gets it again; one whose path lost a SYN with data gets
+    /// none in SYNs for an hour. Returns the socket and how many bytes of `data` were queued.
+    ///
+    /// Errors as [`Sockets::connect`].
+    pub fn connect_with_data(
+        &mut self,
+        remote: SocketAddrV4,
+        data: &[u8],
+        options: &SocketOptions,
+    ) -> Result<(SocketHandle, usize), ConnectError> {
+        if options.defer_accept.is_some() || options.fast_open.is_some() {
+            return Err(ConnectError::NotSupported);
+        }
+        let config = options
+            .apply(*self.shard.tcp_endpoints().config())
+            .map_err(|_| ConnectError::Invalid)?;
+        let (h, n) = self
+            .shard
+            .tcp_connect_fast_open(self.now, remote, config, data)
+            .map_err(|e| match e {
+                endpoints::ConnectError::AddrNotAvailable => ConnectError::AddrNotAvailable,
+                endpoints::ConnectError::NetUnreachable => ConnectError::NetUnreachable,
+                endpoints::ConnectError::NoBuffers => ConnectError::NoBuffers,
+            })?;
+        if options.linger.is_some() {
+            self.shard.tcp().set_linger(h, options.linger);
+        }
+        Ok((SocketHandle::Tcp(h), n))
     }
 
     // ----- state -----
@@ -491,8 +537,9 @@ impl Sockets<'_> {
     ///
     /// Errors: `EISCONN` for `TCP_MAXSEG` on a connection (the MSS is negotiated in the
     /// handshake: set it on the listener or in the `connect` options); `EINVAL`
-    /// for `TCP_MAXSEG` below 88; `ENOPROTOOPT` for `TCP_FASTOPEN`, `TCP_DEFER_ACCEPT` (not
-    /// supported yet) and for any of these on a UDP socket; `EBADF`.
+    /// for `TCP_MAXSEG` below 88; `ENOPROTOOPT` for `TCP_FASTOPEN` on a connection, for
+    /// `TCP_DEFER_ACCEPT` on a connection (a listener's option here) and for any of these on a
+    /// UDP socket; `EBADF`.
     pub fn set_option(&mut self, h: SocketHandle, opt: SockOpt) -> Result<(), SetOptionError> {
         let now = self.now;
         match h {
@@ -503,6 +550,16 @@ impl Sockets<'_> {
                 let mut linger = tcp.listener_linger(l);
                 apply_to_listener(&mut config, &mut linger, opt)?;
                 tcp.set_listener_config(l, config, linger);
+                match opt {
+                    SockOpt::DeferAccept(d) => {
+                        let n = tcp::listener::defer_accept_retransmissions(d.as_secs());
+                        tcp.set_defer_accept(l, n);
+                    }
+                    SockOpt::FastOpen(q) => {
+                        tcp.set_fast_open(l, q as usize);
+                    }
+                    _ => {}
+                }
                 Ok(())
             }
             SocketHandle::Tcp(t) => {
@@ -555,9 +612,12 @@ impl Sockets<'_> {
             SocketHandle::Listener(l) => {
                 let c = tcp.listener_config(l).ok_or(SetOptionError::BadHandle)?;
                 let reuse = tcp.listener_reuse(l).unwrap_or_default();
+                let defer = tcp::listener::defer_accept_seconds(tcp.defer_accept(l));
                 Ok(SocketOptions {
                     reuse_addr: reuse.addr,
                     reuse_port: reuse.port,
+                    defer_accept: (defer > 0).then(|| Duration::from_secs(defer)),
+                    fast_open: Some(tcp.fast_open(l) as u32).filter(|&q| q > 0),
                     ..from_config(c, tcp.listener_linger(l))
                 })
             }
@@ -702,19 +762,17 @@ mod tests {
     }
 
     #[test]
-    fn listener_options_reach_the_config_and_unsupported_ones_fail() {
+    fn listener_options_reach_the_config() {
         let mut c = TcpConfig::default();
         let mut linger = None;
         apply_to_listener(&mut c, &mut linger, SockOpt::MaxSegment(600)).unwrap();
         apply_to_listener(&mut c, &mut linger, SockOpt::Linger(Some(Duration::ZERO))).unwrap();
         assert_eq!((c.mss, linger), (600, Some(Duration::ZERO)));
-        assert_eq!(
-            apply_to_listener(&mut c, &mut linger, SockOpt::FastOpen(5)),
-            Err(SetOptionError::NotSupported)
-        );
-        assert_eq!(
-            apply_to_listener(&mut c, &mut linger, SockOpt::DeferAccept(Duration::ZERO)),
-            Err(SetOptionError::NotSupported)
-        );
+        // TCP_DEFER_ACCEPT and TCP_FASTOPEN leave the connections' settings alone (the
+        // listener keeps them).
+        let before = c;
+        apply_to_listener(&mut c, &mut linger, SockOpt::DeferAccept(Duration::ZERO)).unwrap();
+        apply_to_listener(&mut c, &mut linger, SockOpt::FastOpen(5)).unwrap();
+        assert_eq!(c, before);
     }
 }

@@ -57,8 +57,31 @@ impl Tcb {
         self.negotiate(seg, now);
         self.last_recv_at = now;
         if seg.flags.ack() {
-            // Our SYN is acknowledged: ESTABLISHED.
-            self.snd_una = seg.ack;
+            // Our SYN is acknowledged: ESTABLISHED. Data of a Fast Open SYN may be acknowledged
+            // with it (RFC 7413 4.1.2), or not: then it is sent again (Linux
+            // tcp_rcv_fastopen_synack retransmits what the SYN-ACK did not cover).
+            let data_acked =
+                (seg.ack.distance_from(self.iss + 1u32) as usize).min(self.send_buf.len());
+            self.snd_una = self.iss + 1u32;
+            if data_acked > 0 {
+                self.send_buf.consume(data_acked);
+                self.snd_una = seg.ack;
+                self.stats.bytes_acked += data_acked as u64;
+            }
+            if self.tfo.cookie.is_some() {
+                if let Some(c) = seg.options.fast_open.filter(|c| !c.is_request()) {
+                    self.tfo.peer_cookie = Some(c);
+                }
+                if self.tfo.syn_data > 0 && self.tfo.outcome.is_none() {
+                    self.tfo.outcome = Some(if data_acked >= self.tfo.syn_data as usize {
+                        super::fastopen::ActiveOutcome::DataAcked
+                    } else {
+                        super::fastopen::ActiveOutcome::DataNotAcked
+                    });
+                }
+            }
+            // Whatever the SYN-ACK did not acknowledge is sent again from SND.UNA.
+            self.snd_nxt = self.snd_una;
             self.take_rtt_sample(now, seg);
             if self.retries > 0 && self.rtt.srtt().is_none() {
                 // RFC 6298 5.7: the SYN was retransmitted and no sample taken: RTO of 3 s.
@@ -452,6 +475,14 @@ impl Tcb {
             && fin == self.rcv_nxt
         {
             self.process_fin(now);
+        }
+    }
+
+    /// RFC 7413 4.2.2: a SYN with a valid Fast Open cookie has its data accepted at once (the
+    /// server's TCB is in SYN-RECEIVED; its SYN-ACK then acknowledges the data).
+    pub fn accept_syn_data(&mut self, now: Instant, data: &[u8]) {
+        if self.state == State::SynReceived && self.rcv_nxt == self.irs + 1u32 && !data.is_empty() {
+            self.queue_data(now, self.rcv_nxt, data);
         }
     }
 

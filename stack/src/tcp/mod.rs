@@ -3,8 +3,10 @@
 
 pub mod config;
 pub mod congestion;
+pub mod fastopen;
 mod input;
 pub mod isn;
+pub mod listener;
 pub mod reassembly;
 pub mod recv_buffer;
 mod ring;
@@ -14,7 +16,9 @@ pub mod segment;
 pub mod send_buffer;
 pub mod seq;
 pub mod state;
+pub mod syncookie;
 pub mod tcb;
+pub mod time_wait;
 pub mod timer_kind;
 
 pub use config::{Keepalive, TcpConfig};

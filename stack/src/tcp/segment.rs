@@ -36,6 +36,9 @@ pub struct Options {
     pub timestamps: Option<Timestamps>,
     /// SACK blocks.
     pub sack_blocks: SackBlocks,
+    /// TCP Fast Open cookie option (RFC 7413 4.1.1; SYN and SYN-ACK only): a cookie, or a
+    /// cookie request when empty.
+    pub fast_open: Option<crate::wire::tcp_option::TfoCookie>,
 }
 
 /// An incoming segment.

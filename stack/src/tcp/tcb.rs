@@ -232,6 +232,8 @@ pub struct Tcb {
     pub(super) last_recv_at: Instant,
     pub(super) last_send_at: Instant,
     pub(super) stats: ConnStats,
+    /// TCP Fast Open of an active open (RFC 7413).
+    pub(super) tfo: super::fastopen::ActiveState,
 }
 
 impl fmt::Debug for Tcb {
@@ -339,6 +341,7 @@ impl Tcb {
             last_recv_at: now,
             last_send_at: now,
             stats: ConnStats::default(),
+            tfo: super::fastopen::ActiveState::default(),
             config,
         }
     }
@@ -379,6 +382,54 @@ impl Tcb {
         tcb.update_send_window(u32::from(syn.window), syn.seq, SeqNum(iss));
         tcb.syn_due = true;
         tcb
+    }
+
+    /// Sets the offset of the connection's timestamp clock (TSval = milliseconds + offset),
+    /// before its first segment: the shard keys it by the address pair (see
+    /// [`super::isn::IsnGenerator::ts_offset`]).
+    pub fn set_ts_offset(&mut self, offset: u32) {
+        self.ts_offset = offset;
+    }
+
+    /// TCP Fast Open for this active open (RFC 7413 4.1), before its first SYN: the SYN
+    /// carries `cookie` (a request if empty) and, with a real cookie, up to `max_syn_data`
+    /// bytes of the data already queued ([`Tcb::queue_syn_data`]). Ignored after the SYN left.
+    pub fn set_fast_open(&mut self, cookie: crate::wire::tcp_option::TfoCookie, max_syn_data: u32) {
+        if self.state == State::SynSent && self.retries == 0 && self.snd_max == self.iss {
+            self.tfo.cookie = Some(cookie);
+            self.tfo.max_syn_data = if cookie.is_request() { 0 } else { max_syn_data };
+        }
+    }
+
+    /// Queues data before the connection is established (Linux `sendto(MSG_FASTOPEN)`): it
+    /// goes in the SYN with Fast Open, else after the handshake. Returns the bytes taken.
+    pub fn queue_syn_data(&mut self, data: &[u8]) -> usize {
+        if self.state != State::SynSent || self.fin_queued {
+            return 0;
+        }
+        self.send_buf.write(data)
+    }
+
+    /// What the Fast Open attempt produced since the last call (a server cookie, the fate of
+    /// the SYN's data), once.
+    pub fn take_fast_open_event(&mut self) -> Option<super::fastopen::ActiveEvent> {
+        let cookie = self.tfo.peer_cookie.take();
+        let outcome = self.tfo.outcome.take();
+        (cookie.is_some() || outcome.is_some())
+            .then_some(super::fastopen::ActiveEvent { cookie, outcome })
+    }
+
+    /// A connection made from a compact request entry (see [`super::listener::SynRequest`]):
+    /// the entry already sent the SYN-ACK, so SND.NXT is past our SYN and none is due.
+    pub(super) fn syn_ack_sent(&mut self) {
+        self.syn_due = false;
+        self.snd_nxt = self.iss + 1u32;
+        self.snd_max = self.snd_nxt;
+        // What the SYN-ACK advertised and acknowledged (its window is never scaled, RFC 7323
+        // 2.2), as `segment` records it for segments the TCB sends itself.
+        let (_, right) = self.window_to_advertise(true);
+        self.rcv_adv = right;
+        self.last_ack_sent = self.rcv_nxt;
     }
 
     /// Options from the peer's SYN or SYN-ACK: each is used only if both sides offered it.
@@ -816,6 +867,13 @@ impl Tcb {
                 self.rtt_probe = None;
                 self.syn_due = true;
                 self.stats.retrans_segs += 1;
+                if self.state == State::SynSent && self.tfo.syn_data > 0 && self.retries == 1 {
+                    // RFC 7413 4.1.3.1: the SYN with data got no answer; the data goes after
+                    // the handshake now, and the shard stops using Fast Open to this server.
+                    self.tfo.outcome = Some(super::fastopen::ActiveOutcome::SynLost);
+                    self.tfo.syn_data = 0;
+                    self.snd_nxt = self.iss;
+                }
             }
             State::Closed | State::Listen | State::TimeWait => {}
             _ => {
@@ -1061,6 +1119,9 @@ impl Tcb {
                     tsecr: if self.passive { self.ts_recent } else { 0 },
                 });
             }
+            if self.state == State::SynSent && self.retries == 0 {
+                o.fast_open = self.tfo.cookie;
+            }
             return o;
         }
         if self.ts_ok {
@@ -1180,16 +1241,27 @@ impl Tcb {
                     } else {
                         Flags::SYN | Flags::ACK
                     };
-                    let seg = self.segment(now, self.iss, flags, 0, 0);
+                    // RFC 7413 4.1: the first SYN of a Fast Open with a cookie carries data;
+                    // a retransmitted SYN carries none (4.1.3.1: it may be what the path
+                    // drops).
+                    let data = if self.state == State::SynSent && self.retries == 0 {
+                        self.send_buf.len().min(self.tfo.max_syn_data as usize)
+                    } else {
+                        0
+                    };
+                    let seg = self.segment(now, self.iss, flags, 0, data);
                     if !emit(&seg, &self.send_buf) {
                         return sent;
                     }
                     self.syn_due = false;
+                    if self.state == State::SynSent && self.retries == 0 {
+                        self.tfo.syn_data = data as u32;
+                    }
                     // Karn: time the SYN only if it is the first one (RFC 6298 3).
                     if self.retries == 0 && self.rtt_probe.is_none() {
                         self.rtt_probe = Some((self.iss + 1u32, now));
                     }
-                    self.snd_nxt = self.iss + 1u32;
+                    self.snd_nxt = self.iss + 1u32 + data;
                     self.snd_max = self.snd_max.max(self.snd_nxt);
                     if self.rto_at.is_none() {
                         self.rto_at = Some(now + self.rtt.rto());
