@@ -361,8 +361,9 @@ fn metrics_serve_the_stack_counters_and_state_histogram() {
         value("shardnet_tcp_sockets{side=\"server\",state=\"TIME-WAIT\"}"),
         0
     );
+    // The in-process echo listens on its ports, one listener each.
     assert_eq!(
         value("shardnet_tcp_sockets{side=\"server\",state=\"LISTEN\"}"),
-        1
+        u64::from(shardnet_apps::shardnet_tcp::MEMORY_ECHO_PORTS)
     );
 }

@@ -313,6 +313,7 @@ fn run_shardnet(args: &Args) -> Result<(), String> {
         .ok_or("--stack shardnet needs --driver af-xdp or dpdk here")?;
     let echo = EchoAppConfig {
         port,
+        ports: 1,
         backlog,
         reuseport: args.reuseport,
         close_after: args.close_after,

@@ -28,7 +28,9 @@ use shardnet_apps::metrics::{ExtraText, LoadgenMetrics, MetricsServer};
 use shardnet_apps::protocol::{HEADER_LEN, MAX_PAYLOAD};
 use shardnet_apps::report::{ErrorKind, Report};
 use shardnet_apps::shardnet_tcp::echo::EchoAppConfig;
-use shardnet_apps::shardnet_tcp::{ECHO_PORT, Idle, MemoryLoad, net, run_memory};
+use shardnet_apps::shardnet_tcp::{
+    ECHO_PORT, Idle, MEMORY_ECHO_PORTS, MemoryLoad, net, run_memory,
+};
 use shardnet_apps::shardnet_udp::{UdpJob, run_job};
 use shardnet_apps::timewait::{ChurnReport, ChurnSample, ephemeral_port_range};
 use shardnet_apps::{CLIENT, SERVER};
@@ -461,6 +463,7 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
             server_shards: shards,
             echo: EchoAppConfig {
                 port: ECHO_PORT,
+                ports: MEMORY_ECHO_PORTS,
                 backlog: args.echo_backlog,
                 reuseport: args.echo_reuseport,
                 close_after,

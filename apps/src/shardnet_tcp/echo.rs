@@ -14,8 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// What every shard's echo does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EchoAppConfig {
-    /// The TCP port.
+    /// The TCP port (the first one, with `ports` > 1).
     pub port: u16,
+    /// Listen on `ports` consecutive ports from `port` (at least 1). More ports multiply the
+    /// 4-tuples a client-closed crr can cycle through.
+    pub ports: u16,
     /// The accept queue length of each shard's listener.
     pub backlog: usize,
     /// SO_REUSEPORT on the listeners.
@@ -59,7 +62,7 @@ pub struct EchoApp {
     cfg: EchoAppConfig,
     counters: Arc<EchoCounters>,
     states: Arc<StateGauges>,
-    listener: Option<SocketHandle>,
+    listeners: Vec<SocketHandle>,
     listen_tried: bool,
     conns: HashMap<SocketHandle, Conn>,
     events: Vec<Event>,
@@ -86,7 +89,7 @@ impl EchoApp {
             cfg,
             counters,
             states,
-            listener: None,
+            listeners: Vec::new(),
             listen_tried: false,
             conns: HashMap::new(),
             events: Vec::new(),
@@ -157,24 +160,28 @@ impl App for EchoApp {
         let mut s = ctx.shard.sockets(ctx.now);
         if !self.listen_tried {
             self.listen_tried = true;
-            let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, self.cfg.port);
-            match s.listen(addr, self.cfg.backlog, &self.options()) {
-                Ok(l) => {
-                    self.listener = Some(l);
-                    self.counters.listening.fetch_add(1, Ordering::Release);
+            let mut failed = false;
+            for k in 0..self.cfg.ports.max(1) {
+                let port = self.cfg.port.saturating_add(k);
+                let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
+                match s.listen(addr, self.cfg.backlog, &self.options()) {
+                    Ok(l) => self.listeners.push(l),
+                    Err(_) => failed = true,
                 }
-                Err(_) => {
-                    self.counters
-                        .listen_failures
-                        .fetch_add(1, Ordering::Release);
-                }
+            }
+            if failed {
+                self.counters
+                    .listen_failures
+                    .fetch_add(1, Ordering::Release);
+            } else {
+                self.counters.listening.fetch_add(1, Ordering::Release);
             }
         }
         self.events.clear();
         s.poll_events(&mut self.events);
         let events = std::mem::take(&mut self.events);
         for e in &events {
-            if Some(e.socket) == self.listener {
+            if self.listeners.contains(&e.socket) {
                 while let Ok((h, _)) = s.accept(e.socket) {
                     self.counters.accepted.fetch_add(1, Ordering::Relaxed);
                     self.conns.insert(
@@ -211,7 +218,7 @@ impl App for EchoApp {
         for (h, _) in self.conns.drain() {
             let _ = s.close(h);
         }
-        if let Some(l) = self.listener.take() {
+        for l in self.listeners.drain(..) {
             let _ = s.close(l);
         }
     }

@@ -65,6 +65,10 @@ pub struct LoadApp {
     last_sample: u64,
     done: bool,
     events: Vec<Event>,
+    /// Connections go to `target_ports` consecutive ports from the target's, in turn.
+    target_ports: u16,
+    /// Connects issued (which port the next one goes to).
+    connects: u64,
 }
 
 fn ns_since(start: Instant) -> u64 {
@@ -144,7 +148,15 @@ impl LoadApp {
             last_sample: 0,
             done: false,
             events: Vec::new(),
+            target_ports: 1,
+            connects: 0,
         }
+    }
+
+    /// Spreads connections over `n` consecutive ports from the target's (at least 1).
+    pub fn with_target_ports(mut self, n: u16) -> Self {
+        self.target_ports = n.max(1);
+        self
     }
 
     fn now_ns(&self) -> u64 {
@@ -321,7 +333,12 @@ impl LoadApp {
     }
 
     fn connect(&mut self, s: &mut Sockets<'_>, i: usize, now: u64) {
-        match s.connect(self.cfg.target, &self.options()) {
+        let offset = (self.connects % u64::from(self.target_ports.max(1))) as u16;
+        self.connects += 1;
+        let target = self.cfg.target;
+        let target =
+            std::net::SocketAddrV4::new(*target.ip(), target.port().saturating_add(offset));
+        match s.connect(target, &self.options()) {
             Ok(h) => {
                 self.by_handle.insert(h, i);
                 let slot = &mut self.slots[i];

@@ -43,10 +43,15 @@ use std::time::{Duration, Instant};
 
 /// The echo port of the in-process network.
 pub const ECHO_PORT: u16 = 7777;
+/// Consecutive ports from [`ECHO_PORT`] the in-process echo listens on, and the load generator
+/// spreads its connections over: four times the 4-tuples for a client-closed crr to cycle
+/// through (with TIME-WAIT reuse, one connection per port per second each).
+pub const MEMORY_ECHO_PORTS: u16 = 4;
 
-/// The most TCP connections (TIME-WAIT included) per shard: a connect/close load at tens of
-/// thousands of connections per second keeps that many in TIME-WAIT for 60 s.
-const MAX_CONNECTIONS: usize = 1 << 18;
+/// The most TCP connections (TIME-WAIT included: each holds a flow-table entry) per shard. A
+/// client-closed crr on the memory wire keeps every 4-tuple it can cycle through in TIME-WAIT:
+/// [`MEMORY_ECHO_PORTS`] x 64,512 ephemeral ports = 258,048, so 2^19 leaves room.
+const MAX_CONNECTIONS: usize = 1 << 19;
 
 /// TCP sockets by state, published by a shard's app for other threads.
 #[derive(Debug, Default)]
@@ -384,6 +389,8 @@ pub struct EchoRuntime<P: Port + Send + 'static> {
     runtime: Runtime<P, EchoApp>,
     counters: Arc<EchoCounters>,
     states: Vec<Arc<StateGauges>>,
+    /// Ports listened on, from the configured one.
+    ports: u16,
 }
 
 impl<P: Port + Send + 'static> std::fmt::Debug for EchoRuntime<P> {
@@ -438,6 +445,7 @@ impl<P: Port + Send + 'static> EchoRuntime<P> {
             std::thread::sleep(Duration::from_millis(1));
         }
         Ok(EchoRuntime {
+            ports: echo.ports.max(1),
             runtime,
             counters,
             states,
@@ -538,13 +546,35 @@ where
         w.rate = worker.rate.map(|r| r / client_shards as f64);
         apps.push((
             port,
-            LoadApp::new(w, start, Arc::clone(stop), tx.clone(), Arc::clone(gauges)),
+            LoadApp::new(w, start, Arc::clone(stop), tx.clone(), Arc::clone(gauges))
+                .with_target_ports(server.map_or(1, |s| s.ports)),
         ));
     }
     drop(tx);
     let workers = apps.len();
     let client =
         Runtime::start(config, apps).map_err(|e| format!("load generator runtime: {e:?}"))?;
+    if server.is_some() {
+        // The in-process wire is this host's loopback: reuse TIME-WAIT 4-tuples for new
+        // connects when timestamps make it safe, as Linux's default `tcp_tw_reuse = 2` does
+        // for loopback (and so for the kernel baseline over 127.0.0.1). A client-closed crr
+        // can then open about one connection per ephemeral port per second (Linux reuses a
+        // TIME-WAIT tuple once its last timestamp is over a second old), so the client also
+        // takes the range load generators are usually given (`ip_local_port_range` 1024-65535)
+        // rather than Linux's default 32768-60999. Over a real driver both stay at Linux's
+        // defaults.
+        for i in 0..client.shard_count() {
+            client
+                .run_on(i, |shard, _| {
+                    let tcp = shard.tcp();
+                    let mut tw = tcp.time_wait_config();
+                    tw.reuse = true;
+                    tcp.set_time_wait_config(tw);
+                    tcp.set_ephemeral_range(1024, 65535);
+                })
+                .map_err(|e| format!("load generator runtime: {e:?}"))?;
+        }
+    }
 
     let (mut peak_client, mut peak_server) = (0u64, 0u64);
     let collected = collect_seconds(
