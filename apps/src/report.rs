@@ -180,6 +180,69 @@ pub struct ShardnetSide {
     pub states: std::collections::BTreeMap<String, u64>,
     /// The stack's non-zero counters, summed over shards, as `Group.Name` (`netstat -s`).
     pub counters: std::collections::BTreeMap<String, u64>,
+    /// The TCP Fast Open counters among them.
+    pub fast_open: FastOpenCounts,
+}
+
+impl ShardnetSide {
+    /// A side from its counters (`Group.Name`, as [`ShardnetSide::counters`]).
+    pub fn new(
+        shards: usize,
+        peak_time_wait: u64,
+        states: std::collections::BTreeMap<String, u64>,
+        counters: std::collections::BTreeMap<String, u64>,
+    ) -> Self {
+        ShardnetSide {
+            shards,
+            peak_time_wait,
+            states,
+            fast_open: FastOpenCounts::of(&counters),
+            counters,
+        }
+    }
+}
+
+/// One stack's TCP Fast Open counters (Linux `TcpExt` names), summed over its shards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FastOpenCounts {
+    /// Active opens whose SYN data the server acknowledged (`TCPFastOpenActive`).
+    pub active: u64,
+    /// Active opens whose SYN data was not acknowledged (`TCPFastOpenActiveFail`).
+    pub active_fail: u64,
+    /// Connections created from a SYN with a valid cookie, its data delivered at once
+    /// (`TCPFastOpenPassive`).
+    pub passive: u64,
+    /// SYNs with an invalid cookie (`TCPFastOpenPassiveFail`).
+    pub passive_fail: u64,
+    /// SYNs asking for a cookie (`TCPFastOpenCookieReqd`).
+    pub cookie_requests: u64,
+}
+
+impl FastOpenCounts {
+    /// The Fast Open counters of a `Group.Name` counter map.
+    pub fn of(counters: &std::collections::BTreeMap<String, u64>) -> Self {
+        let c = |n: &str| counters.get(n).copied().unwrap_or(0);
+        FastOpenCounts {
+            active: c("TcpExt.TCPFastOpenActive"),
+            active_fail: c("TcpExt.TCPFastOpenActiveFail"),
+            passive: c("TcpExt.TCPFastOpenPassive"),
+            passive_fail: c("TcpExt.TCPFastOpenPassiveFail"),
+            cookie_requests: c("TcpExt.TCPFastOpenCookieReqd"),
+        }
+    }
+
+    /// Whether any is non-zero.
+    pub fn any(&self) -> bool {
+        *self != FastOpenCounts::default()
+    }
+
+    /// One line of text.
+    pub fn render(&self) -> String {
+        format!(
+            "active {} (failed {}), passive {} (failed {}), cookie requests {}",
+            self.active, self.active_fail, self.passive, self.passive_fail, self.cookie_requests
+        )
+    }
 }
 
 /// What a shardnet run adds to the report: with the memory driver both stacks (the echo server
@@ -265,6 +328,12 @@ impl ShardnetSummary {
                 self.echo_accepted.unwrap_or(0),
                 self.echo_errors.unwrap_or(0)
             );
+        }
+        if self.client.fast_open.any() {
+            let _ = writeln!(s, "  client Fast Open  {}", self.client.fast_open.render());
+        }
+        if let Some(server) = self.server.as_ref().filter(|x| x.fast_open.any()) {
+            let _ = writeln!(s, "  server Fast Open  {}", server.fast_open.render());
         }
         s
     }

@@ -187,7 +187,7 @@ fn shardnet_tcp_arguments_are_checked() {
         ),
         (
             &["--mode", "rr", "--fastopen"],
-            "does not implement TCP Fast Open",
+            "--fastopen on shardnet applies to --mode crr",
         ),
         (&["--server-close"], "--server-close needs --mode"),
         (

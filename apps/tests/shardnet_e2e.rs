@@ -367,3 +367,57 @@ fn metrics_serve_the_stack_counters_and_state_histogram() {
         u64::from(shardnet_apps::shardnet_tcp::MEMORY_ECHO_PORTS)
     );
 }
+
+#[test]
+fn crr_fast_open_sends_requests_in_the_syn() {
+    let v = json(&[
+        "--mode",
+        "crr",
+        "--fastopen",
+        "--echo-fastopen",
+        "64",
+        "--conns",
+        "4",
+        "--count",
+        "400",
+    ]);
+    counts_add_up(&v);
+    assert_eq!(u(&v, &["responses_verified"]), 400, "{v}");
+    let client = &v["shardnet"]["client"]["fast_open"];
+    let server = &v["shardnet"]["server"]["fast_open"];
+    // The first connections ask for a cookie (their data follows the handshake); the later
+    // ones carry their request in the SYN and the echo takes it at once.
+    let cookie_requests = u(server, &["cookie_requests"]);
+    let passive = u(server, &["passive"]);
+    assert!(cookie_requests >= 1, "{v}");
+    assert!(passive > 0, "{v}");
+    assert_eq!(u(client, &["active"]), passive, "{v}");
+    assert_eq!(passive + cookie_requests, 400, "{v}");
+    assert_eq!(u(server, &["passive_fail"]), 0, "{v}");
+    assert_eq!(u(client, &["active_fail"]), 0, "{v}");
+}
+
+#[test]
+fn crr_without_fast_open_counts_none() {
+    let v = json(&["--mode", "crr", "--conns", "4", "--count", "200"]);
+    counts_add_up(&v);
+    assert_eq!(u(&v, &["shardnet", "server", "fast_open", "passive"]), 0);
+    assert_eq!(u(&v, &["shardnet", "client", "fast_open", "active"]), 0);
+}
+
+#[test]
+fn crr_against_a_defer_accept_echo() {
+    let v = json(&[
+        "--mode",
+        "crr",
+        "--echo-defer-accept",
+        "1",
+        "--conns",
+        "4",
+        "--count",
+        "300",
+    ]);
+    counts_add_up(&v);
+    assert_eq!(u(&v, &["responses_verified"]), 300, "{v}");
+    assert_eq!(u(&v, &["shardnet", "echo_accepted"]), 300, "{v}");
+}

@@ -42,7 +42,8 @@ struct Args {
     /// One SO_REUSEPORT listener per shard (otherwise the shards share one listener).
     #[arg(long)]
     reuseport: bool,
-    /// TCP Fast Open with this queue length (needs net.ipv4.tcp_fastopen bit 2 on kernel).
+    /// TCP Fast Open with this queue length (kernel: needs net.ipv4.tcp_fastopen bit 2;
+    /// shardnet: its own RFC 7413 cookies).
     #[arg(long, value_name = "QLEN")]
     fastopen: Option<u32>,
     /// TCP_DEFER_ACCEPT: accept only once data arrived (or after SECS).
@@ -112,7 +113,7 @@ fn run(args: &Args) -> Result<(), String> {
             "--stack shardnet --driver {}: the memory driver's wire lives inside one process, so a \
              standalone echo would have no peer. `loadgen --stack shardnet --driver memory` starts this \
              echo server itself on the same wire (options --echo-backlog, --echo-reuseport, \
-             --echo-linger0, --echo-close-after); use --stack kernel for a standalone echo server",
+             --echo-linger0, --echo-close-after, --echo-fastopen, --echo-defer-accept); use --stack kernel for a standalone echo server",
             args.common.driver().name()
         ));
     }
@@ -289,15 +290,6 @@ fn run_shardnet(args: &Args) -> Result<(), String> {
             return Err("shardnet's echo listens on one --port (every shard listens on it)".into());
         }
     };
-    if args.fastopen.is_some() {
-        return Err(
-            "--fastopen: shardnet does not implement TCP Fast Open yet (TCP_FASTOPEN is ENOPROTOOPT)"
-                .into(),
-        );
-    }
-    if args.defer_accept.is_some() {
-        return Err("--defer-accept: shardnet does not implement TCP_DEFER_ACCEPT yet".into());
-    }
     let backlog = usize::try_from(args.backlog)
         .ok()
         .filter(|&b| b > 0)
@@ -320,6 +312,8 @@ fn run_shardnet(args: &Args) -> Result<(), String> {
         linger0: args.linger0,
         nodelay: !args.nagle,
         quickack: args.quickack,
+        fast_open: args.fastopen,
+        defer_accept_secs: args.defer_accept,
     };
     let stop = stop_flag()?;
     let extra: ExtraText = Arc::default();

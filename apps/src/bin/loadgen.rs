@@ -128,7 +128,8 @@ struct Args {
     /// --close-after SIZE+24).
     #[arg(long)]
     server_close: bool,
-    /// TCP Fast Open (TCP_FASTOPEN_CONNECT; needs net.ipv4.tcp_fastopen bit 1).
+    /// TCP Fast Open (kernel: TCP_FASTOPEN_CONNECT, needs net.ipv4.tcp_fastopen bit 1;
+    /// shardnet: crr only, each connection opens with connect_with_data carrying its request).
     #[arg(long)]
     fastopen: bool,
     /// SO_LINGER 0: close sends RST, no TIME_WAIT.
@@ -162,6 +163,13 @@ struct Args {
     /// (--server-close sets it to one request).
     #[arg(long, value_name = "BYTES")]
     echo_close_after: Option<u64>,
+    /// shardnet memory driver: TCP_FASTOPEN on the in-process echo's listeners with this queue
+    /// length (pair with --fastopen).
+    #[arg(long, value_name = "QLEN")]
+    echo_fastopen: Option<u32>,
+    /// shardnet memory driver: TCP_DEFER_ACCEPT on the in-process echo's listeners (SECS).
+    #[arg(long, value_name = "SECS")]
+    echo_defer_accept: Option<u32>,
 }
 
 fn main() -> ExitCode {
@@ -194,8 +202,11 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     }
     match args.common.stack {
         StackKind::Shardnet => {
-            let echo_flags =
-                args.echo_reuseport || args.echo_linger0 || args.echo_close_after.is_some();
+            let echo_flags = args.echo_reuseport
+                || args.echo_linger0
+                || args.echo_close_after.is_some()
+                || args.echo_fastopen.is_some()
+                || args.echo_defer_accept.is_some();
             let memory = args.common.driver() == Driver::Memory;
             if !memory {
                 if args.target.is_none() {
@@ -231,9 +242,10 @@ fn run(args: &Args) -> Result<ExitCode, String> {
                     ));
                 }
             }
-            if args.fastopen {
+            if args.fastopen && args.mode != Some(ModeArg::Crr) {
                 return Err(
-                    "--fastopen: shardnet does not implement TCP Fast Open yet (TCP_FASTOPEN is ENOPROTOOPT)"
+                    "--fastopen on shardnet applies to --mode crr (each new connection sends its \
+                     request with connect_with_data, in the SYN once the server gave a cookie)"
                         .into(),
                 );
             }
@@ -341,6 +353,8 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
             ("--echo-reuseport", args.echo_reuseport),
             ("--echo-linger0", args.echo_linger0),
             ("--echo-close-after", args.echo_close_after.is_some()),
+            ("--echo-fastopen", args.echo_fastopen.is_some()),
+            ("--echo-defer-accept", args.echo_defer_accept.is_some()),
             ("--idle", args.idle != IdleArg::Auto),
         ];
         if let Some((flag, _)) = echo_flags.iter().find(|(_, given)| *given) {
@@ -383,8 +397,11 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
         .target
         .unwrap_or(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7777));
     let mut notes = Vec::new();
+    // The kernel's Fast Open is a host setting with host-wide counters; shardnet's counters are
+    // its own (in the shardnet summary).
+    let kernel_fastopen = args.fastopen && !shardnet;
     let tfo_before = tcpext_counter("TCPFastOpenActive");
-    if args.fastopen {
+    if kernel_fastopen {
         if let Some(n) = fastopen_refusal(false) {
             eprintln!("loadgen: warning: {n}");
             notes.push(n);
@@ -470,6 +487,8 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
                 linger0: args.echo_linger0,
                 nodelay: !args.nagle,
                 quickack: args.quickack,
+                fast_open: args.echo_fastopen,
+                defer_accept_secs: args.echo_defer_accept,
             },
             idle,
             pcap: args.common.pcap.clone(),
@@ -500,7 +519,7 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
             target.to_string(),
         )
     };
-    if args.fastopen {
+    if kernel_fastopen {
         if let (Some(a), Some(b)) = (tfo_before, tcpext_counter("TCPFastOpenActive")) {
             notes.push(format!(
                 "TCPFastOpenActive (host-wide, SYNs whose data the server accepted) rose by {} during the run",

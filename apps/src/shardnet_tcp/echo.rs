@@ -31,6 +31,12 @@ pub struct EchoAppConfig {
     pub nodelay: bool,
     /// TCP_QUICKACK.
     pub quickack: bool,
+    /// TCP_FASTOPEN on the listeners with this queue length: a SYN carrying a valid cookie
+    /// delivers its data at once (RFC 7413).
+    pub fast_open: Option<u32>,
+    /// TCP_DEFER_ACCEPT on the listeners, in seconds: a connection is accepted only once its
+    /// first data arrived (or the time passed).
+    pub defer_accept_secs: Option<u32>,
 }
 
 /// Counters of all the echo shards, readable while they run.
@@ -109,6 +115,18 @@ impl EchoApp {
         }
     }
 
+    /// The listeners' options: the connections' plus Fast Open and DEFER_ACCEPT.
+    fn listen_options(&self) -> SocketOptions {
+        SocketOptions {
+            fast_open: self.cfg.fast_open,
+            defer_accept: self
+                .cfg
+                .defer_accept_secs
+                .map(|s| Duration::from_secs(u64::from(s))),
+            ..self.options()
+        }
+    }
+
     /// Echoes until the socket would block (the events are edge-triggered).
     fn serve(&mut self, s: &mut shardnet::socket::Sockets<'_>, h: SocketHandle) {
         let Some(conn) = self.conns.get_mut(&h) else {
@@ -164,7 +182,7 @@ impl App for EchoApp {
             for k in 0..self.cfg.ports.max(1) {
                 let port = self.cfg.port.saturating_add(k);
                 let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
-                match s.listen(addr, self.cfg.backlog, &self.options()) {
+                match s.listen(addr, self.cfg.backlog, &self.listen_options()) {
                     Ok(l) => self.listeners.push(l),
                     Err(_) => failed = true,
                 }

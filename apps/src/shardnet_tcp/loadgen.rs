@@ -69,6 +69,8 @@ pub struct LoadApp {
     target_ports: u16,
     /// Connects issued (which port the next one goes to).
     connects: u64,
+    /// Fast Open: the request a connection opens with.
+    first_request: Vec<u8>,
 }
 
 fn ns_since(start: Instant) -> u64 {
@@ -150,6 +152,7 @@ impl LoadApp {
             events: Vec::new(),
             target_ports: 1,
             connects: 0,
+            first_request: Vec::new(),
         }
     }
 
@@ -338,14 +341,34 @@ impl LoadApp {
         let target = self.cfg.target;
         let target =
             std::net::SocketAddrV4::new(*target.ip(), target.port().saturating_add(offset));
-        match s.connect(target, &self.options()) {
-            Ok(h) => {
+        // Fast Open (crr): the connection opens with its request, like Linux's
+        // sendto(MSG_FASTOPEN). The request is encoded here to be handed to the connect, and
+        // then issued through the client as usual: encoding is deterministic in (id, size),
+        // so the client expects exactly the bytes that went out.
+        let fast_open = self.cfg.fastopen && self.cfg.mode == Mode::Crr && self.slots[i].reserved;
+        let result = if fast_open {
+            self.first_request.clear();
+            crate::protocol::encode_request(
+                self.next_id,
+                self.cfg.conn.size,
+                &mut self.first_request,
+            );
+            s.connect_with_data(target, &self.first_request, &self.options())
+        } else {
+            s.connect(target, &self.options()).map(|h| (h, 0))
+        };
+        match result {
+            Ok((h, queued)) => {
                 self.by_handle.insert(h, i);
                 let slot = &mut self.slots[i];
                 slot.handle = Some(h);
                 slot.since_ns = now;
                 slot.client = ClientConn::new(self.cfg.conn);
                 slot.state = State::Connecting;
+                if fast_open {
+                    self.issue(i, self.pacer.is_some());
+                    self.slots[i].client.advance_output(queued, &mut self.stats);
+                }
             }
             Err(e) => {
                 // EADDRNOTAVAIL (no ephemeral port), ENOBUFS (connection table full), ...:

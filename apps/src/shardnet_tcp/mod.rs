@@ -490,12 +490,12 @@ impl<P: Port + Send + 'static> EchoRuntime<P> {
             .runtime
             .stop()
             .map_err(|e| format!("echo runtime: {e:?}"))?;
-        let side = ShardnetSide {
+        let side = ShardnetSide::new(
             shards,
-            peak_time_wait: peak_time_wait.max(tw),
+            peak_time_wait.max(tw),
             states,
-            counters: counters_map(&sum_stats(&exits)),
-        };
+            counters_map(&sum_stats(&exits)),
+        );
         Ok((side, exits.into_iter().map(|e| e.port).collect()))
     }
 }
@@ -619,12 +619,12 @@ where
     if let Some(e) = collected.errors.into_iter().next() {
         return Err(e);
     }
-    let side = ShardnetSide {
-        shards: client_shards,
-        peak_time_wait: peak_client,
-        states: client_end,
-        counters: counters_map(&sum_stats(&client_exits)),
-    };
+    let side = ShardnetSide::new(
+        client_shards,
+        peak_client,
+        client_end,
+        counters_map(&sum_stats(&client_exits)),
+    );
     Ok(ClientRun {
         series: collected.series,
         elapsed: collected.elapsed,
