@@ -111,6 +111,52 @@ pub struct ChurnReport {
     /// The first second from which the TIME_WAIT count stayed within 5% (three samples or more),
     /// and its level; `None` if it never settled.
     pub steady_state: Option<(u64, u64)>,
+    /// shardnet only: reuses, port exhaustion and the memory TIME_WAIT holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shardnet: Option<ShardnetChurn>,
+}
+
+/// The load generator stack's cumulative TIME_WAIT counters at the end of one second
+/// (shardnet: summed over the client shards' published counters).
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct TwCounterSample {
+    /// Seconds since the start.
+    pub second: u64,
+    /// TIME-WAIT 4-tuples taken over by new connects so far (`TWRecycled`).
+    pub tw_recycled: u64,
+    /// Connects refused for want of an ephemeral port so far (`TCPEphemeralPortExhausted`).
+    pub port_exhausted: u64,
+}
+
+/// One second of shardnet's part of the churn report.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+pub struct ShardnetChurnSecond {
+    /// Seconds since the start.
+    pub second: u64,
+    /// TIME-WAIT 4-tuples reused by new connects in that second (`TWRecycled`).
+    pub tw_recycled: u64,
+    /// Connects refused for want of an ephemeral port in that second
+    /// (`TCPEphemeralPortExhausted`).
+    pub port_exhausted: u64,
+    /// Bytes the TIME-WAIT entries held at the end of that second.
+    pub time_wait_bytes: u64,
+}
+
+/// shardnet's part of the churn report: what Linux's `/proc/net/tcp` cannot tell.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ShardnetChurn {
+    /// Bytes of one compact TIME-WAIT entry in the stack.
+    pub entry_bytes: u64,
+    /// Per second (counter deltas; memory at the second's TIME_WAIT sample).
+    pub per_second: Vec<ShardnetChurnSecond>,
+    /// TIME-WAIT reuses by the load generator over the run (`TWRecycled`).
+    pub tw_recycled_total: u64,
+    /// Ephemeral port exhaustion over the run (`TCPEphemeralPortExhausted`).
+    pub port_exhausted_total: u64,
+    /// Bytes held by TIME-WAIT at the peak.
+    pub peak_bytes: u64,
+    /// Bytes held by TIME-WAIT at the steady state, if one was reached.
+    pub steady_bytes: Option<u64>,
 }
 
 impl ChurnReport {
@@ -127,15 +173,60 @@ impl ChurnReport {
             eaddrnotavail_total,
             peak_time_wait,
             steady_state,
+            shardnet: None,
         }
+    }
+
+    /// Adds shardnet's part: `counters` are the load generator's cumulative counters per second,
+    /// `totals` (`TWRecycled`, `TCPEphemeralPortExhausted`) its exact counts at the end, and
+    /// `entry_bytes` the size of one TIME-WAIT entry.
+    pub fn with_shardnet(
+        mut self,
+        counters: &[TwCounterSample],
+        totals: (u64, u64),
+        entry_bytes: u64,
+    ) -> Self {
+        let mut before = TwCounterSample::default();
+        let per_second = self
+            .samples
+            .iter()
+            .map(|x| {
+                let now = counters
+                    .iter()
+                    .rev()
+                    .find(|c| c.second <= x.second)
+                    .copied()
+                    .unwrap_or(before);
+                let row = ShardnetChurnSecond {
+                    second: x.second,
+                    tw_recycled: now.tw_recycled.saturating_sub(before.tw_recycled),
+                    port_exhausted: now.port_exhausted.saturating_sub(before.port_exhausted),
+                    time_wait_bytes: x.time_wait * entry_bytes,
+                };
+                before = now;
+                row
+            })
+            .collect();
+        self.shardnet = Some(ShardnetChurn {
+            entry_bytes,
+            per_second,
+            tw_recycled_total: totals.0,
+            port_exhausted_total: totals.1,
+            peak_bytes: self.peak_time_wait * entry_bytes,
+            steady_bytes: self.steady_state.map(|(_, level)| level * entry_bytes),
+        });
+        self
     }
 
     /// The report as text.
     pub fn render(&self) -> String {
         use std::fmt::Write as _;
-        let mut s = String::from("  TIME_WAIT churn (loadgen side, towards the target):\n");
-        for x in &self.samples {
-            let _ = writeln!(
+        let mut s = String::from(match self.shardnet {
+            None => "  TIME_WAIT churn (loadgen side, towards the target):\n",
+            Some(_) => "  TIME_WAIT churn (both stacks' TIME-WAIT entries):\n",
+        });
+        for (i, x) in self.samples.iter().enumerate() {
+            let _ = write!(
                 s,
                 "    {:>4}s  TIME_WAIT {:>7}  connects {:>7}  EADDRNOTAVAIL {:>6}",
                 x.second + 1,
@@ -143,6 +234,16 @@ impl ChurnReport {
                 x.connects,
                 x.eaddrnotavail
             );
+            if let Some(r) = self.shardnet.as_ref().and_then(|n| n.per_second.get(i)) {
+                let _ = write!(
+                    s,
+                    "  reused {:>7}  port exhausted {:>6}  memory {:>9.1} KiB",
+                    r.tw_recycled,
+                    r.port_exhausted,
+                    r.time_wait_bytes as f64 / 1024.0
+                );
+            }
+            s.push('\n');
         }
         if let (Some((lo, hi)), Some(rate)) = (self.port_range, self.sustainable_conn_per_s) {
             let _ = writeln!(
@@ -161,6 +262,22 @@ impl ChurnReport {
                 let _ = writeln!(s, "    steady state from {}s at ~{level} entries", at + 1);
             }
             None => s.push_str("    no steady state within the run (still growing or too short)\n"),
+        }
+        if let Some(n) = &self.shardnet {
+            let _ = writeln!(
+                s,
+                "    TIME-WAIT reuses (TWRecycled) {}, ephemeral ports exhausted (TCPEphemeralPortExhausted) {}",
+                n.tw_recycled_total, n.port_exhausted_total
+            );
+            let _ = writeln!(
+                s,
+                "    TIME-WAIT memory at {} B/entry: peak {:.1} KiB{}",
+                n.entry_bytes,
+                n.peak_bytes as f64 / 1024.0,
+                n.steady_bytes
+                    .map(|b| format!(", steady state {:.1} KiB", b as f64 / 1024.0))
+                    .unwrap_or_default()
+            );
         }
         s
     }
@@ -230,5 +347,51 @@ garbage line
             ChurnReport::new(mk(&[1, 100, 1000]), None).steady_state,
             None
         );
+    }
+
+    #[test]
+    fn shardnet_part_takes_counter_deltas_and_memory() {
+        let samples = [(0, 1000), (1, 3000), (2, 3000), (3, 3010)]
+            .iter()
+            .map(|&(second, time_wait)| ChurnSample {
+                second,
+                time_wait,
+                connects: 0,
+                eaddrnotavail: 0,
+            })
+            .collect();
+        let counters = [
+            TwCounterSample {
+                second: 0,
+                tw_recycled: 0,
+                port_exhausted: 0,
+            },
+            // Second 1 has no sample: second 2's delta covers both.
+            TwCounterSample {
+                second: 2,
+                tw_recycled: 500,
+                port_exhausted: 7,
+            },
+            TwCounterSample {
+                second: 3,
+                tw_recycled: 1200,
+                port_exhausted: 7,
+            },
+        ];
+        let r =
+            ChurnReport::new(samples, Some((1024, 65535))).with_shardnet(&counters, (1250, 9), 52);
+        let n = r.shardnet.as_ref().unwrap();
+        let recycled: Vec<u64> = n.per_second.iter().map(|x| x.tw_recycled).collect();
+        assert_eq!(recycled, [0, 0, 500, 700]);
+        let exhausted: Vec<u64> = n.per_second.iter().map(|x| x.port_exhausted).collect();
+        assert_eq!(exhausted, [0, 0, 7, 0]);
+        assert_eq!(n.per_second[1].time_wait_bytes, 3000 * 52);
+        assert_eq!((n.tw_recycled_total, n.port_exhausted_total), (1250, 9));
+        assert_eq!(n.peak_bytes, 3010 * 52);
+        assert_eq!(r.steady_state, Some((1, 3010)));
+        assert_eq!(n.steady_bytes, Some(3010 * 52));
+        let text = r.render();
+        assert!(text.contains("TWRecycled) 1250"), "{text}");
+        assert!(text.contains("at 52 B/entry"), "{text}");
     }
 }

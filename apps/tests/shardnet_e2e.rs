@@ -421,3 +421,46 @@ fn crr_against_a_defer_accept_echo() {
     assert_eq!(u(&v, &["responses_verified"]), 300, "{v}");
     assert_eq!(u(&v, &["shardnet", "echo_accepted"]), 300, "{v}");
 }
+
+#[test]
+fn tw_report_shows_reuses_port_exhaustion_and_memory() {
+    let v = json(&[
+        "--mode",
+        "crr",
+        "--conns",
+        "4",
+        "--duration",
+        "2",
+        "--tw-report",
+    ]);
+    counts_add_up(&v);
+    let churn = &v["time_wait"];
+    let n = &churn["shardnet"];
+    let entry = u(n, &["entry_bytes"]);
+    // The stack's compact TIME-WAIT entry (TimeWait + its timer id), well under a full TCB.
+    assert!((32..=64).contains(&entry), "{v}");
+    let samples = churn["samples"].as_array().unwrap();
+    let rows = n["per_second"].as_array().unwrap();
+    assert_eq!(samples.len(), rows.len(), "{v}");
+    assert!(!rows.is_empty(), "{v}");
+    for (s, r) in samples.iter().zip(rows) {
+        assert_eq!(u(r, &["time_wait_bytes"]), u(s, &["time_wait"]) * entry);
+    }
+    // Client-closed crr: TIME-WAIT builds up on the client, its memory with it.
+    assert!(u(churn, &["peak_time_wait"]) > 0, "{v}");
+    assert_eq!(u(n, &["peak_bytes"]), u(churn, &["peak_time_wait"]) * entry);
+    // The totals are the client stack's counters (absent from the map when zero).
+    let counter = |name: &str| {
+        v["shardnet"]["client"]["counters"][name]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert_eq!(u(n, &["tw_recycled_total"]), counter("TcpExt.TWRecycled"));
+    assert_eq!(
+        u(n, &["port_exhausted_total"]),
+        counter("TcpExt.TCPEphemeralPortExhausted")
+    );
+    let per_second_recycled: u64 = rows.iter().map(|r| u(r, &["tw_recycled"])).sum();
+    assert!(per_second_recycled <= u(n, &["tw_recycled_total"]), "{v}");
+    assert_eq!(churn["port_range"], serde_json::json!([1024, 65535]));
+}

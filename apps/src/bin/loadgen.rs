@@ -29,7 +29,7 @@ use shardnet_apps::protocol::{HEADER_LEN, MAX_PAYLOAD};
 use shardnet_apps::report::{ErrorKind, Report};
 use shardnet_apps::shardnet_tcp::echo::EchoAppConfig;
 use shardnet_apps::shardnet_tcp::{
-    ECHO_PORT, Idle, MEMORY_ECHO_PORTS, MemoryLoad, net, run_memory,
+    ECHO_PORT, Idle, MEMORY_ECHO_PORTS, MemoryLoad, net, run_memory, time_wait_entry_bytes,
 };
 use shardnet_apps::shardnet_udp::{UdpJob, run_job};
 use shardnet_apps::timewait::{ChurnReport, ChurnSample, ephemeral_port_range};
@@ -451,74 +451,78 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
         (IdleArg::Auto, false) => Idle::Auto,
     };
     let net = args.common.net_options(idle);
-    let (series, elapsed, start_wall, unsent, summary, target_name) = if let Some(net) = net {
-        let r = net::run_load(
-            &net,
-            &worker,
-            target,
-            args.common.json,
-            &stop,
-            Some((&metrics, &extra)),
-        )?;
-        (
-            r.series,
-            r.elapsed,
-            r.start_wall,
-            r.unsent,
-            Some(r.summary),
-            target.to_string(),
-        )
-    } else if shardnet {
-        let close_after = match (args.echo_close_after, args.server_close) {
-            (Some(n), _) => Some(n),
-            (None, true) => Some(u64::from(size) + HEADER_LEN as u64),
-            (None, false) => None,
+    let (series, elapsed, start_wall, unsent, summary, target_name, tw_counters) =
+        if let Some(net) = net {
+            let r = net::run_load(
+                &net,
+                &worker,
+                target,
+                args.common.json,
+                &stop,
+                Some((&metrics, &extra)),
+            )?;
+            (
+                r.series,
+                r.elapsed,
+                r.start_wall,
+                r.unsent,
+                Some(r.summary),
+                target.to_string(),
+                r.tw_counters,
+            )
+        } else if shardnet {
+            let close_after = match (args.echo_close_after, args.server_close) {
+                (Some(n), _) => Some(n),
+                (None, true) => Some(u64::from(size) + HEADER_LEN as u64),
+                (None, false) => None,
+            };
+            let load = MemoryLoad {
+                worker,
+                client_shards: shards,
+                server_shards: shards,
+                echo: EchoAppConfig {
+                    port: ECHO_PORT,
+                    ports: MEMORY_ECHO_PORTS,
+                    backlog: args.echo_backlog,
+                    reuseport: args.echo_reuseport,
+                    close_after,
+                    linger0: args.echo_linger0,
+                    nodelay: !args.nagle,
+                    quickack: args.quickack,
+                    fast_open: args.echo_fastopen,
+                    defer_accept_secs: args.echo_defer_accept,
+                },
+                idle,
+                pcap: args.common.pcap.clone(),
+                progress_to_stderr: args.common.json,
+            };
+            let r = run_memory(&load, &stop, Some((&metrics, &extra)))?;
+            (
+                r.series,
+                r.elapsed,
+                r.start_wall,
+                r.unsent,
+                Some(r.summary),
+                format!("{}:{} (memory wire, in-process echo)", SERVER.ip, ECHO_PORT),
+                r.tw_counters,
+            )
+        } else {
+            let cfg = LoadConfig {
+                worker,
+                shards,
+                progress_to_stderr: args.common.json,
+            };
+            let r = run_load(&cfg, &stop, Some(&metrics))?;
+            (
+                r.series,
+                r.elapsed,
+                r.start_wall,
+                r.unsent,
+                None,
+                target.to_string(),
+                Vec::new(),
+            )
         };
-        let load = MemoryLoad {
-            worker,
-            client_shards: shards,
-            server_shards: shards,
-            echo: EchoAppConfig {
-                port: ECHO_PORT,
-                ports: MEMORY_ECHO_PORTS,
-                backlog: args.echo_backlog,
-                reuseport: args.echo_reuseport,
-                close_after,
-                linger0: args.echo_linger0,
-                nodelay: !args.nagle,
-                quickack: args.quickack,
-                fast_open: args.echo_fastopen,
-                defer_accept_secs: args.echo_defer_accept,
-            },
-            idle,
-            pcap: args.common.pcap.clone(),
-            progress_to_stderr: args.common.json,
-        };
-        let r = run_memory(&load, &stop, Some((&metrics, &extra)))?;
-        (
-            r.series,
-            r.elapsed,
-            r.start_wall,
-            r.unsent,
-            Some(r.summary),
-            format!("{}:{} (memory wire, in-process echo)", SERVER.ip, ECHO_PORT),
-        )
-    } else {
-        let cfg = LoadConfig {
-            worker,
-            shards,
-            progress_to_stderr: args.common.json,
-        };
-        let r = run_load(&cfg, &stop, Some(&metrics))?;
-        (
-            r.series,
-            r.elapsed,
-            r.start_wall,
-            r.unsent,
-            None,
-            target.to_string(),
-        )
-    };
     if kernel_fastopen {
         if let (Some(a), Some(b)) = (tfo_before, tcpext_counter("TCPFastOpenActive")) {
             notes.push(format!(
@@ -567,12 +571,25 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
                 eaddrnotavail: s.eaddrnotavail,
             })
             .collect();
-        let range = if shardnet {
-            Some((*EPHEMERAL_PORTS.start(), *EPHEMERAL_PORTS.end()))
-        } else {
-            ephemeral_port_range()
+        let range = match (shardnet, args.common.driver() != Driver::Memory) {
+            // The memory driver's client takes 1024-65535 (see `run_client`).
+            (true, false) => Some((1024, 65535)),
+            (true, true) => Some((*EPHEMERAL_PORTS.start(), *EPHEMERAL_PORTS.end())),
+            (false, _) => ephemeral_port_range(),
         };
-        report.time_wait = Some(ChurnReport::new(samples, range));
+        let mut churn = ChurnReport::new(samples, range);
+        if let Some(summary) = &report.shardnet {
+            let c = |n: &str| summary.client.counters.get(n).copied().unwrap_or(0);
+            churn = churn.with_shardnet(
+                &tw_counters,
+                (
+                    c("TcpExt.TWRecycled"),
+                    c("TcpExt.TCPEphemeralPortExhausted"),
+                ),
+                time_wait_entry_bytes(),
+            );
+        }
+        report.time_wait = Some(churn);
     }
     Ok(Outcome {
         report,

@@ -21,16 +21,19 @@ pub mod net;
 use crate::kernel::loadgen::{Msg, WorkerConfig, collect_seconds};
 use crate::metrics::{ExtraText, LoadgenMetrics};
 use crate::report::{Series, ShardnetSide, ShardnetSummary};
+use crate::timewait::TwCounterSample;
 use crate::{CLIENT, Host, SERVER};
 use echo::{EchoApp, EchoAppConfig, EchoCounters};
 use loadgen::LoadApp;
 use shardnet::ip::{InterfaceConfig, Ipv4Cidr};
 use shardnet::port::{Batch, Capabilities, PoolStats, Port};
 use shardnet::runtime::{App, IdlePolicy, Pinning, Runtime, RuntimeConfig, ShardExit};
+use shardnet::shard::timer_wheel::TimerId;
 use shardnet::shard::{ShardConfig, Stats};
 use shardnet::socket::StateHistogram;
 use shardnet::socket::introspect::ALL_STATES;
 use shardnet::tcp::State;
+use shardnet::tcp::time_wait::TimeWait;
 use shardnet_memory::threaded::{ThreadedPort, ThreadedWire, ThreadedWireConfig};
 use shardnet_pcap::{Clock, PcapPort};
 use std::collections::BTreeMap;
@@ -144,6 +147,33 @@ pub struct MemoryResult {
     pub unsent: u64,
     /// Both stacks.
     pub summary: ShardnetSummary,
+    /// The load generator's TIME-WAIT counters at each second.
+    pub tw_counters: Vec<TwCounterSample>,
+}
+
+/// Bytes of one TIME-WAIT entry in shardnet: the compact entry the shard keeps per connection
+/// in TIME-WAIT is the protocol state ([`TimeWait`]) beside its 2*MSL timer ([`TimerId`])
+/// (the stack's private `TwSlot`; its test `time_wait_entry_is_at_most_64_bytes` prints the
+/// same sum, 52 B on x86-64). The flow-table slot that maps a 4-tuple to it is not counted.
+pub fn time_wait_entry_bytes() -> u64 {
+    (std::mem::size_of::<TimeWait>() + std::mem::size_of::<TimerId>()) as u64
+}
+
+/// The client shards' cumulative `TWRecycled` and `TCPEphemeralPortExhausted`.
+fn tw_counters<P, A>(rt: &Runtime<P, A>, second: u64) -> TwCounterSample
+where
+    P: Port + Send + 'static,
+    A: App + 'static,
+{
+    let mut c = TwCounterSample {
+        second,
+        ..TwCounterSample::default()
+    };
+    for snap in snapshots(rt).into_iter().flatten() {
+        c.tw_recycled += snap.stats.tcp_ext.tw_recycled;
+        c.port_exhausted += snap.stats.tcp_ext.port_exhausted;
+    }
+    c
 }
 
 /// A port whose frames go to a pcap file. Unlike the bare [`PcapPort`], it passes the
@@ -508,6 +538,7 @@ struct ClientRun<P> {
     unsent: u64,
     side: ShardnetSide,
     peak_server_time_wait: u64,
+    tw_counters: Vec<TwCounterSample>,
     ports: Vec<P>,
 }
 
@@ -577,13 +608,15 @@ where
     }
 
     let (mut peak_client, mut peak_server) = (0u64, 0u64);
+    let mut counters = Vec::new();
     let collected = collect_seconds(
         &rx,
         workers,
         start,
         progress_to_stderr,
         metrics.map(|(m, _)| m),
-        &mut |_, _| {
+        &mut |second, _| {
+            counters.push(tw_counters(&client, second));
             let c = sum_state(&client_states, State::TimeWait);
             let s = server.map_or(0, |s| s.sampled(State::TimeWait));
             peak_client = peak_client.max(c);
@@ -632,6 +665,7 @@ where
         unsent: collected.unsent,
         side,
         peak_server_time_wait: peak_server,
+        tw_counters: counters,
         ports: client_exits.into_iter().map(|e| e.port).collect(),
     })
 }
@@ -741,6 +775,7 @@ where
             start_wall: run.start_wall,
             unsent: run.unsent,
             summary,
+            tw_counters: run.tw_counters,
         },
         run.ports,
     ))

@@ -321,6 +321,7 @@ fn load_on<P: Port + Send + 'static>(
                 unsent: run.unsent,
                 side: run.side,
                 peak_server_time_wait: run.peak_server_time_wait,
+                tw_counters: run.tw_counters,
                 ports: Vec::<P>::new(),
             };
             (run, Some(n))
@@ -331,6 +332,7 @@ fn load_on<P: Port + Send + 'static>(
         elapsed: run.elapsed,
         start_wall: run.start_wall,
         unsent: run.unsent,
+        tw_counters: run.tw_counters,
         summary: ShardnetSummary {
             driver: driver.into(),
             idle: idle_name.into(),
