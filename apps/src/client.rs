@@ -22,6 +22,20 @@ pub struct ConnConfig {
     pub depth: usize,
     /// Requests this connection carries before it is done (`Some(1)` for connect/request/response/close).
     pub per_conn: Option<u64>,
+    /// What each request asks of the server.
+    pub exchange: Exchange,
+}
+
+/// What a request asks of the server (see [`protocol::Kind`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Exchange {
+    /// Echo `size` bytes back (both directions).
+    #[default]
+    Echo,
+    /// Upload: the server consumes `size` bytes and acknowledges count and checksum.
+    Sink,
+    /// Download: the server sends `size` bytes.
+    Source,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -79,10 +93,17 @@ impl ClientConn {
             self.out.clear();
             self.out_pos = 0;
         }
-        let header = protocol::encode_request(id, self.cfg.size, &mut self.out);
+        let checksum = match self.cfg.exchange {
+            Exchange::Echo => protocol::encode_request(id, self.cfg.size, &mut self.out).checksum,
+            Exchange::Sink => protocol::encode_sink(id, self.cfg.size, &mut self.out).checksum,
+            Exchange::Source => {
+                protocol::encode_source(id, self.cfg.size, &mut self.out);
+                protocol::payload_checksum(id, self.cfg.size)
+            }
+        };
         self.in_flight.push_back(InFlight {
             id,
-            checksum: header.checksum,
+            checksum,
             intended_ns,
         });
         self.issued += 1;
@@ -142,7 +163,15 @@ impl ClientConn {
             stats.error(ErrorKind::Mismatched);
             return Err(ConnFault::Unsolicited { id: header.id });
         };
-        if header.id == want.id && header.len == self.cfg.size && header.checksum == want.checksum {
+        let kind = match self.cfg.exchange {
+            Exchange::Echo | Exchange::Source => protocol::Kind::Echo,
+            Exchange::Sink => protocol::Kind::Ack,
+        };
+        if header.frame_kind() == kind
+            && header.id == want.id
+            && header.len == self.cfg.size
+            && header.checksum == want.checksum
+        {
             stats.ok += 1;
             stats.record_latency(now_ns.saturating_sub(want.intended_ns));
         } else {
@@ -232,6 +261,7 @@ mod tests {
             size: 50,
             depth: 2,
             per_conn: None,
+            exchange: Exchange::Echo,
         });
         c.issue(1, 100, &mut s);
         c.issue(2, 200, &mut s);
@@ -254,6 +284,7 @@ mod tests {
             size: 8,
             depth: 1,
             per_conn: None,
+            exchange: Exchange::Echo,
         });
         c.issue(1, 0, &mut s);
         let first = c.output().to_vec();
@@ -278,6 +309,7 @@ mod tests {
             size: 8,
             depth: 2,
             per_conn: Some(2),
+            exchange: Exchange::Echo,
         });
         c.issue(1, 0, &mut s);
         let mut other = Vec::new();
@@ -292,6 +324,53 @@ mod tests {
         );
         assert_eq!((s.ok, s.mismatched_requests, s.abandoned), (0, 2, 0));
         assert!(c.finished());
+    }
+
+    #[test]
+    fn one_way_exchanges_are_verified() {
+        use crate::protocol::Responder;
+        for exchange in [Exchange::Sink, Exchange::Source] {
+            let mut s = stats();
+            let mut c = ClientConn::new(ConnConfig {
+                size: 3000,
+                depth: 3,
+                per_conn: None,
+                exchange,
+            });
+            c.issue(1, 0, &mut s);
+            c.issue(2, 0, &mut s);
+            c.issue(3, 0, &mut s);
+            let sent = c.output().to_vec();
+            c.advance_output(sent.len(), &mut s);
+            let mut answer = Vec::new();
+            Responder::new().feed(&sent, &mut answer).unwrap();
+            for piece in answer.chunks(11) {
+                c.receive(piece, 5, &mut s).unwrap();
+            }
+            assert_eq!(
+                (s.sent, s.ok, s.mismatched_requests),
+                (3, 3, 0),
+                "{exchange:?}"
+            );
+            let (up, down) = match exchange {
+                Exchange::Sink => (3 * 3024, 3 * 24),
+                _ => (3 * 24, 3 * 3024),
+            };
+            assert_eq!((s.bytes_tx, s.bytes_rx), (up, down), "{exchange:?}");
+        }
+        // An echo where an acknowledgment is due is a mismatch.
+        let mut s = stats();
+        let mut c = ClientConn::new(ConnConfig {
+            size: 10,
+            depth: 1,
+            per_conn: None,
+            exchange: Exchange::Sink,
+        });
+        c.issue(7, 0, &mut s);
+        let mut echo = Vec::new();
+        protocol::encode_request(7, 10, &mut echo);
+        c.receive(&echo, 1, &mut s).unwrap();
+        assert_eq!((s.ok, s.mismatched_requests), (0, 1));
     }
 
     #[test]

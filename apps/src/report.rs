@@ -264,6 +264,10 @@ pub struct ShardnetSummary {
     /// Connections of the in-process echo that ended in an error (memory driver only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub echo_errors: Option<u64>,
+    /// Bytes of upload (`--stream-dir up`) frames the in-process echo consumed, each checked
+    /// against its checksum (memory driver only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub echo_sunk: Option<u64>,
     /// Frames the memory wire lost, or dropped for want of a buffer or ring slot (memory
     /// driver only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -323,10 +327,14 @@ impl ShardnetSummary {
         if let Some(server) = &self.server {
             let _ = writeln!(
                 s,
-                "  server stack      {}; echo accepted {}, errors {}",
+                "  server stack      {}; echo accepted {}, errors {}{}",
                 side(server),
                 self.echo_accepted.unwrap_or(0),
-                self.echo_errors.unwrap_or(0)
+                self.echo_errors.unwrap_or(0),
+                self.echo_sunk
+                    .filter(|&n| n > 0)
+                    .map(|n| format!(", sunk {n} B"))
+                    .unwrap_or_default()
             );
         }
         if self.client.fast_open.any() {
@@ -507,6 +515,10 @@ pub struct Report {
     pub stack: String,
     /// "rr", "crr" or "stream".
     pub mode: String,
+    /// stream: "up" (client to server, acknowledged), "down" (server to client) or "both"
+    /// (through the echo).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_dir: Option<String>,
     /// Target address.
     pub target: String,
     /// Connections (closed loop: concurrency).
@@ -539,6 +551,10 @@ pub struct Report {
     pub connections_per_s: f64,
     /// Connections established.
     pub connections: u64,
+    /// Bytes the load generator wrote (requests).
+    pub bytes_tx: u64,
+    /// Bytes the load generator read (responses).
+    pub bytes_rx: u64,
     /// Bits written per second.
     pub tx_bits_per_s: f64,
     /// Bits read per second.
@@ -571,6 +587,8 @@ impl Report {
         self.requests_per_s = t.ok as f64 / secs;
         self.connections = t.connects;
         self.connections_per_s = t.connects as f64 / secs;
+        self.bytes_tx = t.bytes_tx;
+        self.bytes_rx = t.bytes_rx;
         self.tx_bits_per_s = (t.bytes_tx * 8) as f64 / secs;
         self.rx_bits_per_s = (t.bytes_rx * 8) as f64 / secs;
         self.latency = Percentiles::of(&t.hist);
@@ -595,7 +613,10 @@ impl Report {
             s,
             "{} {} -> {}: {} conns, {} shards, {} B, depth {}{}{}",
             self.stack,
-            self.mode,
+            match &self.stream_dir {
+                Some(d) => format!("{} ({d})", self.mode),
+                None => self.mode.clone(),
+            },
             self.target,
             self.conns,
             self.shards,

@@ -365,3 +365,69 @@ fn stale_responses_are_counted_as_mismatched() {
     assert_eq!(u(&r, "mismatched_requests"), 49);
     assert_eq!(u(&r["errors"], "mismatched"), 49);
 }
+
+#[test]
+fn stream_up_is_consumed_and_acknowledged() {
+    let echo = Echo::start(&[]);
+    let (code, r) = loadgen(
+        &echo.target(),
+        &[
+            "--mode",
+            "stream",
+            "--stream-dir",
+            "up",
+            "--conns",
+            "2",
+            "--size",
+            "65536",
+            "--depth",
+            "4",
+            "--count",
+            "200",
+        ],
+    );
+    assert_clean(code, &r, 200);
+    assert_eq!(r["stream_dir"], "up");
+    // Every request went up whole; each came back as a header-only acknowledgment whose
+    // byte count and checksum the client checked.
+    assert_eq!(
+        u(&r, "bytes_tx"),
+        200 * (65536 + HEADER_LEN as u64),
+        "{r:#}"
+    );
+    assert_eq!(u(&r, "bytes_rx"), 200 * HEADER_LEN as u64, "{r:#}");
+    let s = echo.stop();
+    assert_eq!(u(&s, "bytes"), 200 * HEADER_LEN as u64);
+}
+
+#[test]
+fn stream_down_sends_what_was_asked() {
+    let echo = Echo::start(&[]);
+    let (code, r) = loadgen(
+        &echo.target(),
+        &[
+            "--mode",
+            "stream",
+            "--stream-dir",
+            "down",
+            "--conns",
+            "2",
+            "--size",
+            "65536",
+            "--depth",
+            "4",
+            "--count",
+            "200",
+        ],
+    );
+    assert_clean(code, &r, 200);
+    assert_eq!(r["stream_dir"], "down");
+    assert_eq!(u(&r, "bytes_tx"), 200 * HEADER_LEN as u64, "{r:#}");
+    assert_eq!(
+        u(&r, "bytes_rx"),
+        200 * (65536 + HEADER_LEN as u64),
+        "{r:#}"
+    );
+    let s = echo.stop();
+    assert_eq!(u(&s, "bytes"), 200 * (65536 + HEADER_LEN as u64));
+}

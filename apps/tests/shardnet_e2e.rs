@@ -464,3 +464,54 @@ fn tw_report_shows_reuses_port_exhaustion_and_memory() {
     assert!(per_second_recycled <= u(n, &["tw_recycled_total"]), "{v}");
     assert_eq!(churn["port_range"], serde_json::json!([1024, 65535]));
 }
+
+const HEADER: u64 = 24;
+
+#[test]
+fn stream_up_is_consumed_and_acknowledged() {
+    let v = json(&[
+        "--mode",
+        "stream",
+        "--stream-dir",
+        "up",
+        "--conns",
+        "2",
+        "--size",
+        "8192",
+        "--depth",
+        "4",
+        "--count",
+        "300",
+    ]);
+    counts_add_up(&v);
+    assert_eq!(u(&v, &["responses_verified"]), 300, "{v}");
+    assert_eq!(v["stream_dir"], "up");
+    assert_eq!(u(&v, &["bytes_tx"]), 300 * (8192 + HEADER), "{v}");
+    assert_eq!(u(&v, &["bytes_rx"]), 300 * HEADER, "{v}");
+    // The echo consumed every payload byte, checksum checked, and echoed none.
+    assert_eq!(u(&v, &["shardnet", "echo_sunk"]), 300 * 8192, "{v}");
+}
+
+#[test]
+fn stream_down_sends_what_was_asked() {
+    let v = json(&[
+        "--mode",
+        "stream",
+        "--stream-dir",
+        "down",
+        "--conns",
+        "2",
+        "--size",
+        "8192",
+        "--depth",
+        "4",
+        "--count",
+        "300",
+    ]);
+    counts_add_up(&v);
+    assert_eq!(u(&v, &["responses_verified"]), 300, "{v}");
+    assert_eq!(v["stream_dir"], "down");
+    assert_eq!(u(&v, &["bytes_tx"]), 300 * HEADER, "{v}");
+    assert_eq!(u(&v, &["bytes_rx"]), 300 * (8192 + HEADER), "{v}");
+    assert_eq!(u(&v, &["shardnet", "echo_sunk"]), 0, "{v}");
+}

@@ -21,7 +21,7 @@
 use clap::{Parser, ValueEnum};
 use shardnet::udp::EPHEMERAL_PORTS;
 use shardnet_apps::cli::{Common, Driver, StackKind, secs};
-use shardnet_apps::client::ConnConfig;
+use shardnet_apps::client::{ConnConfig, Exchange};
 use shardnet_apps::kernel::loadgen::{LoadConfig, Mode, WorkerConfig, run_load};
 use shardnet_apps::kernel::{fastopen_refusal, stop_flag, tcpext_counter};
 use shardnet_apps::metrics::{ExtraText, LoadgenMetrics, MetricsServer};
@@ -51,6 +51,18 @@ enum ModeArg {
     /// UDP request/response over shardnet's single-threaded memory wire (--count, --sockets,
     /// --loss, --dup, --reorder, --seed, --stats, --pcap).
     UdpRr,
+}
+
+/// The direction of `--mode stream`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum StreamDir {
+    /// Client to server: the server consumes each request and acknowledges its byte count and
+    /// checksum.
+    Up,
+    /// Server to client: each request asks the server for --size bytes.
+    Down,
+    /// Both ways through the echo.
+    Both,
 }
 
 /// How shardnet's shard threads wait when idle.
@@ -112,6 +124,9 @@ struct Args {
     /// kernel runs rr.
     #[arg(long, value_enum)]
     mode: Option<ModeArg>,
+    /// stream: up (client sends, server acknowledges), down (server sends) or both (echo).
+    #[arg(long, value_enum, default_value_t = StreamDir::Both)]
+    stream_dir: StreamDir,
     /// TCP: connections (closed loop: the concurrency).
     #[arg(long, value_name = "N", default_value_t = 16)]
     conns: usize,
@@ -374,6 +389,14 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
     if mode != Mode::Crr && (args.server_close || args.client_close) {
         return Err("--client-close/--server-close apply to --mode crr".into());
     }
+    if mode != Mode::Stream && args.stream_dir != StreamDir::Both {
+        return Err("--stream-dir applies to --mode stream".into());
+    }
+    let exchange = match (mode, args.stream_dir) {
+        (Mode::Stream, StreamDir::Up) => Exchange::Sink,
+        (Mode::Stream, StreamDir::Down) => Exchange::Source,
+        _ => Exchange::Echo,
+    };
     let size = args
         .size
         .unwrap_or(if mode == Mode::Stream { 16384 } else { 64 });
@@ -431,6 +454,7 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
             size,
             depth,
             per_conn: (mode == Mode::Crr).then_some(1),
+            exchange,
         },
         quota: args.count,
         rate: args.rate,
@@ -534,6 +558,7 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
     let mut report = Report {
         stack: args.common.stack.name().into(),
         mode: format!("{mode:?}").to_lowercase(),
+        stream_dir: (mode == Mode::Stream).then(|| format!("{:?}", args.stream_dir).to_lowercase()),
         target: target_name,
         conns: args.conns,
         shards,
@@ -548,6 +573,8 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
         abandoned: 0,
         unsent,
         requests_per_s: 0.0,
+        bytes_tx: 0,
+        bytes_rx: 0,
         connections_per_s: 0.0,
         connections: 0,
         tx_bits_per_s: 0.0,

@@ -5,6 +5,7 @@
 //! listener each port. A connection lives on the thread that accepted it.
 
 use super::{set_defer_accept, set_fastopen_listener, set_quickack};
+use crate::protocol::Responder;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, SockRef, Socket, Type};
@@ -172,10 +173,14 @@ const BUF: usize = 64 * 1024;
 
 struct Conn {
     stream: TcpStream,
+    /// What a read returns.
     buf: Box<[u8]>,
+    /// What goes back (the echo, acknowledgments, requested data), sent from `start`.
+    out: Vec<u8>,
     start: usize,
-    end: usize,
     echoed: u64,
+    /// Frames: echo, sink or source (see [`Responder`]).
+    responder: Responder,
 }
 
 enum Next {
@@ -296,9 +301,10 @@ fn accept_all(
         let mut conn = Conn {
             stream,
             buf: vec![0u8; BUF].into_boxed_slice(),
+            out: Vec::new(),
             start: 0,
-            end: 0,
             echoed: 0,
+            responder: Responder::new(),
         };
         // With TCP_DEFER_ACCEPT (or a fast client) data may already be waiting: edge-triggered
         // epoll reports it anyway, as registration of a readable socket raises an event.
@@ -319,8 +325,8 @@ fn accept_all(
 /// Echoes until the socket would block (edge-triggered epoll needs it drained).
 fn serve(conn: &mut Conn, cfg: &EchoConfig, counters: &EchoCounters) -> Next {
     loop {
-        if conn.start < conn.end {
-            match conn.stream.write(&conn.buf[conn.start..conn.end]) {
+        if conn.start < conn.out.len() {
+            match conn.stream.write(&conn.out[conn.start..]) {
                 Ok(n) => {
                     conn.start += n;
                     conn.echoed += n as u64;
@@ -343,7 +349,11 @@ fn serve(conn: &mut Conn, cfg: &EchoConfig, counters: &EchoCounters) -> Next {
             Ok(0) => return Next::Close { error: false },
             Ok(n) => {
                 conn.start = 0;
-                conn.end = n;
+                conn.out.clear();
+                if conn.responder.feed(&conn.buf[..n], &mut conn.out).is_err() {
+                    // A framed stream broke its framing.
+                    return Next::Close { error: true };
+                }
                 if cfg.quickack {
                     let _ = set_quickack(&conn.stream);
                 }

@@ -2,6 +2,7 @@
 //! echo port (a shard owns the flows RSS gives it, so every shard listens), driven by the
 //! socket API's edge-triggered readiness events.
 
+use crate::protocol::Responder;
 use crate::shardnet_tcp::StateGauges;
 use shardnet::runtime::{App, AppContext};
 use shardnet::socket::{Event, Readiness, RecvError, SendError, SocketHandle, SocketOptions};
@@ -50,17 +51,22 @@ pub struct EchoCounters {
     pub accepted: AtomicU64,
     /// Connections closed (by either side).
     pub closed: AtomicU64,
-    /// Bytes echoed.
+    /// Bytes echoed (and sent: acknowledgments, requested data).
     pub bytes: AtomicU64,
+    /// Bytes of upload (sink) frames consumed without echo.
+    pub sunk: AtomicU64,
     /// Connections that ended in an error (reset, timeout, send failure).
     pub errors: AtomicU64,
 }
 
 struct Conn {
-    /// Bytes read and not yet accepted by the send buffer.
+    /// Bytes to send back (the echo, acknowledgments, requested data) not yet accepted by the
+    /// send buffer.
     pending: Vec<u8>,
     pos: usize,
     echoed: u64,
+    /// Frames: echo, sink or source (see [`Responder`]).
+    responder: Responder,
 }
 
 /// One shard's echo server.
@@ -157,7 +163,17 @@ impl EchoApp {
                 .map_or(BUF, |n| (n - conn.echoed).min(BUF as u64) as usize);
             match s.recv(h, &mut self.buf[..room]) {
                 Ok(0) => break Some(false),
-                Ok(n) => conn.pending.extend_from_slice(&self.buf[..n]),
+                Ok(n) => {
+                    let before = conn.responder.sunk();
+                    let r = conn.responder.feed(&self.buf[..n], &mut conn.pending);
+                    self.counters
+                        .sunk
+                        .fetch_add(conn.responder.sunk() - before, Ordering::Relaxed);
+                    if r.is_err() {
+                        // A framed stream broke its framing.
+                        break Some(true);
+                    }
+                }
                 Err(RecvError::WouldBlock) => break None,
                 Err(_) => break Some(true),
             }
@@ -208,6 +224,7 @@ impl App for EchoApp {
                             pending: Vec::new(),
                             pos: 0,
                             echoed: 0,
+                            responder: Responder::new(),
                         },
                     );
                     // Data may already be waiting: serve now (its event may have been merged

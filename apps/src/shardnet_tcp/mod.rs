@@ -752,6 +752,7 @@ where
     );
     let echo_accepted = server.counters.accepted.load(Ordering::Relaxed);
     let echo_errors = server.counters.errors.load(Ordering::Relaxed);
+    let echo_sunk = server.counters.sunk.load(Ordering::Relaxed);
     // Stop the echo also when the load failed.
     let server_side = server.stop(0);
     let run = run?;
@@ -764,6 +765,7 @@ where
         server: Some(server_side),
         echo_accepted: Some(echo_accepted),
         echo_errors: Some(echo_errors),
+        echo_sunk: Some(echo_sunk),
         wire_drops: None,
         interface: None,
         pcap_frames: None,

@@ -340,6 +340,7 @@ fn load_on<P: Port + Send + 'static>(
             server: None,
             echo_accepted: None,
             echo_errors: None,
+            echo_sunk: None,
             wire_drops: None,
             interface: Some(interface),
             pcap_frames,
