@@ -248,8 +248,13 @@ impl ChurnReport {
         if let (Some((lo, hi)), Some(rate)) = (self.port_range, self.sustainable_conn_per_s) {
             let _ = writeln!(
                 s,
-                "    ephemeral ports {lo}-{hi}: {} ports / {LINUX_TIME_WAIT_SECS} s TIME_WAIT = {rate:.0} client-closed connections/s per destination",
-                hi - lo + 1
+                "    ephemeral ports {lo}-{hi}: {} ports / {LINUX_TIME_WAIT_SECS} s TIME_WAIT = {rate:.0} client-closed connections/s per destination{}",
+                hi - lo + 1,
+                if self.shardnet.is_some() {
+                    " without TIME-WAIT reuse (see reuses below)"
+                } else {
+                    ""
+                }
             );
         }
         let _ = writeln!(
