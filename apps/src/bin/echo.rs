@@ -15,7 +15,7 @@ use shardnet_apps::kernel::echo::{EchoConfig, EchoServer};
 use shardnet_apps::kernel::{fastopen_refusal, stop_flag};
 use shardnet_apps::metrics::ExtraText;
 use shardnet_apps::metrics::{MetricType, MetricsServer, Registry};
-use shardnet_apps::shardnet_tcp::echo::EchoAppConfig;
+use shardnet_apps::shardnet_tcp::echo::{EchoAppConfig, EchoPorts};
 use shardnet_apps::shardnet_tcp::{Idle, net};
 use shardnet_apps::timewait::{TwFilter, count_time_wait};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -283,13 +283,7 @@ fn print_summary(args: &Args, summary: &Summary, elapsed: f64) -> Result<(), Str
 
 /// `--stack shardnet --driver af-xdp|dpdk`: the echo on shardnet, on a real interface.
 fn run_shardnet(args: &Args) -> Result<(), String> {
-    let port = match args.ports.as_slice() {
-        [0] => return Err("--port 0: shardnet's echo needs a fixed port".into()),
-        [p] => *p,
-        _ => {
-            return Err("shardnet's echo listens on one --port (every shard listens on it)".into());
-        }
-    };
+    let ports = EchoPorts::new(&args.ports).map_err(|e| format!("--port: {e}"))?;
     let backlog = usize::try_from(args.backlog)
         .ok()
         .filter(|&b| b > 0)
@@ -304,8 +298,7 @@ fn run_shardnet(args: &Args) -> Result<(), String> {
         .net_options(idle)
         .ok_or("--stack shardnet needs --driver af-xdp or dpdk here")?;
     let echo = EchoAppConfig {
-        port,
-        ports: 1,
+        ports,
         backlog,
         reuseport: args.reuseport,
         close_after: args.close_after,
@@ -328,10 +321,11 @@ fn run_shardnet(args: &Args) -> Result<(), String> {
         None => None,
     };
     eprintln!(
-        "echo: shardnet on --driver {} as {}/{}, port {port}, {} shards",
+        "echo: shardnet on --driver {} as {}/{}, ports {:?}, {} shards",
         args.common.driver().name(),
         opts.ip.addr,
         opts.ip.prefix,
+        ports.as_slice(),
         opts.shards
     );
     let mut per_second = Vec::new();
@@ -374,7 +368,11 @@ fn run_shardnet(args: &Args) -> Result<(), String> {
     let elapsed = outcome.elapsed.as_secs_f64();
     let summary = Summary {
         stack: "shardnet",
-        listen: vec![format!("{}:{port}", opts.ip.addr)],
+        listen: ports
+            .as_slice()
+            .iter()
+            .map(|p| format!("{}:{p}", opts.ip.addr))
+            .collect(),
         shards: opts.shards,
         elapsed_s: elapsed,
         accepted: outcome.last.accepted,

@@ -27,7 +27,7 @@ use shardnet_apps::kernel::{fastopen_refusal, stop_flag, tcpext_counter};
 use shardnet_apps::metrics::{ExtraText, LoadgenMetrics, MetricsServer};
 use shardnet_apps::protocol::{HEADER_LEN, MAX_PAYLOAD};
 use shardnet_apps::report::{ErrorKind, Report};
-use shardnet_apps::shardnet_tcp::echo::EchoAppConfig;
+use shardnet_apps::shardnet_tcp::echo::{EchoAppConfig, EchoPorts};
 use shardnet_apps::shardnet_tcp::{
     ECHO_PORT, Idle, MEMORY_ECHO_PORTS, MemoryLoad, net, run_memory, time_wait_entry_bytes,
 };
@@ -505,8 +505,7 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
                 client_shards: shards,
                 server_shards: shards,
                 echo: EchoAppConfig {
-                    port: ECHO_PORT,
-                    ports: MEMORY_ECHO_PORTS,
+                    ports: EchoPorts::consecutive(ECHO_PORT, MEMORY_ECHO_PORTS),
                     backlog: args.echo_backlog,
                     reuseport: args.echo_reuseport,
                     close_after,

@@ -12,14 +12,62 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The TCP ports an echo listens on (at most [`EchoPorts::MAX`], at least one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EchoPorts {
+    ports: [u16; EchoPorts::MAX],
+    len: usize,
+}
+
+impl EchoPorts {
+    /// The most ports one echo listens on.
+    pub const MAX: usize = 16;
+
+    /// `ports`, or an error saying why not (none, port 0, more than [`EchoPorts::MAX`]).
+    pub fn new(ports: &[u16]) -> Result<EchoPorts, String> {
+        if ports.is_empty() || ports.len() > Self::MAX {
+            return Err(format!("1 to {} ports, not {}", Self::MAX, ports.len()));
+        }
+        if ports.contains(&0) {
+            return Err("port 0: shardnet's echo needs fixed ports".into());
+        }
+        let mut p = [0; Self::MAX];
+        p[..ports.len()].copy_from_slice(ports);
+        Ok(EchoPorts {
+            ports: p,
+            len: ports.len(),
+        })
+    }
+
+    /// `count` consecutive ports from `first` (clamped to 1..=[`EchoPorts::MAX`] and to 65535).
+    pub fn consecutive(first: u16, count: u16) -> EchoPorts {
+        let mut p = [0; Self::MAX];
+        let want = usize::from(count).clamp(1, Self::MAX);
+        let mut len = 0;
+        for (slot, port) in p.iter_mut().take(want).zip(first..=u16::MAX) {
+            *slot = port;
+            len += 1;
+        }
+        EchoPorts { ports: p, len }
+    }
+
+    /// The ports.
+    pub fn as_slice(&self) -> &[u16] {
+        &self.ports[..self.len]
+    }
+
+    /// The first port.
+    pub fn first(&self) -> u16 {
+        self.ports[0]
+    }
+}
+
 /// What every shard's echo does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EchoAppConfig {
-    /// The TCP port (the first one, with `ports` > 1).
-    pub port: u16,
-    /// Listen on `ports` consecutive ports from `port` (at least 1). More ports multiply the
-    /// 4-tuples a client-closed crr can cycle through.
-    pub ports: u16,
+    /// The TCP ports, every shard listening on each. Several ports multiply the 4-tuples a
+    /// client-closed crr can cycle through.
+    pub ports: EchoPorts,
     /// The accept queue length of each shard's listener.
     pub backlog: usize,
     /// SO_REUSEPORT on the listeners.
@@ -195,8 +243,7 @@ impl App for EchoApp {
         if !self.listen_tried {
             self.listen_tried = true;
             let mut failed = false;
-            for k in 0..self.cfg.ports.max(1) {
-                let port = self.cfg.port.saturating_add(k);
+            for &port in self.cfg.ports.as_slice() {
                 let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
                 match s.listen(addr, self.cfg.backlog, &self.listen_options()) {
                     Ok(l) => self.listeners.push(l),
@@ -256,5 +303,41 @@ impl App for EchoApp {
         for l in self.listeners.drain(..) {
             let _ = s.close(l);
         }
+    }
+}
+
+#[cfg(test)]
+mod echo_ports_tests {
+    use super::EchoPorts;
+
+    #[test]
+    fn listed_ports_are_kept_in_order_and_bad_lists_are_refused() {
+        let p = EchoPorts::new(&[7, 9000, 80]).unwrap();
+        assert_eq!(p.as_slice(), &[7, 9000, 80]);
+        assert_eq!(p.first(), 7);
+        assert!(EchoPorts::new(&[]).is_err());
+        assert!(EchoPorts::new(&[7, 0]).is_err());
+        assert!(EchoPorts::new(&[1; EchoPorts::MAX + 1]).is_err());
+        assert_eq!(
+            EchoPorts::new(&[1; EchoPorts::MAX])
+                .unwrap()
+                .as_slice()
+                .len(),
+            16
+        );
+    }
+
+    #[test]
+    fn consecutive_ports_stop_at_the_limit_and_at_65535() {
+        assert_eq!(
+            EchoPorts::consecutive(7777, 4).as_slice(),
+            &[7777, 7778, 7779, 7780]
+        );
+        assert_eq!(EchoPorts::consecutive(7777, 0).as_slice(), &[7777]);
+        assert_eq!(
+            EchoPorts::consecutive(1, 100).as_slice().len(),
+            EchoPorts::MAX
+        );
+        assert_eq!(EchoPorts::consecutive(65534, 4).as_slice(), &[65534, 65535]);
     }
 }

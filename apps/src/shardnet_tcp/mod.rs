@@ -461,8 +461,8 @@ impl<P: Port + Send + 'static> EchoRuntime<P> {
             if failed > 0 {
                 let _ = runtime.stop();
                 return Err(format!(
-                    "echo: listen on port {} failed on {failed} shard(s)",
-                    echo.port
+                    "echo: listen on ports {:?} failed on {failed} shard(s)",
+                    echo.ports.as_slice()
                 ));
             }
             if ok == shards {
@@ -475,7 +475,7 @@ impl<P: Port + Send + 'static> EchoRuntime<P> {
             std::thread::sleep(Duration::from_millis(1));
         }
         Ok(EchoRuntime {
-            ports: echo.ports.max(1),
+            ports: echo.ports.as_slice().len() as u16,
             runtime,
             counters,
             states,
@@ -739,7 +739,7 @@ where
         server_ports,
         load.echo,
     )?;
-    let target = SocketAddrV4::new(SERVER.ip, load.echo.port);
+    let target = SocketAddrV4::new(SERVER.ip, load.echo.ports.first());
     let run = run_client(
         &load.worker,
         target,
