@@ -277,6 +277,14 @@ struct Second {
     rate: u64,
     time_wait: u64,
     heap: usize,
+    /// CPU seconds the shard threads got in this second (both shards: at most 2.0).
+    cpu: f64,
+}
+
+/// The seconds of `xs` in [`FIRST_SECONDS`] (fewer if the run was shorter).
+fn first_seconds(xs: &[Second]) -> &[Second] {
+    let end = FIRST_SECONDS.end.min(xs.len());
+    xs.get(FIRST_SECONDS.start.min(end)..end).unwrap_or(&[])
 }
 
 fn mean(xs: impl Iterator<Item = u64>) -> f64 {
@@ -286,6 +294,44 @@ fn mean(xs: impl Iterator<Item = u64>) -> f64 {
         s += x;
     }
     if n == 0 { 0.0 } else { s as f64 / n as f64 }
+}
+
+/// CPU time (user + system, seconds) of this process's threads whose name starts with
+/// `shardnet` (the runtimes' shard threads), from `/proc/self/task/*/stat`.
+fn shard_cpu_seconds() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let mut ticks = 0u64;
+    for t in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if !stat[open + 1..close].starts_with("shardnet") {
+            continue;
+        }
+        // Fields after the name: state is field 3; utime and stime are fields 14 and 15.
+        let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let field = |n: usize| rest.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+        ticks += field(14).unwrap_or(0) + field(15).unwrap_or(0);
+    }
+    ticks as f64 / hz
+}
+
+/// The `q` quantile (0..=1) of `xs` (nearest rank), 0 if empty.
+fn quantile(xs: &[u64], q: f64) -> u64 {
+    let mut v = xs.to_vec();
+    v.sort_unstable();
+    if v.is_empty() {
+        return 0;
+    }
+    let i = ((v.len() - 1) as f64 * q).round() as usize;
+    v[i.min(v.len() - 1)]
 }
 
 /// Heap `Shard::new` reserves per `max_tcp_connections` slot: a shard with `n` slots less one
@@ -386,14 +432,15 @@ fn shardnet_run(total: u64, ports: u16, concurrency: usize, max: usize) -> Shard
     let start = Instant::now();
     progress.go.store(true, Ordering::Release);
     eprintln!(
-        "{:>5} {:>10} {:>11} {:>12} {:>10}",
-        "s", "conn/s", "TIME-WAIT", "heap MiB", "done"
+        "{:>5} {:>10} {:>11} {:>12} {:>10} {:>6}",
+        "s", "conn/s", "TIME-WAIT", "heap MiB", "done", "cpu s"
     );
     let mut seconds = Vec::new();
     let mut last = 0u64;
     let mut peak_time_wait = 0u64;
     let mut peak = (0u64, 0usize);
     let mut next = start + Duration::from_secs(1);
+    let mut last_cpu = shard_cpu_seconds();
     // A run that stops progressing for 10 s is a failure, not a hang.
     let mut stalled_since = Instant::now();
     loop {
@@ -414,18 +461,22 @@ fn shardnet_run(total: u64, ports: u16, concurrency: usize, max: usize) -> Shard
         }
         let finished = progress.done.load(Ordering::Relaxed);
         if Instant::now() >= next {
+            let cpu_now = shard_cpu_seconds();
             let s = Second {
                 rate: done - last,
                 time_wait: tw,
                 heap,
+                cpu: cpu_now - last_cpu,
             };
+            last_cpu = cpu_now;
             eprintln!(
-                "{:>5} {:>10} {:>11} {:>12.1} {:>10}",
+                "{:>5} {:>10} {:>11} {:>12.1} {:>10} {:>6.2}",
                 seconds.len() + 1,
                 s.rate,
                 s.time_wait,
                 s.heap as f64 / (1 << 20) as f64,
-                done
+                done,
+                s.cpu
             );
             if done > last {
                 stalled_since = Instant::now();
@@ -637,6 +688,7 @@ fn kernel_run(total: u64, ports: u16, threads: usize) -> std::io::Result<KernelR
                 rate: done - last,
                 time_wait: tw,
                 heap: 0,
+                cpu: 0.0,
             };
             eprintln!(
                 "kernel {:>5} {:>10} conn/s {:>9} TIME_WAIT {:>10} done",
@@ -695,13 +747,7 @@ fn main() {
     let r = shardnet_run(total, ports, concurrency, max);
     let wall = r.elapsed.as_secs_f64();
     let steady_from = TWO_MSL.as_secs() as usize + 2;
-    let first = mean(
-        r.seconds
-            .get(FIRST_SECONDS)
-            .unwrap_or(&[])
-            .iter()
-            .map(|s| s.rate),
-    );
+    let first = mean(first_seconds(&r.seconds).iter().map(|s| s.rate));
     // Steady state: whole seconds past 2MSL (+2 s), the last (partial) second left out.
     let steady_seconds = r
         .seconds
@@ -730,6 +776,35 @@ fn main() {
             steady_from + steady_seconds.len(),
             (steady / first - 1.0) * 100.0,
             steady * 60.0
+        );
+    }
+    // Other jobs share the two cores: the shard threads get less than a core each at times.
+    // Connections per CPU second of the shard threads take that out (a busy-polling shard
+    // uses all the CPU it gets).
+    let per_cpu = |xs: &[Second]| {
+        let cpu: f64 = xs.iter().map(|s| s.cpu).sum();
+        let n: u64 = xs.iter().map(|s| s.rate).sum();
+        if cpu > 0.0 { n as f64 / cpu } else { 0.0 }
+    };
+    let first_window = first_seconds(&r.seconds);
+    let rates = |xs: &[Second]| xs.iter().map(|s| s.rate).collect::<Vec<_>>();
+    if !steady_seconds.is_empty() {
+        println!(
+            "per shard-CPU second, first seconds {:.0} conn, steady state {:.0} conn ({:+.1} %)",
+            per_cpu(first_window),
+            per_cpu(steady_seconds),
+            (per_cpu(steady_seconds) / per_cpu(first_window) - 1.0) * 100.0
+        );
+        println!(
+            "shard CPU per second, first seconds {:.2}, steady state {:.2} (of 2.00)",
+            first_window.iter().map(|s| s.cpu).sum::<f64>() / first_window.len().max(1) as f64,
+            steady_seconds.iter().map(|s| s.cpu).sum::<f64>() / steady_seconds.len().max(1) as f64
+        );
+        println!(
+            "per-second rate at steady state: median {}, p90 {}, max {}",
+            quantile(&rates(steady_seconds), 0.5),
+            quantile(&rates(steady_seconds), 0.9),
+            quantile(&rates(steady_seconds), 1.0)
         );
     }
     println!("TIME-WAIT peak             {}", r.peak_time_wait);
@@ -763,13 +838,7 @@ fn main() {
             Ok(k) => {
                 let kw = k.elapsed.as_secs_f64();
                 let krate = k.completed as f64 / kw;
-                let kfirst = mean(
-                    k.seconds
-                        .get(FIRST_SECONDS)
-                        .unwrap_or(&[])
-                        .iter()
-                        .map(|s| s.rate),
-                );
+                let kfirst = mean(first_seconds(&k.seconds).iter().map(|s| s.rate));
                 println!("== Linux kernel (std::net over 127.0.0.1, same binary, same run)");
                 println!(
                     "connections completed      {} of {kernel_total} in {kw:.1} s \
