@@ -176,9 +176,8 @@ where
     c
 }
 
-/// A port whose frames go to a pcap file. Unlike the bare [`PcapPort`], it passes the
-/// runtime's rx waker through to the port it wraps, so an idle shard still sleeps until a frame
-/// arrives instead of polling.
+/// A port whose frames go to a pcap file: a [`PcapPort`] over a buffered file, with the apps'
+/// error messages for creating and finishing the capture.
 pub struct CapturePort<P: Port> {
     inner: PcapPort<P, BufWriter<std::fs::File>>,
 }
@@ -236,7 +235,7 @@ impl<P: Port> Port for CapturePort<P> {
         self.inner.pool_stats()
     }
     fn set_rx_waker(&mut self, thread: std::thread::Thread) -> bool {
-        self.inner.inner_mut().set_rx_waker(thread)
+        self.inner.set_rx_waker(thread)
     }
 }
 

@@ -162,6 +162,11 @@ impl<P: Port, W: Write> Port for PcapPort<P, W> {
     fn pool_stats(&self) -> PoolStats {
         self.inner.pool_stats()
     }
+
+    /// Capturing changes nothing about when frames arrive: the wrapped port's waker serves.
+    fn set_rx_waker(&mut self, thread: std::thread::Thread) -> bool {
+        self.inner.set_rx_waker(thread)
+    }
 }
 
 #[cfg(test)]
