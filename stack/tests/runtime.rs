@@ -809,3 +809,46 @@ fn control_messages_reach_every_shard() {
     assert_eq!(exits.len(), usize::from(QUEUES));
     assert!(exits.iter().all(|e| e.reason == ExitReason::Drained));
 }
+
+#[test]
+fn secrets_rotate_on_schedule_unless_the_key_is_fixed() {
+    let setup = Setup::new(IdlePolicy::Sleep {
+        max: Duration::from_secs(1),
+    });
+    let wire = Wire::new(round_robin(), true);
+    let mut c = config(&setup, SERVER_MAC, SERVER_IP);
+    c.secret_rotation = Some(Duration::from_millis(20));
+    let rt = Runtime::start(
+        c,
+        (0..QUEUES)
+            .map(|q| (TestPort::new(&wire, 0, q, SERVER_MAC), ()))
+            .collect(),
+    )
+    .unwrap();
+    // Idle shards sleeping up to 1 s still wake for the rotation deadline.
+    wait_until(
+        "two rotations on every shard",
+        Duration::from_secs(5),
+        || {
+            (0..rt.shard_count())
+                .all(|i| rt.stats(i).is_some_and(|s| s.runtime.secret_rotations >= 2))
+        },
+    );
+    rt.stop().unwrap();
+
+    // A fixed key (reproducible runs) keeps every secret fixed.
+    let mut c = config(&setup, SERVER_MAC, SERVER_IP);
+    c.secret_rotation = Some(Duration::from_millis(20));
+    c.isn_key = Some([7; 16]);
+    let rt = Runtime::start(
+        c,
+        (0..QUEUES)
+            .map(|q| (TestPort::new(&wire, 0, q, SERVER_MAC), ()))
+            .collect(),
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for e in rt.stop().unwrap() {
+        assert_eq!(e.runtime.secret_rotations, 0);
+    }
+}

@@ -123,6 +123,12 @@ pub struct RuntimeConfig {
     /// How often a shard publishes its counters for [`Runtime::stats`] (and always before it
     /// sleeps).
     pub stats_interval: Duration,
+    /// How often each shard replaces its SYN-cookie secret and its Fast Open cookie key with
+    /// fresh ones from the OS random source (`None`: never). Cookies made under the previous
+    /// secret stay valid for their lifetime, and Fast Open cookies under the previous key for
+    /// one more period, so rotation breaks no handshake in progress. Not done when
+    /// [`RuntimeConfig::isn_key`] is set (reproducible runs keep every secret fixed).
+    pub secret_rotation: Option<Duration>,
     /// Frames each shard's forwarding inbox holds.
     pub forward_queue_len: usize,
     /// Forwarding buffers per shard (each holds one frame of the interface MTU).
@@ -148,10 +154,33 @@ impl RuntimeConfig {
             stats_interval: Duration::from_millis(1),
             forward_queue_len: 1024,
             forward_buffers: 1024,
+            secret_rotation: Some(DEFAULT_SECRET_ROTATION),
             no_waker_sleep: Duration::from_micros(200),
             control_timeout: Duration::from_secs(5),
         }
     }
+}
+
+/// How often secrets rotate unless configured otherwise: ten minutes, long enough that rotation
+/// costs nothing measurable, short enough to bound the use of a leaked or guessed secret.
+pub const DEFAULT_SECRET_ROTATION: Duration = Duration::from_secs(600);
+
+/// Fresh SYN-cookie and Fast Open secrets for `shard` from the OS, valid from `now`. Returns
+/// false (and keeps the old secrets, to retry later) if the random source fails.
+fn rotate_secrets(shard: &mut Shard, now: Instant, grace: Duration) -> bool {
+    let mut keys = [0u8; 32];
+    if getrandom::fill(&mut keys).is_err() {
+        return false;
+    }
+    let (cookie, tfo) = keys.split_at(16);
+    let mut cookie_key = [0u8; 16];
+    let mut tfo_key = [0u8; 16];
+    cookie_key.copy_from_slice(cookie);
+    tfo_key.copy_from_slice(tfo);
+    let tcp = shard.tcp();
+    tcp.rotate_syncookie_secret(now, cookie_key);
+    tcp.rotate_fast_open_key(now, tfo_key, grace);
+    true
 }
 
 /// The runtime's own per-shard counters.
@@ -185,6 +214,8 @@ pub struct RuntimeCounters {
     pub control_messages: u64,
     /// TCP connections in the table when last counted (any state, TIME-WAIT included).
     pub connections: u64,
+    /// SYN-cookie and Fast Open secrets replaced ([`RuntimeConfig::secret_rotation`]).
+    pub secret_rotations: u64,
 }
 
 impl RuntimeCounters {
@@ -205,6 +236,7 @@ impl RuntimeCounters {
             &mut self.tx_not_sent,
             &mut self.control_messages,
             &mut self.connections,
+            &mut self.secret_rotations,
         ] {
             f(v);
         }
@@ -431,6 +463,7 @@ struct ShardThread<P, A> {
     grace: Duration,
     stats_interval: Duration,
     no_waker_sleep: Duration,
+    secret_rotation: Option<Duration>,
     rss: Option<RssConfig>,
     /// `queue_shard[q]`: the shard serving queue `q`.
     queue_shard: Arc<[Option<usize>]>,
@@ -545,6 +578,7 @@ where
                 grace: config.grace,
                 stats_interval: config.stats_interval,
                 no_waker_sleep: config.no_waker_sleep,
+                secret_rotation: config.secret_rotation.filter(|_| config.isn_key.is_none()),
                 rss: rss.clone(),
                 queue_shard: queue_shard.clone(),
                 core,
@@ -855,6 +889,7 @@ impl<P: Port, A: App> ShardThread<P, A> {
             grace,
             stats_interval,
             no_waker_sleep,
+            secret_rotation,
             rss,
             queue_shard,
             control,
@@ -886,6 +921,7 @@ impl<P: Port, A: App> ShardThread<P, A> {
         drop(ready);
 
         let mut counters = RuntimeCounters::default();
+        let mut next_rotation: Option<Instant> = None;
         let mut listeners: Vec<ListenHandle> = Vec::new();
         let mut batch: Batch<P::Frame> = Batch::new();
         let mut phase = Phase::Running;
@@ -1024,6 +1060,21 @@ impl<P: Port, A: App> ShardThread<P, A> {
                 wake_at = ctx.wake_at;
             }
 
+            // Secrets: the first rotation one period after start (the shard began with keys
+            // derived from its random ISN key).
+            if let Some(every) = secret_rotation {
+                match next_rotation {
+                    None => next_rotation = Some(now + every),
+                    Some(at) if now >= at => {
+                        if rotate_secrets(&mut shard, now, every) {
+                            counters.secret_rotations += 1;
+                        }
+                        next_rotation = Some(now + every);
+                    }
+                    Some(_) => {}
+                }
+            }
+
             // Timers, then transmit.
             shard.handle_timeout(now);
             let mut tx = TxBatcher::new(&mut port);
@@ -1095,7 +1146,7 @@ impl<P: Port, A: App> ShardThread<P, A> {
                             Some(deadline)
                         }
                     };
-                    let deadline = [shard.poll_timeout(), wake_at, phase_deadline]
+                    let deadline = [shard.poll_timeout(), wake_at, phase_deadline, next_rotation]
                         .into_iter()
                         .flatten()
                         .min();
@@ -1183,7 +1234,7 @@ mod tests {
             n += 1;
             *v = n;
         });
-        assert_eq!(n, 14);
-        assert_eq!((c.iterations, c.connections), (1, 14));
+        assert_eq!(n, 15);
+        assert_eq!((c.iterations, c.secret_rotations), (1, 15));
     }
 }
