@@ -30,7 +30,7 @@ use shardnet_af_xdp::{AfXdpConfig, AfXdpPort, AttachMode, Error};
 use shardnet_memory::{Impaired, ImpairedConfig, Impairments};
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -40,6 +40,7 @@ const NS_SHARDNET: &str = "snet-is";
 const DEV_KERNEL: &str = "snet-ik0";
 const DEV_SHARDNET: &str = "snet-is0";
 const KERNEL_IP: &str = "198.18.0.1";
+const KERNEL_CIDR: &str = "198.18.0.1/24";
 const KERNEL_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const SHARDNET_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 /// A kernel address on shardnet's veth end, for kernel-to-kernel traffic beside shardnet.
@@ -64,9 +65,21 @@ const CHURN: usize = 3000;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+mod support;
+use support::{Names, TestNet, is_root, run, run_ok};
+
+/// This binary's test hosts (see `support`).
+const NET: Names = Names {
+    kernel_ns: NS_KERNEL,
+    shardnet_ns: NS_SHARDNET,
+    kernel_dev: DEV_KERNEL,
+    shardnet_dev: DEV_SHARDNET,
+    kernel_cidr: KERNEL_CIDR,
+};
+
+/// Brings this binary's test hosts up (one test at a time).
+fn up() -> TestNet {
+    TestNet::up(&SERIAL, NET, &[])
 }
 
 /// Byte `i` of every stream these tests send: `i mod 251` (a prime, so it never lines up
@@ -88,157 +101,6 @@ def pattern(start, n):
         n -= k
     return bytes(out)
 "#;
-
-fn run(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("running {args:?}: {e}"))
-}
-
-fn run_ok(args: &[&str]) {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The test's namespaces and its lock; dropping deletes the namespaces and unlocks.
-struct Namespaces {
-    _lock: std::fs::File,
-    _serial: std::sync::MutexGuard<'static, ()>,
-}
-
-fn namespaces_down() {
-    for ns in [NS_KERNEL, NS_SHARDNET] {
-        let _ = Command::new("timeout")
-            .args(["30", "ip", "netns", "del", ns])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-impl Namespaces {
-    fn up() -> Namespaces {
-        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open("/tmp/shardnet-af-xdp-interop.lock")
-            .expect("open the lock file");
-        // SAFETY: flock on a valid descriptor we own; released when the file is closed.
-        let r = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
-        assert_eq!(r, 0, "flock: {}", std::io::Error::last_os_error());
-        namespaces_down();
-        let guard = Namespaces {
-            _lock: lock,
-            _serial: serial,
-        };
-        for ns in [NS_KERNEL, NS_SHARDNET] {
-            run_ok(&["timeout", "30", "ip", "netns", "add", ns]);
-        }
-        run_ok(&[
-            "timeout",
-            "30",
-            "ip",
-            "-n",
-            NS_KERNEL,
-            "link",
-            "add",
-            DEV_KERNEL,
-            "numtxqueues",
-            "1",
-            "numrxqueues",
-            "1",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            DEV_SHARDNET,
-            "netns",
-            NS_SHARDNET,
-            "numtxqueues",
-            "1",
-            "numrxqueues",
-            "1",
-        ]);
-        for ns in [NS_KERNEL, NS_SHARDNET] {
-            run_ok(&["timeout", "30", "ip", "-n", ns, "link", "set", "lo", "up"]);
-            run_ok(&[
-                "timeout",
-                "30",
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1",
-            ]);
-        }
-        run_ok(&[
-            "timeout",
-            "30",
-            "ip",
-            "-n",
-            NS_KERNEL,
-            "addr",
-            "add",
-            &format!("{KERNEL_IP}/24"),
-            "dev",
-            DEV_KERNEL,
-        ]);
-        run_ok(&[
-            "timeout", "30", "ip", "-n", NS_KERNEL, "link", "set", DEV_KERNEL, "up",
-        ]);
-        run_ok(&[
-            "timeout",
-            "30",
-            "ip",
-            "-n",
-            NS_SHARDNET,
-            "link",
-            "set",
-            DEV_SHARDNET,
-            "up",
-        ]);
-        // The kernel must send complete checksums and MTU-sized frames (AF_XDP has no offload
-        // metadata).
-        run_ok(&[
-            "timeout", "30", "ip", "netns", "exec", NS_KERNEL, "ethtool", "-K", DEV_KERNEL, "tx",
-            "off", "tso", "off", "gso", "off",
-        ]);
-        let _ = run(&[
-            "timeout",
-            "30",
-            "ip",
-            "netns",
-            "exec",
-            NS_SHARDNET,
-            "ethtool",
-            "-K",
-            DEV_SHARDNET,
-            "tx",
-            "off",
-            "tso",
-            "off",
-            "gso",
-            "off",
-            "gro",
-            "off",
-        ]);
-        guard
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        namespaces_down();
-    }
-}
 
 /// Runs `python3 -c script args...` in namespace `ns`, bounded to `secs` seconds, and returns
 /// its stdout, failing the test if it failed.
@@ -1169,7 +1031,7 @@ fn linux_half_closes_and_shardnet_keeps_sending(mode: AttachMode) {
     if skip() {
         return;
     }
-    let _ns = Namespaces::up();
+    let _ns = up();
     let (runtime, stats) = start_servers(open_port(mode), sleepy());
     python_ok(
         NS_KERNEL,
@@ -1198,7 +1060,7 @@ fn shardnet_half_closes_and_linux_keeps_sending(mode: AttachMode) {
     if skip() {
         return;
     }
-    let _ns = Namespaces::up();
+    let _ns = up();
     let server = KernelServer::start(
         NS_KERNEL,
         HALF_SERVER,
@@ -1229,7 +1091,7 @@ fn resets_both_ways(mode: AttachMode) {
     if skip() {
         return;
     }
-    let _ns = Namespaces::up();
+    let _ns = up();
     let (runtime, stats) = start_servers(open_port(mode), sleepy());
     python_ok(
         NS_KERNEL,
@@ -1281,7 +1143,7 @@ fn connection_churn_and_time_wait_on_the_closing_side(mode: AttachMode) {
     if skip() {
         return;
     }
-    let _ns = Namespaces::up();
+    let _ns = up();
     let (runtime, stats) = start_servers(open_port(mode), sleepy());
     let out = python_ok(
         NS_KERNEL,
@@ -1323,7 +1185,7 @@ fn connection_churn_and_time_wait_on_the_closing_side(mode: AttachMode) {
 
     // The other way round, in fresh namespaces (no TIME-WAITs left from above).
     drop(_ns);
-    let _ns = Namespaces::up();
+    let _ns = up();
     let _server = KernelServer::start(
         NS_KERNEL,
         ECHO_SERVER,
@@ -1394,7 +1256,7 @@ fn handshake_options_negotiated_with_linux_from_a_pcap(mode: AttachMode) {
     if skip() {
         return;
     }
-    let _ns = Namespaces::up();
+    let _ns = up();
     // shardnet as the server.
     let pcap =
         shardnet_pcap::PcapPort::new(open_port(mode), Vec::new(), shardnet_pcap::Clock::System)
@@ -1472,7 +1334,7 @@ fn transfers_complete_under_two_percent_loss(mode: AttachMode) {
     if skip() {
         return;
     }
-    let _ns = Namespaces::up();
+    let _ns = up();
     let size = 1usize << 20;
     let port = Impaired::new(open_port(mode), lossy(2026)).expect("impaired port");
     let (runtime, stats) = start_servers(port, sleepy());
@@ -1516,7 +1378,7 @@ fn kernel_traffic_on_the_same_veth_keeps_flowing(mode: AttachMode) {
     if skip() {
         return;
     }
-    let _ns = Namespaces::up();
+    let _ns = up();
     run_ok(&[
         "timeout",
         "30",

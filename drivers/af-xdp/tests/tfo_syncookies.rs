@@ -34,7 +34,7 @@ use shardnet_af_xdp::{AfXdpConfig, AfXdpPort, AttachMode, Error};
 use shardnet_pcap::{Clock, PcapPort};
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -44,6 +44,7 @@ const NS_SHARDNET: &str = "snet-ts";
 const DEV_KERNEL: &str = "snet-tk0";
 const DEV_SHARDNET: &str = "snet-ts0";
 const KERNEL_IP: &str = "198.18.0.1";
+const KERNEL_CIDR: &str = "198.18.0.1/24";
 const KERNEL_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const SHARDNET_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const SHARDNET_IP_STR: &str = "198.18.0.2";
@@ -59,9 +60,35 @@ const COOKIE_LEN: usize = 3000;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+mod support;
+use support::{Names, TestNet, is_root, run, run_ok};
+
+/// This binary's test hosts (see `support`).
+const NET: Names = Names {
+    kernel_ns: NS_KERNEL,
+    shardnet_ns: NS_SHARDNET,
+    kernel_dev: DEV_KERNEL,
+    shardnet_dev: DEV_SHARDNET,
+    kernel_cidr: KERNEL_CIDR,
+};
+
+/// Brings this binary's test hosts up (one test at a time).
+fn up() -> TestNet {
+    // Fast Open as client and server (a per-namespace setting).
+    let net = TestNet::up(&SERIAL, NET, &["net.ipv4.tcp_fastopen=3"]);
+    let tfo = run_ok(&[
+        "timeout",
+        "30",
+        "ip",
+        "netns",
+        "exec",
+        NS_KERNEL,
+        "sysctl",
+        "-n",
+        "net.ipv4.tcp_fastopen",
+    ]);
+    assert_eq!(tfo.trim(), "3", "tcp_fastopen in {NS_KERNEL}");
+    net
 }
 
 fn skip() -> bool {
@@ -82,171 +109,6 @@ const PY_PATTERN: &str = r#"
 def pattern(start, n):
     return bytes((i % 251) for i in range(start, start + n))
 "#;
-
-fn run(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("running {args:?}: {e}"))
-}
-
-fn run_ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The test's namespaces and its lock; dropping deletes the namespaces and unlocks.
-struct Namespaces {
-    _lock: std::fs::File,
-    _serial: std::sync::MutexGuard<'static, ()>,
-}
-
-fn namespaces_down() {
-    for ns in [NS_KERNEL, NS_SHARDNET] {
-        let _ = Command::new("timeout")
-            .args(["30", "ip", "netns", "del", ns])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-impl Namespaces {
-    fn up() -> Namespaces {
-        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open("/tmp/shardnet-af-xdp-interop.lock")
-            .expect("open the lock file");
-        // SAFETY: flock on a valid descriptor we own; released when the file is closed.
-        let r = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
-        assert_eq!(r, 0, "flock: {}", std::io::Error::last_os_error());
-        namespaces_down();
-        let guard = Namespaces {
-            _lock: lock,
-            _serial: serial,
-        };
-        for ns in [NS_KERNEL, NS_SHARDNET] {
-            run_ok(&["timeout", "30", "ip", "netns", "add", ns]);
-        }
-        run_ok(&[
-            "timeout",
-            "30",
-            "ip",
-            "-n",
-            NS_KERNEL,
-            "link",
-            "add",
-            DEV_KERNEL,
-            "numtxqueues",
-            "1",
-            "numrxqueues",
-            "1",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            DEV_SHARDNET,
-            "netns",
-            NS_SHARDNET,
-            "numtxqueues",
-            "1",
-            "numrxqueues",
-            "1",
-        ]);
-        for ns in [NS_KERNEL, NS_SHARDNET] {
-            run_ok(&["timeout", "30", "ip", "-n", ns, "link", "set", "lo", "up"]);
-            run_ok(&[
-                "timeout",
-                "30",
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1",
-            ]);
-        }
-        // Fast Open as client and server (per network namespace).
-        run_ok(&[
-            "timeout",
-            "30",
-            "ip",
-            "netns",
-            "exec",
-            NS_KERNEL,
-            "sysctl",
-            "-qw",
-            "net.ipv4.tcp_fastopen=3",
-        ]);
-        let tfo = run_ok(&[
-            "timeout",
-            "30",
-            "ip",
-            "netns",
-            "exec",
-            NS_KERNEL,
-            "sysctl",
-            "-n",
-            "net.ipv4.tcp_fastopen",
-        ]);
-        assert_eq!(tfo.trim(), "3", "tcp_fastopen in {NS_KERNEL}");
-        run_ok(&[
-            "timeout",
-            "30",
-            "ip",
-            "-n",
-            NS_KERNEL,
-            "addr",
-            "add",
-            &format!("{KERNEL_IP}/24"),
-            "dev",
-            DEV_KERNEL,
-        ]);
-        for (ns, dev) in [(NS_KERNEL, DEV_KERNEL), (NS_SHARDNET, DEV_SHARDNET)] {
-            run_ok(&["timeout", "30", "ip", "-n", ns, "link", "set", dev, "up"]);
-        }
-        // The kernel must send complete checksums and MTU-sized frames (AF_XDP has no offload
-        // metadata).
-        run_ok(&[
-            "timeout", "30", "ip", "netns", "exec", NS_KERNEL, "ethtool", "-K", DEV_KERNEL, "tx",
-            "off", "tso", "off", "gso", "off",
-        ]);
-        let _ = run(&[
-            "timeout",
-            "30",
-            "ip",
-            "netns",
-            "exec",
-            NS_SHARDNET,
-            "ethtool",
-            "-K",
-            DEV_SHARDNET,
-            "tx",
-            "off",
-            "tso",
-            "off",
-            "gso",
-            "off",
-            "gro",
-            "off",
-        ]);
-        guard
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        namespaces_down();
-    }
-}
 
 /// Runs `python3 -c script args...` in namespace `ns`, bounded to `secs` seconds: its stdout,
 /// or what it printed if it failed.
@@ -704,7 +566,7 @@ fn linux_fast_open_client_to_a_shardnet_listener() {
     if skip() {
         return;
     }
-    let _ns = Namespaces::up();
+    let _ns = up();
     let port = open_port();
     let served = Arc::new(Mutex::new(Served::default()));
     let options = SocketOptions {
@@ -817,7 +679,7 @@ fn shardnet_fast_open_client_to_a_linux_server() {
     if skip() {
         return;
     }
-    let _ns = Namespaces::up();
+    let _ns = up();
     let server = KernelServer::start(
         NS_KERNEL,
         TFO_SERVER,
@@ -921,7 +783,7 @@ fn syn_cookies_answered_by_a_linux_client() {
     if skip() {
         return;
     }
-    let _ns = Namespaces::up();
+    let _ns = up();
     let port = open_port();
     let served = Arc::new(Mutex::new(Served::default()));
     let runtime = Runtime::start(
