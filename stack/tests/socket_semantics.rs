@@ -2,97 +2,24 @@
 //! memory wire: a client (198.18.0.1) and a server (198.18.0.2).
 #![allow(clippy::unwrap_used)] // house rule: tests may unwrap
 
-use shardnet::ip::{InterfaceConfig, Ipv4Cidr};
-use shardnet::shard::{Shard, ShardConfig};
 use shardnet::socket::{
     Event, Readiness, RecvError, SendError, Shutdown, SockOpt, SocketError, SocketHandle,
-    SocketOptions, Sockets,
+    SocketOptions,
 };
 use shardnet::tcp::congestion::Algorithm;
 use shardnet::tcp::{State, TimerKind};
 use shardnet::time::Duration;
-use shardnet::wire::{EthernetAddress, Ipv4Addr};
-use shardnet_memory::sim::Simulation;
-use shardnet_memory::{MemoryPort, Wire, WireConfig};
+use shardnet::wire::Ipv4Addr;
 use std::collections::HashSet;
 use std::net::SocketAddrV4;
 
-const MAC_C: EthernetAddress = EthernetAddress([0x02, 0x5e, 0, 0, 0, 0x01]);
-const MAC_S: EthernetAddress = EthernetAddress([0x02, 0x5e, 0, 0, 0, 0x02]);
-const IP_C: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const IP_S: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-const C: usize = 0;
-const S: usize = 1;
+#[path = "support/two_shards.rs"]
+mod two_shards;
+use two_shards::{C, IP_C, S, Sim, any, idle, run, server, sk};
 
-type Sim = Simulation<MemoryPort>;
-
-fn shard(mac: EthernetAddress, ip: Ipv4Addr) -> Shard {
-    Shard::new(ShardConfig::new(InterfaceConfig {
-        mac,
-        cidr: Ipv4Cidr::new(ip, 24).unwrap(),
-        gateway: None,
-        mtu: 1500,
-        ttl: 64,
-    }))
-}
-
+/// The client and the server on the memory wire.
 fn net() -> Sim {
-    let wire = Wire::new(WireConfig {
-        seed: 7,
-        pool_size: 8192,
-        ..WireConfig::default()
-    });
-    let pc = wire.add_port(MAC_C, 1);
-    let ps = wire.add_port(MAC_S, 1);
-    let (port_c, port_s) = (wire.port(pc, 0).unwrap(), wire.port(ps, 0).unwrap());
-    let mut sim = Simulation::new(wire);
-    sim.add(shard(MAC_C, IP_C), port_c);
-    sim.add(shard(MAC_S, IP_S), port_s);
-    sim
-}
-
-/// The socket API of node `n` at the simulation's current time.
-fn sk(sim: &mut Sim, n: usize) -> Sockets<'_> {
-    let now = sim.now();
-    sim.nodes[n].shard.sockets(now)
-}
-
-fn any(port: u16) -> SocketAddrV4 {
-    SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)
-}
-
-fn server(port: u16) -> SocketAddrV4 {
-    SocketAddrV4::new(IP_S, port)
-}
-
-/// Runs the simulation until `done` or `secs` of virtual time pass; true if `done`.
-///
-/// `done` is checked at every instant once the frames of that instant have settled (a
-/// zero-delay wire delivers and answers within one instant), and the clock never jumps past
-/// the deadline, so no timer beyond it fires.
-fn run(sim: &mut Sim, secs: u64, mut done: impl FnMut(&mut Sim) -> bool) -> bool {
-    let deadline = sim.now() + Duration::from_secs(secs);
-    loop {
-        sim.poll().unwrap();
-        if done(sim) {
-            return true;
-        }
-        // What `done` did (send, close, ...) is sent at this instant.
-        if sim.poll().unwrap() {
-            continue;
-        }
-        match sim.next_event() {
-            Some(t) if t <= deadline => {
-                sim.step().unwrap();
-            }
-            _ => return false,
-        }
-    }
-}
-
-/// Runs everything that happens in the next `secs` of virtual time.
-fn idle(sim: &mut Sim, secs: u64) {
-    run(sim, secs, |_| false);
+    two_shards::net(7)
 }
 
 /// A connection from the client to a listener on the server: (listener, server end, client
