@@ -19,6 +19,7 @@ pub mod kernel;
 pub mod metrics;
 pub mod protocol;
 pub mod report;
+pub mod schedule;
 pub mod shardnet_tcp;
 pub mod shardnet_udp;
 pub mod timewait;

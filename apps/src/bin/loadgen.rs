@@ -22,11 +22,12 @@ use clap::{Parser, ValueEnum};
 use shardnet::udp::EPHEMERAL_PORTS;
 use shardnet_apps::cli::{Common, Driver, StackKind, secs};
 use shardnet_apps::client::{ConnConfig, Exchange};
-use shardnet_apps::kernel::loadgen::{LoadConfig, Mode, WorkerConfig, run_load};
+use shardnet_apps::kernel::loadgen::{LoadConfig, run_load};
 use shardnet_apps::kernel::{fastopen_refusal, stop_flag, tcpext_counter};
 use shardnet_apps::metrics::{ExtraText, LoadgenMetrics, MetricsServer};
 use shardnet_apps::protocol::{HEADER_LEN, MAX_PAYLOAD};
 use shardnet_apps::report::{ErrorKind, Report};
+use shardnet_apps::schedule::{Mode, WorkerConfig};
 use shardnet_apps::shardnet_tcp::echo::{EchoAppConfig, EchoPorts};
 use shardnet_apps::shardnet_tcp::{
     ECHO_PORT, Idle, MEMORY_ECHO_PORTS, MemoryLoad, net, run_memory, time_wait_entry_bytes,

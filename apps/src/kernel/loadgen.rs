@@ -1,126 +1,24 @@
 //! The kernel load generator: worker threads, each an epoll (mio) loop over its share of the
-//! connections, driving the sans-IO [`ClientConn`]s of [`crate::client`] and reporting one
-//! [`Stats`] per second to the main thread.
+//! connections, driving the sans-IO [`Schedule`] (which connection does what, when) and
+//! [`crate::client::ClientConn`]s, and reporting one [`crate::report::Stats`] per second to the
+//! main thread.
 
 use super::{set_fastopen_connect, set_quickack};
-use crate::client::{ClientConn, ConnConfig, Pacer};
-use crate::report::{ErrorKind, Stats};
+use crate::report::ErrorKind;
+use crate::schedule::{Eof, Msg, Schedule, SlotState, WorkerConfig};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, SockRef, Socket, Type};
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::SocketAddrV4;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-/// The load's shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Persistent connections, request/response (optionally pipelined).
-    Rr,
-    /// Connect, request, response, close: one transaction per connection.
-    Crr,
-    /// Bulk: many requests in flight per connection.
-    Stream,
-}
-
-/// What one worker does.
-#[derive(Clone, Debug)]
-pub struct WorkerConfig {
-    /// Worker index (part of every request id).
-    pub index: usize,
-    /// The echo server.
-    pub target: SocketAddrV4,
-    /// Mode.
-    pub mode: Mode,
-    /// Connections (closed loop: concurrency; open loop: the pool that carries the rate).
-    pub conns: usize,
-    /// Per-connection client configuration.
-    pub conn: ConnConfig,
-    /// Transactions to issue, if bounded.
-    pub quota: Option<u64>,
-    /// Open loop: this worker's rate (requests/s, crr: connections/s).
-    pub rate: Option<f64>,
-    /// Crr: wait for the server's FIN before closing (TIME_WAIT lands on the server).
-    pub server_close: bool,
-    /// SO_LINGER 0: close sends RST, no TIME_WAIT.
-    pub linger0: bool,
-    /// TCP_FASTOPEN_CONNECT.
-    pub fastopen: bool,
-    /// TCP_NODELAY.
-    pub nodelay: bool,
-    /// TCP_QUICKACK after every read.
-    pub quickack: bool,
-    /// Spin on epoll with a zero timeout.
-    pub busy_poll: bool,
-    /// A request (or connect) older than this is a timeout.
-    pub timeout: Duration,
-    /// Stop issuing at this time since the start.
-    pub deadline: Duration,
-    /// How long in-flight requests may take to finish after the deadline or quota.
-    pub drain: Duration,
-}
-
-/// Messages from the workers to the main thread.
-#[derive(Debug)]
-pub enum Msg {
-    /// Stats of one second (index since the start).
-    Second(u64, Box<Stats>),
-    /// The worker ended (its last partial second was sent before); `unsent` intended open-loop
-    /// sends never went out.
-    Done {
-        /// Worker index.
-        index: usize,
-        /// Unsent open-loop requests.
-        unsent: u64,
-        /// A fatal error, if the worker could not run.
-        error: Option<String>,
-    },
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum State {
-    /// No socket; may connect at `retry_at_ns`.
-    Idle,
-    /// connect() in progress.
-    Connecting,
-    /// Established, carrying requests.
-    Open,
-    /// Crr server-close: response verified, waiting for the server's FIN.
-    AwaitFin,
-}
-
-struct Slot {
-    state: State,
-    stream: Option<TcpStream>,
-    client: ClientConn,
-    since_ns: u64,
-    retry_at_ns: u64,
-    /// Crr open loop: the intended time of the transaction this connection carries.
-    intended_ns: Option<u64>,
-    /// Crr: this connection holds one transaction of the quota (so that no connection is
-    /// opened that will carry nothing).
-    reserved: bool,
-}
-
 struct Worker {
-    cfg: WorkerConfig,
+    sched: Schedule<TcpStream>,
     start: Instant,
     poll: Poll,
-    slots: Vec<Slot>,
-    stats: Stats,
-    second: u64,
-    tx: Sender<Msg>,
-    next_id: u64,
-    issued: u64,
-    /// Crr: transactions reserved by connections not yet carrying their request.
-    reserved: u64,
-    /// False once the deadline, the quota or a signal stopped new requests (draining).
-    issuing: bool,
-    backlog: VecDeque<u64>,
     buf: Vec<u8>,
 }
 
@@ -130,50 +28,27 @@ fn ns_since(start: Instant) -> u64 {
 
 /// Runs one worker to the end; every outcome goes to `tx`.
 pub fn run_worker(cfg: WorkerConfig, start: Instant, stop: Arc<AtomicBool>, tx: Sender<Msg>) {
-    let index = cfg.index;
     let poll = match Poll::new() {
         Ok(p) => p,
         Err(e) => {
             let _ = tx.send(Msg::Done {
-                index,
+                index: cfg.index,
                 unsent: 0,
                 error: Some(format!("epoll: {e}")),
             });
             return;
         }
     };
-    let slots = (0..cfg.conns)
-        .map(|_| Slot {
-            state: State::Idle,
-            stream: None,
-            client: ClientConn::new(cfg.conn),
-            since_ns: 0,
-            retry_at_ns: 0,
-            intended_ns: None,
-            reserved: false,
-        })
-        .collect();
     let mut w = Worker {
-        next_id: (index as u64) << 40,
-        cfg,
+        sched: Schedule::new(cfg, tx),
         start,
         poll,
-        slots,
-        stats: Stats::new(),
-        second: 0,
-        tx,
-        issued: 0,
-        reserved: 0,
-        issuing: true,
-        backlog: VecDeque::new(),
         buf: vec![0u8; 256 * 1024],
     };
-    let unsent = w.run(&stop);
-    let _ = w.tx.send(Msg::Second(w.second, Box::new(w.stats.clone())));
-    let _ = w.tx.send(Msg::Done {
-        index,
-        unsent,
-        error: None,
+    w.run(&stop);
+    let registry = w.poll.registry();
+    w.sched.finish(|mut stream| {
+        let _ = registry.deregister(&mut stream);
     });
 }
 
@@ -182,85 +57,32 @@ impl Worker {
         ns_since(self.start)
     }
 
-    fn quota_left(&self) -> bool {
-        self.cfg.quota.is_none_or(|q| self.issued < q)
-    }
-
-    /// Returns the number of unsent open-loop requests.
-    fn run(&mut self, stop: &AtomicBool) -> u64 {
-        let mut pacer = self.cfg.rate.map(|r| Pacer::new(r, 0));
+    fn run(&mut self, stop: &AtomicBool) {
         let mut events = Events::with_capacity(1024);
-        let deadline_ns = u64::try_from(self.cfg.deadline.as_nanos()).unwrap_or(u64::MAX);
-        let timeout_ns = u64::try_from(self.cfg.timeout.as_nanos()).unwrap_or(u64::MAX);
-        let mut stop_issuing_at: Option<u64> = None;
-        let mut last_sweep = 0u64;
+        let mut stale = Vec::new();
         loop {
             let now = self.now_ns();
-            self.tick_second(now);
-            let issuing = stop_issuing_at.is_none();
-            if issuing && (now >= deadline_ns || stop.load(Ordering::Relaxed) || !self.quota_left())
-            {
-                stop_issuing_at = Some(now);
-                self.issuing = false;
+            if self.sched.begin(now, stop.load(Ordering::Relaxed)) {
+                return;
             }
-            if let Some(t) = stop_issuing_at {
-                let busy = self
-                    .slots
-                    .iter()
-                    .any(|s| s.client.in_flight() > 0 || s.state == State::AwaitFin);
-                let drained_enough = now.saturating_sub(t)
-                    > u64::try_from(self.cfg.drain.as_nanos()).unwrap_or(u64::MAX);
-                if !busy
-                    || drained_enough
-                    || (stop.load(Ordering::Relaxed) && now.saturating_sub(t) > 1_000_000_000)
-                {
-                    break;
+            // Start connections and write due requests.
+            for i in 0..self.sched.slots.len() {
+                if self.sched.should_connect(i, now) {
+                    self.connect(i, now);
+                } else if self.sched.wants_write(i, now) {
+                    self.drive(i);
                 }
             }
-            // Open loop: collect due sends.
-            if let (Some(p), true) = (pacer.as_mut(), stop_issuing_at.is_none()) {
-                while let Some(t) = p.due(now) {
-                    if self
-                        .cfg
-                        .quota
-                        .is_some_and(|q| self.issued + self.backlog.len() as u64 >= q)
-                    {
-                        break;
-                    }
-                    self.backlog.push_back(t);
-                }
+            self.sched.timed_out(now, &mut stale);
+            for &i in &stale {
+                self.fail(i, ErrorKind::Timeout);
             }
-            // Start connections and requests.
-            for i in 0..self.slots.len() {
-                self.advance(i, stop_issuing_at.is_none(), pacer.is_some());
-            }
-            // Timeouts, every 10 ms.
-            if now.saturating_sub(last_sweep) > 10_000_000 {
-                last_sweep = now;
-                for i in 0..self.slots.len() {
-                    let s = &self.slots[i];
-                    let stale = match s.state {
-                        State::Connecting | State::AwaitFin => {
-                            now.saturating_sub(s.since_ns) > timeout_ns
-                        }
-                        State::Open => s
-                            .client
-                            .oldest_intended_ns()
-                            .is_some_and(|t| now.saturating_sub(t.max(s.since_ns)) > timeout_ns),
-                        State::Idle => false,
-                    };
-                    if stale {
-                        self.fail(i, ErrorKind::Timeout);
-                    }
-                }
-            }
-            let wait = if self.cfg.busy_poll {
+            let wait = if self.sched.cfg().busy_poll {
                 Duration::ZERO
-            } else if let Some(p) = &pacer {
+            } else if let Some(until) = self.sched.next_send_in(self.now_ns()) {
                 // epoll_wait sleeps in whole milliseconds: sleeping through the next intended send
                 // would add the client's own oversleep to the measured latency. Spin on epoll for the
                 // last 1.5 ms before a send, sleep (1 ms short) before that.
-                let until = p.next_ns().saturating_sub(self.now_ns());
                 if until < 1_500_000 {
                     Duration::ZERO
                 } else {
@@ -271,124 +93,29 @@ impl Worker {
             };
             if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    self.stats.error(ErrorKind::Other);
-                    break;
+                    self.sched.stats.error(ErrorKind::Other);
+                    return;
                 }
             }
             for ev in events.iter() {
                 let i = ev.token().0;
-                if i < self.slots.len() {
+                if i < self.sched.slots.len() {
                     self.on_event(i);
                 }
             }
         }
-        for i in 0..self.slots.len() {
-            if self.slots[i].stream.is_some() {
-                self.slots[i].client.abandon(&mut self.stats);
-                self.close(i);
-            }
-        }
-        let unsent = self.backlog.len() as u64;
-        self.backlog.clear();
-        unsent
-    }
-
-    fn tick_second(&mut self, now: u64) {
-        let second = now / 1_000_000_000;
-        if second > self.second {
-            let s = std::mem::take(&mut self.stats);
-            let _ = self.tx.send(Msg::Second(self.second, Box::new(s)));
-            self.second = second;
-        }
-    }
-
-    /// Connects an idle slot or issues requests on an open one, as the load allows.
-    fn advance(&mut self, i: usize, issuing: bool, open_loop: bool) {
-        let now = self.now_ns();
-        match self.slots[i].state {
-            State::Idle => {
-                if !issuing || now < self.slots[i].retry_at_ns || !self.quota_left() {
-                    return;
-                }
-                if self.cfg.mode == Mode::Crr
-                    && self
-                        .cfg
-                        .quota
-                        .is_some_and(|q| self.issued + self.reserved >= q)
-                {
-                    return;
-                }
-                let intended = if open_loop {
-                    if self.cfg.mode != Mode::Crr {
-                        // rr/stream connect up front; requests come from the backlog.
-                        None
-                    } else {
-                        match self.backlog.pop_front() {
-                            Some(t) => Some(t),
-                            None => return,
-                        }
-                    }
-                } else {
-                    None
-                };
-                self.slots[i].intended_ns = intended;
-                if self.cfg.mode == Mode::Crr {
-                    self.slots[i].reserved = true;
-                    self.reserved += 1;
-                }
-                self.connect(i, now);
-            }
-            State::Open => {
-                if issuing {
-                    self.issue(i, open_loop);
-                }
-                self.drive(i);
-            }
-            State::Connecting | State::AwaitFin => {}
-        }
-    }
-
-    fn issue(&mut self, i: usize, open_loop: bool) {
-        loop {
-            if !self.slots[i].client.can_issue() {
-                return;
-            }
-            if self.slots[i].reserved {
-                self.slots[i].reserved = false;
-                self.reserved -= 1;
-            } else if !self.quota_left() {
-                return;
-            }
-            let intended = if self.cfg.mode == Mode::Crr {
-                // One transaction per connection: from the connect's intended (or actual) start.
-                self.slots[i]
-                    .intended_ns
-                    .take()
-                    .unwrap_or(self.slots[i].since_ns)
-            } else if open_loop {
-                match self.backlog.pop_front() {
-                    Some(t) => t,
-                    None => return,
-                }
-            } else {
-                self.now_ns()
-            };
-            let id = self.next_id;
-            self.next_id += 1;
-            self.issued += 1;
-            self.slots[i].client.issue(id, intended, &mut self.stats);
-        }
     }
 
     fn socket(&self) -> io::Result<Socket> {
+        let cfg = self.sched.cfg();
         let s = Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), None)?;
-        if self.cfg.nodelay {
+        if cfg.nodelay {
             s.set_tcp_nodelay(true)?;
         }
-        if self.cfg.linger0 {
+        if cfg.linger0 {
             s.set_linger(Some(Duration::ZERO))?;
         }
-        if self.cfg.fastopen {
+        if cfg.fastopen {
             set_fastopen_connect(&s)?;
         }
         Ok(s)
@@ -397,23 +124,13 @@ impl Worker {
     fn connect(&mut self, i: usize, now: u64) {
         let s = match self.socket() {
             Ok(s) => s,
-            Err(e) => {
-                self.stats.error(ErrorKind::of_io(&e));
-                self.release(i);
-                self.slots[i].retry_at_ns = now + 1_000_000;
-                return;
-            }
+            Err(e) => return self.sched.connect_failed(i, ErrorKind::of_io(&e), now),
         };
-        let connected = match s.connect(&self.cfg.target.into()) {
+        let connected = match s.connect(&self.sched.cfg().target.into()) {
             Ok(()) => true,
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => false,
-            Err(e) => {
-                // EADDRNOTAVAIL (no ephemeral port), ECONNREFUSED, ...: back off 1 ms.
-                self.stats.error(ErrorKind::of_io(&e));
-                self.release(i);
-                self.slots[i].retry_at_ns = now + 1_000_000;
-                return;
-            }
+            // EADDRNOTAVAIL (no ephemeral port), ECONNREFUSED, ...
+            Err(e) => return self.sched.connect_failed(i, ErrorKind::of_io(&e), now),
         };
         let mut stream = TcpStream::from_std(std::net::TcpStream::from(s));
         if self
@@ -426,47 +143,23 @@ impl Worker {
             )
             .is_err()
         {
-            self.stats.error(ErrorKind::Other);
-            self.release(i);
-            self.slots[i].retry_at_ns = now + 1_000_000;
-            return;
+            return self.sched.connect_failed(i, ErrorKind::Other, now);
         }
-        let slot = &mut self.slots[i];
-        slot.stream = Some(stream);
-        slot.since_ns = now;
-        slot.client = ClientConn::new(self.cfg.conn);
-        slot.state = State::Connecting;
+        self.sched.connecting(i, stream, now);
         if connected {
             self.established(i);
         }
     }
 
-    /// A connect failed before it carried its transaction: give the transaction back.
-    fn release(&mut self, i: usize) {
-        let slot = &mut self.slots[i];
-        if slot.reserved {
-            slot.reserved = false;
-            self.reserved -= 1;
-        }
-        if let Some(t) = slot.intended_ns.take() {
-            self.backlog.push_front(t);
-        }
-    }
-
     fn established(&mut self, i: usize) {
-        self.slots[i].state = State::Open;
-        self.stats.connects += 1;
-        let open_loop = self.cfg.rate.is_some();
-        if self.issuing {
-            self.issue(i, open_loop);
-        }
+        self.sched.established(i, self.now_ns());
         self.drive(i);
     }
 
     fn on_event(&mut self, i: usize) {
-        match self.slots[i].state {
-            State::Connecting => {
-                let Some(stream) = self.slots[i].stream.as_ref() else {
+        match self.sched.slots[i].state {
+            SlotState::Connecting => {
+                let Some(stream) = self.sched.slots[i].handle.as_ref() else {
                     return;
                 };
                 match stream.take_error() {
@@ -478,8 +171,8 @@ impl Worker {
                     },
                 }
             }
-            State::Open | State::AwaitFin => self.drive(i),
-            State::Idle => {}
+            SlotState::Open | SlotState::AwaitFin => self.drive(i),
+            SlotState::Idle => {}
         }
     }
 
@@ -489,8 +182,8 @@ impl Worker {
             let mut progress = false;
             // Write.
             loop {
-                let slot = &mut self.slots[i];
-                let Some(stream) = slot.stream.as_mut() else {
+                let slot = &mut self.sched.slots[i];
+                let Some(stream) = slot.handle.as_mut() else {
                     return;
                 };
                 if slot.client.output().is_empty() {
@@ -498,7 +191,7 @@ impl Worker {
                 }
                 match stream.write(slot.client.output()) {
                     Ok(n) => {
-                        slot.client.advance_output(n, &mut self.stats);
+                        slot.client.advance_output(n, &mut self.sched.stats);
                         progress = true;
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -511,25 +204,25 @@ impl Worker {
             // Read.
             loop {
                 let now = ns_since(self.start);
-                let slot = &mut self.slots[i];
-                let Some(stream) = slot.stream.as_mut() else {
+                let quickack = self.sched.cfg().quickack;
+                let slot = &mut self.sched.slots[i];
+                let Some(stream) = slot.handle.as_mut() else {
                     return;
                 };
                 match stream.read(&mut self.buf) {
                     Ok(0) => return self.on_eof(i),
                     Ok(n) => {
                         progress = true;
-                        if self.cfg.quickack {
+                        if quickack {
                             let _ = set_quickack(stream);
                         }
-                        if slot.state == State::AwaitFin {
+                        if slot.state == SlotState::AwaitFin {
                             // Bytes after the last response: the server sent more than it was asked.
-                            self.stats.error(ErrorKind::Mismatched);
-                            return self.fail_counted(i);
+                            return self.fail(i, ErrorKind::Mismatched);
                         }
                         if slot
                             .client
-                            .receive(&self.buf[..n], now, &mut self.stats)
+                            .receive(&self.buf[..n], now, &mut self.sched.stats)
                             .is_err()
                         {
                             return self.fail_counted(i);
@@ -541,24 +234,19 @@ impl Worker {
                     Err(e) => return self.fail(i, ErrorKind::of_io(&e)),
                 }
             }
-            if self.cfg.mode == Mode::Crr && self.slots[i].client.finished() {
-                if self.cfg.server_close {
-                    if self.slots[i].state == State::Open {
-                        self.slots[i].state = State::AwaitFin;
-                        self.slots[i].since_ns = self.now_ns();
-                    }
-                    // Keep reading until the FIN.
-                    if !progress {
-                        return;
-                    }
-                    continue;
+            if self.sched.crr_finished(i) {
+                if self.sched.transaction_done(i, self.now_ns()) {
+                    return self.close(i);
                 }
-                self.close(i);
-                return;
+                // Server close: keep reading until the FIN.
+                if !progress {
+                    return;
+                }
+                continue;
             }
             // Refill (closed loop) and go round again if anything moved.
-            if self.issuing && self.slots[i].state == State::Open && self.cfg.rate.is_none() {
-                self.issue(i, false);
+            if self.sched.refill(i, self.now_ns()) {
+                progress = true;
             }
             if !progress {
                 return;
@@ -567,57 +255,38 @@ impl Worker {
     }
 
     fn on_eof(&mut self, i: usize) {
-        if self.slots[i].state == State::AwaitFin {
-            self.close(i);
-            return;
+        match self.sched.eof(i) {
+            Eof::Close => self.close(i),
+            Eof::Fail => self.fail_counted(i),
         }
-        if self.slots[i].client.in_flight() > 0 {
-            self.stats.error(ErrorKind::Closed);
-        } else if self.cfg.mode == Mode::Crr {
-            // The server closed first although the client was to close: still a clean transaction.
-            if self.slots[i].client.finished() {
-                self.close(i);
-                return;
-            }
-            self.stats.error(ErrorKind::Closed);
-        } else {
-            self.stats.error(ErrorKind::Closed);
-        }
-        self.fail_counted(i);
     }
 
-    /// Counts `kind` and drops the connection.
+    /// Counts `kind` and drops the connection; it reconnects after 1 ms.
     fn fail(&mut self, i: usize, kind: ErrorKind) {
-        self.stats.error(kind);
-        self.fail_counted(i);
+        let stream = self.sched.fail(i, kind, self.now_ns());
+        self.drop_stream(stream);
     }
 
-    /// Drops the connection after its error was counted; reconnect after 1 ms.
+    /// Drops the connection after its error was counted.
     fn fail_counted(&mut self, i: usize) {
-        self.slots[i].client.abandon(&mut self.stats);
-        if let Some(t) = self.slots[i].intended_ns.take() {
-            // Crr open loop: the transaction never got a request out; retry it on another connection.
-            self.backlog.push_front(t);
-        }
-        self.close(i);
-        self.slots[i].retry_at_ns = self.now_ns() + 1_000_000;
+        let stream = self.sched.fail_counted(i, self.now_ns());
+        self.drop_stream(stream);
     }
 
     fn close(&mut self, i: usize) {
-        let slot = &mut self.slots[i];
-        if slot.reserved {
-            slot.reserved = false;
-            self.reserved -= 1;
-        }
-        if let Some(mut s) = slot.stream.take() {
+        let stream = self.sched.close(i);
+        self.drop_stream(stream);
+    }
+
+    /// Closes a connection's socket (with --linger0, SO_LINGER 0 was set at creation: the
+    /// close resets instead of sending a FIN).
+    fn drop_stream(&mut self, stream: Option<TcpStream>) {
+        if let Some(mut s) = stream {
             let _ = self.poll.registry().deregister(&mut s);
-            if self.cfg.linger0 {
-                // Already set at creation; a reset (not a FIN) ends the connection on drop.
+            if self.sched.cfg().linger0 {
                 let _ = SockRef::from(&s).set_linger(Some(Duration::ZERO));
             }
         }
-        slot.state = State::Idle;
-        slot.retry_at_ns = 0;
     }
 }
 

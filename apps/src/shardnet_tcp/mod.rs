@@ -18,9 +18,10 @@ pub mod echo;
 pub mod loadgen;
 pub mod net;
 
-use crate::kernel::loadgen::{Msg, WorkerConfig, collect_seconds};
+use crate::kernel::loadgen::collect_seconds;
 use crate::metrics::{ExtraText, LoadgenMetrics};
 use crate::report::{Series, ShardnetSide, ShardnetSummary};
+use crate::schedule::{Msg, WorkerConfig};
 use crate::timewait::TwCounterSample;
 use crate::{CLIENT, Host, SERVER};
 use echo::{EchoApp, EchoAppConfig, EchoCounters};

@@ -11,9 +11,9 @@ use super::{
     EchoRuntime, Idle, MemoryResult, capture_ports, finish_captures, idle_policy, run_client,
 };
 use crate::cli::{Driver, IpCidr};
-use crate::kernel::loadgen::WorkerConfig;
 use crate::metrics::{ExtraText, LoadgenMetrics};
 use crate::report::{ShardnetSide, ShardnetSummary};
+use crate::schedule::WorkerConfig;
 use shardnet::ip::{InterfaceConfig, Ipv4Cidr};
 use shardnet::port::Port;
 use shardnet::runtime::{IdlePolicy, Pinning, RuntimeConfig};
