@@ -186,6 +186,13 @@ fn a_server_listens_and_answers_on_its_secondary_address() {
         Some(SocketAddrV4::new(IP_S2, 80))
     );
     assert!(sim.nodes[C].shard.arp_cache().peek(IP_S2).is_some());
+    // A ping to the secondary address is answered from it (Linux `icmp_reply`).
+    let now = sim.now();
+    sim.nodes[C].shard.ping(now, IP_S2, 7, 1, b"hi").unwrap();
+    two_shards::idle(&mut sim, 1);
+    let mut buf = [0u8; 8];
+    let reply = sim.nodes[C].shard.recv_echo_reply(&mut buf).unwrap();
+    assert_eq!(reply.from, IP_S2);
     // Removed: packets to it are no longer accepted.
     assert!(sim.nodes[S].shard.remove_secondary_address(IP_S2));
     let before = sim.nodes[S].shard.stats().ip.in_addr_errors;

@@ -426,3 +426,33 @@ fn a_plain_syn_received_connection_is_not_writable() {
     tcb.set_passive_fast_open();
     assert_eq!(tcb.send(b"x"), Ok(1));
 }
+
+/// A server that writes its response and closes before the final ACK (an HTTP/1.0-style
+/// exchange in one round trip): the response follows the SYN-ACK, the FIN waits for the
+/// handshake (RFC 9293 3.10.4, CLOSE in SYN-RECEIVED: "queue for processing after entering
+/// ESTABLISHED state") and then follows the data.
+#[test]
+fn fast_open_server_writes_and_closes_before_the_final_ack() {
+    let (mut s, l) = server();
+    let mut c = client();
+    let (h, client_addr, a) = fast_open_accepted(&mut c, &mut s, l, b"GET");
+    assert_eq!(s.get_mut(a).unwrap().send(b"bye"), Ok(3));
+    s.close(t(101), a);
+    let segs = to(out(&mut s, t(101)), client_addr);
+    assert_eq!(segs.len(), 2);
+    assert_eq!(segs[1].3, b"bye");
+    assert!(
+        segs.iter().all(|x| !x.2.flags.fin()),
+        "no FIN before the handshake"
+    );
+    deliver(&mut c, t(102), &segs);
+    assert_eq!(read_all(&mut c, h), b"bye");
+    let ack = out(&mut c, t(102));
+    deliver(&mut s, t(103), &ack);
+    let fin = to(out(&mut s, t(103)), client_addr);
+    assert_eq!(fin.len(), 1, "{fin:?}");
+    assert!(fin[0].2.flags.fin());
+    assert_eq!(fin[0].2.seq, segs[0].2.seq + 4u32);
+    deliver(&mut c, t(104), &fin);
+    assert!(c.get(h).unwrap().at_eof());
+}

@@ -768,6 +768,7 @@ impl Shard {
                     self.send_dest_unreachable(
                         now,
                         icmp::DstUnreachable::ProtoUnreachable,
+                        repr.dst_addr,
                         src,
                         whole,
                     );
@@ -814,7 +815,9 @@ impl Shard {
                     seq_no,
                     data,
                 };
-                if self.send_icmp(now, ip.src_addr, &reply).is_ok() {
+                // From the address pinged (a secondary one too), as Linux `icmp_reply` answers.
+                let from = self.reply_source(ip.dst_addr);
+                if self.send_icmp(now, from, ip.src_addr, &reply).is_ok() {
                     self.stats.icmp.out_echo_reps += 1;
                 }
             }
@@ -924,6 +927,7 @@ impl Shard {
                     self.send_dest_unreachable(
                         now,
                         icmp::DstUnreachable::PortUnreachable,
+                        ip.dst_addr,
                         ip.src_addr,
                         whole,
                     );
@@ -972,10 +976,22 @@ impl Shard {
         self.tcp.on_segment(now, local, remote, &seg);
     }
 
+    /// The source of an ICMP message answering a packet sent to `to_us`: that address if it
+    /// is one of ours (primary or secondary), else the primary address.
+    fn reply_source(&self, to_us: Ipv4Addr) -> Ipv4Addr {
+        if self.is_local_address(to_us) {
+            to_us
+        } else {
+            self.config.iface.address()
+        }
+    }
+
+    /// Destination unreachable to `to`, about `datagram` which was sent to `to_us`.
     fn send_dest_unreachable(
         &mut self,
         now: Instant,
         reason: icmp::DstUnreachable,
+        to_us: Ipv4Addr,
         to: Ipv4Addr,
         datagram: &[u8],
     ) {
@@ -990,7 +1006,8 @@ impl Shard {
             next_hop_mtu: 0,
             invoking,
         };
-        if self.send_icmp(now, to, &msg).is_ok() {
+        let from = self.reply_source(to_us);
+        if self.send_icmp(now, from, to, &msg).is_ok() {
             self.stats.icmp.out_dest_unreachs += 1;
         }
     }
@@ -998,11 +1015,12 @@ impl Shard {
     fn send_icmp(
         &mut self,
         now: Instant,
+        src: Ipv4Addr,
         dst: Ipv4Addr,
         msg: &icmp::Repr<'_>,
     ) -> Result<(), OutputError> {
         let len = msg.buffer_len();
-        let result = self.output_ip(now, dst, ipv4::Protocol::Icmp, len, |buf| {
+        let result = self.output_ip(now, src, dst, ipv4::Protocol::Icmp, len, |buf| {
             // ICMP checksums are never offloaded.
             msg.emit(
                 &mut icmp::Packet::new_unchecked(buf),
@@ -1030,7 +1048,8 @@ impl Shard {
             seq_no,
             data,
         };
-        self.send_icmp(now, dst, &msg)?;
+        let primary = self.config.iface.address();
+        self.send_icmp(now, primary, dst, &msg)?;
         self.stats.icmp.out_echos += 1;
         Ok(())
     }
@@ -1055,6 +1074,7 @@ impl Shard {
     fn output_ip(
         &mut self,
         now: Instant,
+        src: Ipv4Addr,
         dst: Ipv4Addr,
         protocol: ipv4::Protocol,
         payload_len: usize,
@@ -1073,7 +1093,7 @@ impl Shard {
             }
         };
         let ip = outgoing_ip(
-            iface.address(),
+            src,
             dst,
             protocol,
             payload_len,
