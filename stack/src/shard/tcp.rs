@@ -1336,7 +1336,8 @@ impl TcpEndpoints {
         self.open_active(now, local, remote, config)
     }
 
-    /// `bind(local)` then `connect(remote)`. Port 0 binds the address only and picks the
+    /// `bind(local)` then `connect(remote)`, from `local`, an address of the interface (not
+    /// 0.0.0.0: [`super::Shard::tcp_connect_bound`] resolves that). Port 0 binds the address only and picks the
     /// port at `connect`, towards this destination (Linux `IP_BIND_ADDRESS_NO_PORT`; this
     /// API binds and connects in one call, so that is also what plain `bind(addr:0)` gets).
     /// A given port is claimed like a bind on Linux (`inet_csk_bind_conflict`):
@@ -1358,6 +1359,10 @@ impl TcpEndpoints {
         remote: SocketAddrV4,
         config: TcpConfig,
     ) -> Result<TcpHandle, ConnectError> {
+        if local.ip().is_unspecified() {
+            // The shard resolves 0.0.0.0 to its addresses before calling this.
+            return Err(ConnectError::AddrNotAvailable);
+        }
         let port = local.port();
         if port == 0 {
             return self.connect_from(now, &[*local.ip()], remote, config);
