@@ -29,6 +29,11 @@
 //! - a `SO_REUSEPORT` word admits any claim that also sets `SO_REUSEPORT` (one listener per
 //!   shard on one port, the point of the option), and nothing else.
 //!
+//! Ephemeral ports need no entry: a runtime of several shards always steers by RSS (the
+//! device's, or a software one it assumes), and a port chosen by one shard towards a destination
+//! steers that 4-tuple's replies to that shard's queue only, so no other shard can choose the
+//! same 4-tuple (`steering::tests::two_shards_never_pick_the_same_port_towards_one_destination`).
+//!
 //! An owner is a shard ([`BindTable::shard_owner`]) or the runtime's listen-on-every-shard
 //! group ([`BindTable::RUNTIME_GROUP`]), whose listeners on all shards are one socket as far as
 //! binding goes.

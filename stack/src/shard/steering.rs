@@ -471,6 +471,31 @@ mod tests {
         }
     }
 
+    /// Two shards of one runtime (same RSS, different queues) never hand out the same local
+    /// port towards the same destination: each port's reply steers to exactly one queue. This
+    /// is what keeps ephemeral 4-tuples unique across shards without any shared state (the
+    /// shared [`super::super::bind_table`] is for explicit binds).
+    #[test]
+    fn two_shards_never_pick_the_same_port_towards_one_destination() {
+        let rss = config(2);
+        let remote = remote(4);
+        let mut seen = [HashSet::new(), HashSet::new()];
+        for q in 0..2u16 {
+            let mut steering = PortSteering::with_secret(Some(&rss), q, [5; 16]);
+            assert!(steering.set_range(40000, 40999));
+            let set = &mut seen[usize::from(q)];
+            while let Some(p) = steering.pick(LOCAL, remote, |p| !set.contains(&p)) {
+                set.insert(p);
+            }
+        }
+        assert!(seen[0].is_disjoint(&seen[1]));
+        assert_eq!(
+            seen[0].len() + seen[1].len(),
+            1000,
+            "together they cover the range"
+        );
+    }
+
     /// RFC 6056 Algorithm 4: one destination's ports increase from pick to pick (by the ports
     /// that do not steer here, at most a few), wrapping at the end of the range.
     #[test]
