@@ -53,8 +53,8 @@
 //! point (an off-path attacker cannot guess the port of a connection to another destination:
 //! RFC 6056 section 1), while successive connections to one destination walk forward from the
 //! last port used (the counter `table[index]` moved past it), which keeps reuse of a 4-tuple
-//! as rare as with a global counter (RFC 6056 section 3.3.4: "the port numbers used for
-//! connections to a given destination are incremented"). The table holds [`TABLE_LENGTH`]
+//! (and so collisions with its TIME-WAIT) as rare as with a global counter: the reason RFC 6056
+//! gives Algorithm 4 its table of counters. The table holds [`TABLE_LENGTH`]
 //! counters, initialised from the key, as RFC 6056 initialises them with random values.
 //! Destinations that share a counter only advance each other's sequence, which RFC 6056
 //! accepts as the cost of a fixed-size table.

@@ -412,10 +412,10 @@ impl Tcb {
 
     /// Marks a passive open as made by TCP Fast Open (RFC 7413 4.2.2: the SYN carried a valid
     /// cookie): until the handshake completes, the application may already write, and the
-    /// data goes out after the SYN-ACK within the window of the client's SYN (Linux
-    /// `tcp_sendmsg` on a `TCP_SYN_RECV` Fast Open child; RFC 7413 4.2.2 "the server can send
-    /// data before receiving the ACK of its SYN-ACK"). Without it, a write in SYN-RECEIVED
-    /// waits (`EAGAIN`).
+    /// data goes out after the SYN-ACK within the window of the client's SYN. RFC 7413 4.2.2
+    /// lets the server send data before the final ACK (its SYN-ACK MAY even carry some); this
+    /// sends it as Linux does, in segments after a data-less SYN-ACK (`tcp_sendmsg` on a
+    /// `TCP_SYN_RECV` Fast Open child). Without it, a write in SYN-RECEIVED waits (`EAGAIN`).
     pub fn set_passive_fast_open(&mut self) {
         if self.passive && self.state == State::SynReceived {
             self.tfo.passive_child = true;
