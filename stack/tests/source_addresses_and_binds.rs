@@ -293,3 +293,38 @@ fn ephemeral_ports_skip_ports_bound_on_the_other_shard() {
         Err(shardnet::shard::tcp::ConnectError::AddrNotAvailable)
     );
 }
+
+/// A bound port whose connection is in TIME-WAIT is still in use for `bind` without
+/// `SO_REUSEADDR` (Linux `inet_csk_bind_conflict`), and free with it.
+#[test]
+fn a_bound_port_in_time_wait_needs_so_reuseaddr() {
+    let mut sim = net();
+    let l = listen_80(&mut sim);
+    let opts = SocketOptions::default();
+    let fixed = SocketAddrV4::new(IP_C, 41000);
+    let h = sk(&mut sim, C)
+        .connect_bound(fixed, server(80), &opts)
+        .unwrap();
+    assert!(run(&mut sim, 5, |sim| sk(sim, C).is_connected(h)));
+    let (a, _) = sk(&mut sim, S).accept(l).unwrap();
+    sk(&mut sim, C).close(h).unwrap();
+    two_shards::idle(&mut sim, 1);
+    sk(&mut sim, S).close(a).unwrap();
+    two_shards::idle(&mut sim, 1);
+    assert_eq!(sim.nodes[C].shard.tcp_endpoints().time_wait_count(), 1);
+    assert_eq!(
+        sk(&mut sim, C)
+            .connect_bound(fixed, server(81), &opts)
+            .map_err(|e| e.errno()),
+        Err("EADDRINUSE")
+    );
+    let reuse = SocketOptions {
+        reuse_addr: true,
+        ..SocketOptions::default()
+    };
+    assert!(
+        sk(&mut sim, C)
+            .connect_bound(fixed, server(81), &reuse)
+            .is_ok()
+    );
+}

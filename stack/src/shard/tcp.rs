@@ -1342,15 +1342,18 @@ impl TcpEndpoints {
     /// API binds and connects in one call, so that is also what plain `bind(addr:0)` gets).
     /// A given port is claimed like a bind on Linux (`inet_csk_bind_conflict`):
     /// - `EADDRINUSE` if a listener of this shard has it (unless both set `SO_REUSEPORT`), a
-    ///   connection of this shard uses it and `reuse` sets neither option, or another shard of
-    ///   the runtime has it bound ([`TcpEndpoints::set_bind_table`]) without `SO_REUSEPORT` on
-    ///   both sides;
+    ///   connection of this shard uses it (TIME-WAIT included) and `reuse` sets neither
+    ///   option, or another shard of the runtime has it bound ([`TcpEndpoints::set_bind_table`])
+    ///   without `SO_REUSEPORT` on both sides;
     /// - `EADDRNOTAVAIL` if the 4-tuple is in use here (TIME-WAIT included, unless
     ///   `tcp_tw_reuse` finds it safe), as Linux's `connect` reports it, or if the replies of
     ///   that 4-tuple would arrive on another shard's receive queue (RSS steering: the
     ///   connection could not work; Linux has no such case, having one stack for all queues).
     ///
-    /// The claim is given back when the connection leaves the table.
+    /// The claim in the shared table is given back when the connection leaves its full TCB
+    /// (closed, or moved to a compact TIME-WAIT entry). Unlike Linux, whose TIME-WAIT socket
+    /// keeps its bind bucket, another shard may then bind the port while this one's TIME-WAIT
+    /// lasts; the 4-tuple itself stays protected here, where its replies arrive.
     pub fn connect_bound(
         &mut self,
         now: Instant,
@@ -1380,10 +1383,15 @@ impl TcpEndpoints {
         }
         if !reuse.addr
             && !reuse.port
-            && self
+            && (self
                 .slots
                 .iter()
                 .any(|s| s.tcb.as_ref().is_some_and(|t| t.local().port() == port))
+                || self
+                    .tw
+                    .iter()
+                    .flatten()
+                    .any(|e| e.tw.local().port() == port))
         {
             return Err(ConnectError::AddrInUse);
         }
