@@ -852,3 +852,75 @@ fn secrets_rotate_on_schedule_unless_the_key_is_fixed() {
         assert_eq!(e.runtime.secret_rotations, 0);
     }
 }
+
+/// Runs `f` on shard `index` of `rt` and waits for its result (bounded).
+fn on_shard<A: App + 'static, R: Send + 'static>(
+    rt: &Runtime<TestPort, A>,
+    index: usize,
+    f: impl FnOnce(&mut shardnet::shard::Shard) -> R + Send + 'static,
+) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    rt.run_on(index, move |shard, _now| {
+        let _ = tx.send(f(shard));
+    })
+    .unwrap();
+    rx.recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the shard ran the closure")
+}
+
+/// The shards of one runtime share a bind table (issue 8): a port listened on one shard is
+/// taken on the other, `SO_REUSEPORT` listeners on both share theirs, closing frees a port,
+/// and the runtime's own listen-on-every-shard counts as one bind.
+#[test]
+fn the_shards_of_a_runtime_share_one_bind_table() {
+    use shardnet::socket::SocketOptions;
+    let setup = Setup::new(IdlePolicy::Sleep {
+        max: Duration::from_millis(5),
+    });
+    let wire = Wire::new(round_robin(), true);
+    let rt = Runtime::start(
+        config(&setup, SERVER_MAC, SERVER_IP),
+        (0..QUEUES)
+            .map(|q| (TestPort::new(&wire, 0, q, SERVER_MAC), ()))
+            .collect(),
+    )
+    .unwrap();
+    assert_eq!(rt.shard_count(), 2);
+    // The runtime's listeners on both shards are one bind...
+    rt.listen(80, 8).unwrap();
+    // Port 81, listened on shard 1 on its own.
+    assert!(on_shard(&rt, 1, |s| s.tcp().listen(81, 8).is_ok()));
+    let listen = |reuse_port: bool, port: u16| {
+        move |s: &mut shardnet::shard::Shard| {
+            let opts = SocketOptions {
+                reuse_port,
+                ..SocketOptions::default()
+            };
+            let addr = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port);
+            s.sockets(shardnet::time::Instant::ZERO)
+                .listen(addr, 8, &opts)
+                .map_err(|e| e.errno())
+        }
+    };
+    // The runtime's group is one bind no single shard can join.
+    assert_eq!(on_shard(&rt, 0, listen(false, 80)), Err("EADDRINUSE"));
+    assert_eq!(on_shard(&rt, 1, listen(true, 80)), Err("EADDRINUSE"));
+    // Port 81: EADDRINUSE on shard 0, with or without SO_REUSEPORT.
+    assert_eq!(on_shard(&rt, 0, listen(false, 81)), Err("EADDRINUSE"));
+    assert_eq!(on_shard(&rt, 0, listen(true, 81)), Err("EADDRINUSE"));
+    // SO_REUSEPORT on both shards: shared.
+    let a = on_shard(&rt, 0, listen(true, 82)).unwrap();
+    let b = on_shard(&rt, 1, listen(true, 82)).unwrap();
+    assert_eq!(on_shard(&rt, 1, listen(false, 82)), Err("EADDRINUSE"));
+    // After close on both, the port is free for a plain listener on either shard.
+    on_shard(&rt, 0, move |s| {
+        s.sockets(shardnet::time::Instant::ZERO).close(a).unwrap()
+    });
+    assert_eq!(on_shard(&rt, 0, listen(false, 82)), Err("EADDRINUSE"));
+    on_shard(&rt, 1, move |s| {
+        s.sockets(shardnet::time::Instant::ZERO).close(b).unwrap()
+    });
+    assert!(on_shard(&rt, 0, listen(false, 82)).is_ok());
+    let exits = rt.stop().unwrap();
+    assert!(exits.iter().all(|e| e.reason == ExitReason::Drained));
+}

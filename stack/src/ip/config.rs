@@ -1,4 +1,5 @@
-//! Interface configuration and routing: one IPv4 address with a prefix, and a default gateway.
+//! Interface configuration and routing: one primary IPv4 address with a prefix, secondary
+//! addresses, and a default gateway.
 
 use crate::wire::{EthernetAddress, Ipv4Addr};
 use core::fmt;
@@ -99,6 +100,121 @@ pub struct InterfaceConfig {
     pub mtu: u16,
     /// TTL of packets this interface originates (Linux `ip_default_ttl`: 64).
     pub ttl: u8,
+}
+
+/// Most secondary addresses an interface carries ([`SecondaryAddresses`]).
+pub const MAX_SECONDARY_ADDRESSES: usize = 8;
+
+/// Further IPv4 addresses of the interface besides its primary one, like `ip addr add
+/// 198.18.0.3/24 dev eth0` on Linux: the shard answers ARP for each, accepts IPv4 sent to each,
+/// lets sockets bind to each, and active opens use them to multiply the 4-tuple space towards
+/// one destination (see [`crate::shard::Shard::tcp_connect_with`] for how one is chosen).
+///
+/// They share the primary address's link, subnet and gateway (Linux calls an address on the
+/// primary's subnet "secondary"); routing and the source of ARP requests and announcements
+/// stay with the primary. A fixed-size list: the type stays `Copy` and lookups do not allocate.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SecondaryAddresses {
+    addrs: [Ipv4Addr; MAX_SECONDARY_ADDRESSES],
+    len: u8,
+}
+
+/// Why an address cannot be added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddAddressError {
+    /// Already [`MAX_SECONDARY_ADDRESSES`] of them.
+    Full,
+    /// Unspecified, broadcast, multicast or class E: not a unicast host address.
+    NotUnicast,
+}
+
+impl fmt::Display for AddAddressError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddAddressError::Full => write!(
+                f,
+                "the interface already has {MAX_SECONDARY_ADDRESSES} secondary addresses"
+            ),
+            AddAddressError::NotUnicast => write!(f, "not a unicast host address"),
+        }
+    }
+}
+
+impl core::error::Error for AddAddressError {}
+
+impl Default for SecondaryAddresses {
+    fn default() -> Self {
+        SecondaryAddresses::new()
+    }
+}
+
+impl fmt::Debug for SecondaryAddresses {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl SecondaryAddresses {
+    /// None.
+    pub const fn new() -> Self {
+        SecondaryAddresses {
+            addrs: [Ipv4Addr::UNSPECIFIED; MAX_SECONDARY_ADDRESSES],
+            len: 0,
+        }
+    }
+
+    /// Adds `addr`; true if it was new (adding an address twice is not an error, as `ip addr
+    /// add` of an existing address only fails with `EEXIST` and changes nothing).
+    pub fn add(&mut self, addr: Ipv4Addr) -> Result<bool, AddAddressError> {
+        if addr.is_unspecified()
+            || addr.is_broadcast()
+            || addr.is_multicast()
+            || u32::from(addr) >> 28 == 0xf
+        {
+            return Err(AddAddressError::NotUnicast);
+        }
+        if self.contains(addr) {
+            return Ok(false);
+        }
+        let slot = self
+            .addrs
+            .get_mut(usize::from(self.len))
+            .ok_or(AddAddressError::Full)?;
+        *slot = addr;
+        self.len += 1;
+        Ok(true)
+    }
+
+    /// Removes `addr`; true if it was there. The others keep their order.
+    pub fn remove(&mut self, addr: Ipv4Addr) -> bool {
+        let n = usize::from(self.len);
+        let Some(i) = self.addrs[..n].iter().position(|&a| a == addr) else {
+            return false;
+        };
+        self.addrs.copy_within(i + 1..n, i);
+        self.len -= 1;
+        true
+    }
+
+    /// True if `addr` is one of them.
+    pub fn contains(&self, addr: Ipv4Addr) -> bool {
+        self.addrs[..usize::from(self.len)].contains(&addr)
+    }
+
+    /// The addresses, in the order they were added.
+    pub fn iter(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.addrs[..usize::from(self.len)].iter().copied()
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// Why a destination cannot be routed.
@@ -210,6 +326,39 @@ mod tests {
         assert_eq!(
             c.route(Ipv4Addr::new(224, 0, 0, 1)),
             Err(RouteError::BadDestination)
+        );
+    }
+
+    #[test]
+    fn secondary_addresses_add_remove_and_refuse_non_unicast() {
+        let mut s = SecondaryAddresses::new();
+        assert!(s.is_empty());
+        let a = Ipv4Addr::new(198, 18, 0, 3);
+        let b = Ipv4Addr::new(198, 18, 0, 4);
+        assert_eq!(s.add(a), Ok(true));
+        assert_eq!(s.add(a), Ok(false));
+        assert_eq!(s.add(b), Ok(true));
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![a, b]);
+        assert!(s.contains(b));
+        assert_eq!(
+            s.add(Ipv4Addr::UNSPECIFIED),
+            Err(AddAddressError::NotUnicast)
+        );
+        assert_eq!(s.add(Ipv4Addr::BROADCAST), Err(AddAddressError::NotUnicast));
+        assert_eq!(
+            s.add(Ipv4Addr::new(224, 0, 0, 1)),
+            Err(AddAddressError::NotUnicast)
+        );
+        assert!(s.remove(a));
+        assert!(!s.remove(a));
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![b]);
+        for i in 0..MAX_SECONDARY_ADDRESSES as u8 - 1 {
+            assert_eq!(s.add(Ipv4Addr::new(198, 18, 1, i)), Ok(true));
+        }
+        assert_eq!(s.len(), MAX_SECONDARY_ADDRESSES);
+        assert_eq!(
+            s.add(Ipv4Addr::new(198, 18, 2, 1)),
+            Err(AddAddressError::Full)
         );
     }
 

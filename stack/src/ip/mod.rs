@@ -4,4 +4,7 @@ pub mod arp_cache;
 pub mod config;
 pub mod icmp;
 
-pub use config::{InterfaceConfig, Ipv4Cidr, NextHop, RouteError};
+pub use config::{
+    AddAddressError, InterfaceConfig, Ipv4Cidr, MAX_SECONDARY_ADDRESSES, NextHop, RouteError,
+    SecondaryAddresses,
+};

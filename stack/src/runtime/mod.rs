@@ -45,6 +45,7 @@ mod published;
 pub use published::ShardSnapshot;
 
 use crate::port::{Batch, Capabilities, Frame, Port, RssConfig, TxBatcher};
+use crate::shard::bind_table::BindTable;
 use crate::shard::ownership::{FlowOwnership, Owner};
 use crate::shard::tcp::{ListenError, ListenHandle};
 use crate::shard::{Shard, ShardConfig, Stats};
@@ -474,6 +475,8 @@ struct ShardThread<P, A> {
     published: Arc<[Published]>,
     clock: Clock,
     ready: Sender<(usize, PinOutcome)>,
+    /// The TCP bind table every shard of this runtime shares (binds only, never per packet).
+    bind_table: Arc<BindTable>,
 }
 
 /// The RSS a multi-shard runtime believes when the device tells it none: Microsoft's
@@ -553,6 +556,7 @@ where
             epoch: std::time::Instant::now(),
         };
         let (ready_tx, ready_rx) = channel::bounded(n);
+        let bind_table = Arc::new(BindTable::new());
         let mut runtime = Runtime {
             controls: Vec::with_capacity(n),
             threads: Vec::with_capacity(n),
@@ -588,6 +592,7 @@ where
                 published: published.clone(),
                 clock,
                 ready: ready_tx.clone(),
+                bind_table: bind_table.clone(),
             };
             let spawned = thread::Builder::new()
                 .name(format!("shardnet-{index}"))
@@ -897,11 +902,14 @@ impl<P: Port, A: App> ShardThread<P, A> {
             published,
             clock,
             ready,
+            bind_table,
             ..
         } = self;
         let my_queue = port.capabilities().queue;
         let mut shard = Shard::new(config);
         shard.set_rss(rss.as_ref(), my_queue);
+        let owner = BindTable::shard_owner(u32::try_from(index).unwrap_or(u32::MAX));
+        shard.tcp().set_bind_table(bind_table, owner);
         let mut router = Router {
             index,
             queue: my_queue,
@@ -958,7 +966,8 @@ impl<P: Port, A: App> ShardThread<P, A> {
                                 // A stopping shard opens no listener: it drops `reply`
                                 // unanswered, which the caller sees as `NoAnswer`.
                                 if phase == Phase::Running {
-                                    let result = shard.tcp().listen(tcp_port, backlog);
+                                    // The listeners of every shard are one bind.
+                                    let result = shard.tcp().listen_in_group(tcp_port, backlog);
                                     if let Ok(h) = result {
                                         listeners.push(h);
                                     }

@@ -263,3 +263,196 @@ fn too_many_pending_fast_opens_fall_back_to_the_plain_handshake() {
     assert_eq!(s.accept_queue_len(l), 1);
     assert_eq!(s.request_count(), 1);
 }
+
+/// A second, Fast Open connection carrying `request` in its SYN, delivered to the server and
+/// accepted there in SYN-RECEIVED: (client handle, client address, server handle).
+fn fast_open_accepted(
+    c: &mut TcpEndpoints,
+    s: &mut TcpEndpoints,
+    l: ListenHandle,
+    request: &[u8],
+) -> (TcpHandle, SocketAddrV4, TcpHandle) {
+    first_connection(c, s, l);
+    let (h, _) = c
+        .connect_fast_open(t(100), CLIENT, SERVER, TcpConfig::default(), request)
+        .unwrap();
+    let syn = out(c, t(100));
+    assert_eq!(syn[0].3, request);
+    deliver(s, t(101), &syn);
+    let a = s.accept(l).unwrap();
+    assert_eq!(s.get(a).unwrap().state(), State::SynReceived);
+    assert_eq!(read_all(s, a), request);
+    (h, syn[0].0, a)
+}
+
+/// Segments from the server to one client address.
+fn to(segs: Vec<Seg>, client: SocketAddrV4) -> Vec<Seg> {
+    segs.into_iter().filter(|x| x.1 == client).collect()
+}
+
+/// RFC 7413 4.2.2 / Linux `tcp_sendmsg` on a `TCP_SYN_RECV` Fast Open child: the server writes
+/// its response before the final ACK; it follows the SYN-ACK at once, and the client reads it
+/// with the handshake.
+#[test]
+fn fast_open_server_writes_before_the_final_ack_and_the_client_gets_the_response_first() {
+    let (mut s, l) = server();
+    let mut c = client();
+    let (h, client_addr, a) = fast_open_accepted(&mut c, &mut s, l, b"GET");
+    assert!(
+        s.readiness(a)
+            .contains(crate::socket::events::Readiness::WRITABLE),
+        "writable in SYN-RECEIVED"
+    );
+    assert_eq!(s.get_mut(a).unwrap().send(b"response"), Ok(8));
+    let segs = to(out(&mut s, t(101)), client_addr);
+    assert_eq!(segs.len(), 2, "SYN-ACK, then the data: {segs:?}");
+    assert!(segs[0].2.flags.syn() && segs[0].3.is_empty());
+    let iss = segs[0].2.seq;
+    assert_eq!(segs[1].2.seq, iss + 1u32, "the data follows the SYN");
+    assert_eq!(segs[1].3, b"response");
+    assert!(segs[1].2.flags.ack() && !segs[1].2.flags.syn());
+    deliver(&mut c, t(102), &segs);
+    assert_eq!(c.get(h).unwrap().state(), State::Established);
+    assert_eq!(read_all(&mut c, h), b"response");
+    let ack = out(&mut c, t(102));
+    assert!(ack.iter().all(|x| x.3.is_empty()));
+    assert!(
+        ack.iter().any(|x| x.2.ack == iss + 9u32),
+        "SYN and data acked"
+    );
+    deliver(&mut s, t(103), &ack);
+    assert_eq!(s.get(a).unwrap().state(), State::Established);
+    assert_eq!(
+        s.get(a).unwrap().send_queue_len(),
+        0,
+        "the response is acked"
+    );
+    // Nothing is due again: no retransmission timer left for acknowledged data.
+    s.on_timeout(t(5000));
+    assert!(to(out(&mut s, t(5000)), client_addr).is_empty());
+}
+
+/// The client's ACK of the SYN-ACK and the response is lost: the server retransmits only the
+/// SYN-ACK (Linux `tcp_fastopen_synack_timer`), the client's answer acknowledges the data
+/// too, and the data is not sent twice.
+#[test]
+fn fast_open_early_response_survives_a_lost_client_ack_without_being_resent() {
+    let (mut s, l) = server();
+    let mut c = client();
+    let (h, client_addr, a) = fast_open_accepted(&mut c, &mut s, l, b"GET");
+    let synack = to(out(&mut s, t(101)), client_addr);
+    assert_eq!(synack.len(), 1);
+    // Written after the SYN-ACK left: it goes out by itself.
+    assert_eq!(s.get_mut(a).unwrap().send(b"late"), Ok(4));
+    let data = to(out(&mut s, t(102)), client_addr);
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0].3, b"late");
+    assert_eq!(data[0].2.seq, synack[0].2.seq + 1u32);
+    deliver(&mut c, t(103), &synack);
+    deliver(&mut c, t(103), &data);
+    assert_eq!(read_all(&mut c, h), b"late");
+    let lost = out(&mut c, t(103));
+    assert!(
+        !lost.is_empty(),
+        "the client acknowledged (and the ACK is lost)"
+    );
+    // The SYN-ACK timer: only the SYN-ACK again.
+    s.on_timeout(t(1200));
+    let again = to(out(&mut s, t(1200)), client_addr);
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert!(again[0].2.flags.syn() && again[0].3.is_empty());
+    assert_eq!(s.stats().fast_open_passive, 1);
+    // The client answers the old SYN-ACK with an ACK that covers the data.
+    deliver(&mut c, t(1201), &again);
+    let ack = out(&mut c, t(1201));
+    assert!(
+        ack.iter().any(|x| x.2.ack == synack[0].2.seq + 5u32),
+        "{ack:?}"
+    );
+    deliver(&mut s, t(1202), &ack);
+    assert_eq!(s.get(a).unwrap().state(), State::Established);
+    assert_eq!(s.get(a).unwrap().send_queue_len(), 0);
+    assert!(
+        to(out(&mut s, t(1202)), client_addr).is_empty(),
+        "nothing resent"
+    );
+}
+
+/// The response itself is lost: the client's ACK completes the handshake without covering
+/// it, and the server's retransmission timer sends it again.
+#[test]
+fn fast_open_early_response_lost_is_retransmitted_after_the_handshake() {
+    let (mut s, l) = server();
+    let mut c = client();
+    let (h, client_addr, a) = fast_open_accepted(&mut c, &mut s, l, b"GET");
+    assert_eq!(s.get_mut(a).unwrap().send(b"response"), Ok(8));
+    let segs = to(out(&mut s, t(101)), client_addr);
+    assert_eq!(segs.len(), 2);
+    // Only the SYN-ACK arrives.
+    deliver(&mut c, t(102), &segs[..1]);
+    let ack = out(&mut c, t(102));
+    assert!(ack.iter().all(|x| x.2.ack == segs[0].2.seq + 1u32));
+    deliver(&mut s, t(103), &ack);
+    assert_eq!(s.get(a).unwrap().state(), State::Established);
+    assert_eq!(s.get(a).unwrap().send_queue_len(), 8);
+    s.on_timeout(t(2500));
+    let resent = to(out(&mut s, t(2500)), client_addr);
+    let d = resent.iter().find(|x| !x.3.is_empty()).expect("resent");
+    assert_eq!((d.2.seq, d.3.as_slice()), (segs[1].2.seq, &b"response"[..]));
+    deliver(&mut c, t(2501), &resent);
+    assert_eq!(read_all(&mut c, h), b"response");
+}
+
+/// Without Fast Open, a connection in SYN-RECEIVED is not writable (a plain handshake's child
+/// is not even accepted before the final ACK; a simultaneous open's is not writable either).
+#[test]
+fn a_plain_syn_received_connection_is_not_writable() {
+    let mut tcb = crate::tcp::Tcb::accept(
+        TcpConfig::default(),
+        SERVER,
+        SocketAddrV4::new(CLIENT, 4000),
+        7,
+        &Incoming {
+            seq: SeqNum(1),
+            ack: SeqNum(0),
+            flags: Flags::SYN,
+            window: 65535,
+            options: Options::default(),
+            payload: &[],
+        },
+        t(0),
+    );
+    assert_eq!(tcb.send(b"x"), Err(crate::tcp::SendError::WouldBlock));
+    tcb.set_passive_fast_open();
+    assert_eq!(tcb.send(b"x"), Ok(1));
+}
+
+/// A server that writes its response and closes before the final ACK (an HTTP/1.0-style
+/// exchange in one round trip): the response follows the SYN-ACK, the FIN waits for the
+/// handshake (RFC 9293 3.10.4, CLOSE in SYN-RECEIVED: "queue for processing after entering
+/// ESTABLISHED state") and then follows the data.
+#[test]
+fn fast_open_server_writes_and_closes_before_the_final_ack() {
+    let (mut s, l) = server();
+    let mut c = client();
+    let (h, client_addr, a) = fast_open_accepted(&mut c, &mut s, l, b"GET");
+    assert_eq!(s.get_mut(a).unwrap().send(b"bye"), Ok(3));
+    s.close(t(101), a);
+    let segs = to(out(&mut s, t(101)), client_addr);
+    assert_eq!(segs.len(), 2);
+    assert_eq!(segs[1].3, b"bye");
+    assert!(
+        segs.iter().all(|x| !x.2.flags.fin()),
+        "no FIN before the handshake"
+    );
+    deliver(&mut c, t(102), &segs);
+    assert_eq!(read_all(&mut c, h), b"bye");
+    let ack = out(&mut c, t(102));
+    deliver(&mut s, t(103), &ack);
+    let fin = to(out(&mut s, t(103)), client_addr);
+    assert_eq!(fin.len(), 1, "{fin:?}");
+    assert!(fin[0].2.flags.fin());
+    assert_eq!(fin[0].2.seq, segs[0].2.seq + 4u32);
+    deliver(&mut c, t(104), &fin);
+    assert!(c.get(h).unwrap().at_eof());
+}

@@ -15,6 +15,7 @@
 //! `unres_qlen`) and is sent when the reply arrives, or dropped and counted when resolution
 //! fails.
 
+pub mod bind_table;
 pub mod flow_table;
 pub mod ownership;
 pub mod rss;
@@ -25,6 +26,7 @@ pub mod timer_wheel;
 
 use crate::errno::errno_enum;
 use crate::ip::arp_cache::{ArpCache, ArpConfig, Resolution, Update};
+use crate::ip::config::{MAX_SECONDARY_ADDRESSES, SecondaryAddresses};
 use crate::ip::icmp::{IcmpRateLimit, may_send_error};
 use crate::ip::{InterfaceConfig, NextHop};
 use crate::port::{Batch, ChecksumOffload, Frame, Port, RxOffload, Transmit, TxBatcher};
@@ -46,6 +48,10 @@ const UDP: usize = wire::udp::HEADER_LEN;
 pub struct ShardConfig {
     /// The interface: MAC, address, gateway, MTU, TTL.
     pub iface: InterfaceConfig,
+    /// Addresses of the interface besides `iface`'s (`ip addr add`): ARP is answered and IPv4
+    /// accepted for each, sockets bind to them, and active opens fall back on them when the
+    /// primary address has no ephemeral port left towards a destination.
+    pub secondary_addresses: SecondaryAddresses,
     /// ARP cache tunables.
     pub arp: ArpConfig,
     /// UDP tunables (`max_payload` is derived from the MTU by [`Shard::new`]).
@@ -81,6 +87,7 @@ impl ShardConfig {
     pub fn new(iface: InterfaceConfig) -> Self {
         ShardConfig {
             iface,
+            secondary_addresses: SecondaryAddresses::new(),
             arp: ArpConfig::default(),
             udp: UdpConfig::default(),
             arp_queue_len: 128,
@@ -405,6 +412,43 @@ impl Shard {
         self.tcp.set_rss(rss, queue);
     }
 
+    /// True if `addr` is one of the interface's addresses, primary or secondary.
+    pub fn is_local_address(&self, addr: Ipv4Addr) -> bool {
+        addr == self.config.iface.address() || self.config.secondary_addresses.contains(addr)
+    }
+
+    /// `ip addr add ADDR dev IF`: adds a secondary address (see
+    /// [`ShardConfig::secondary_addresses`]); true if it was new. Adding the primary address
+    /// changes nothing.
+    pub fn add_secondary_address(
+        &mut self,
+        addr: Ipv4Addr,
+    ) -> Result<bool, crate::ip::config::AddAddressError> {
+        if addr == self.config.iface.address() {
+            return Ok(false);
+        }
+        self.config.secondary_addresses.add(addr)
+    }
+
+    /// `ip addr del`: removes a secondary address; true if it was there. Connections using it
+    /// stay (as on Linux until they send: here, until they close).
+    pub fn remove_secondary_address(&mut self, addr: Ipv4Addr) -> bool {
+        self.config.secondary_addresses.remove(addr)
+    }
+
+    /// The source addresses an active open may use, in order of preference: the primary
+    /// address, then the secondary ones.
+    fn source_addresses(&self) -> arrayvec::ArrayVec<Ipv4Addr, { 1 + MAX_SECONDARY_ADDRESSES }> {
+        let mut v = arrayvec::ArrayVec::new();
+        v.push(self.config.iface.address());
+        for a in self.config.secondary_addresses.iter() {
+            if v.try_push(a).is_err() {
+                break;
+            }
+        }
+        v
+    }
+
     /// `connect`: a TCP connection to `remote` from the interface address and an ephemeral port.
     pub fn tcp_connect(
         &mut self,
@@ -416,6 +460,17 @@ impl Shard {
     }
 
     /// [`Shard::tcp_connect`] with settings of its own (socket options set before `connect`).
+    ///
+    /// The source address: the primary one, unless it has no ephemeral port left towards
+    /// `remote` (every port in use or in TIME-WAIT to that destination), then the first
+    /// secondary address that has one; `EADDRNOTAVAIL` when none has. Linux does not do this
+    /// on its own: an unbound `connect` takes the route's preferred source (`ip route ... src`,
+    /// the primary address by default) and fails with `EADDRNOTAVAIL` when its ports run out;
+    /// a Linux client multiplies its 4-tuples by binding each socket to one of several
+    /// addresses itself (`bind(addr:0)` with `IP_BIND_ADDRESS_NO_PORT`, what
+    /// [`TcpEndpoints::connect_bound`] with port 0 does here). Falling back here gives an
+    /// unmodified client the same multiplied space, while a client that never exhausts the
+    /// primary address sees exactly Linux's choice.
     pub fn tcp_connect_with(
         &mut self,
         now: Instant,
@@ -426,8 +481,37 @@ impl Shard {
             self.stats.ip.out_no_routes += 1;
             return Err(ConnectError::NetUnreachable);
         }
-        let local = self.config.iface.address();
-        self.tcp.connect_with(now, local, remote, config)
+        let sources = self.source_addresses();
+        self.tcp.connect_from(now, &sources, remote, config)
+    }
+
+    /// `bind(local)` + `connect(remote)` (see [`TcpEndpoints::connect_bound`]): `local`'s
+    /// address must be one of the interface's (`EADDRNOTAVAIL` otherwise, as Linux `bind`
+    /// says for a foreign address), or 0.0.0.0 for the usual choice of source address.
+    pub fn tcp_connect_bound(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        reuse: tcp::Reuse,
+        remote: SocketAddrV4,
+        config: crate::tcp::TcpConfig,
+    ) -> Result<TcpHandle, ConnectError> {
+        if self.config.iface.route(*remote.ip()).is_err() {
+            self.stats.ip.out_no_routes += 1;
+            return Err(ConnectError::NetUnreachable);
+        }
+        if local.ip().is_unspecified() {
+            if local.port() == 0 {
+                let sources = self.source_addresses();
+                return self.tcp.connect_from(now, &sources, remote, config);
+            }
+            let primary = SocketAddrV4::new(self.config.iface.address(), local.port());
+            return self.tcp.connect_bound(now, primary, reuse, remote, config);
+        }
+        if !self.is_local_address(*local.ip()) {
+            return Err(ConnectError::AddrNotAvailable);
+        }
+        self.tcp.connect_bound(now, local, reuse, remote, config)
     }
 
     /// `connect` with data in the SYN (TCP Fast Open, see [`TcpEndpoints::connect_fast_open`]),
@@ -443,8 +527,9 @@ impl Shard {
             self.stats.ip.out_no_routes += 1;
             return Err(ConnectError::NetUnreachable);
         }
-        let local = self.config.iface.address();
-        self.tcp.connect_fast_open(now, local, remote, config, data)
+        let sources = self.source_addresses();
+        self.tcp
+            .connect_fast_open_from(now, &sources, remote, config, data)
     }
 
     /// The TCP endpoints, read-only (introspection).
@@ -567,12 +652,15 @@ impl Shard {
             }
         };
         let sender = repr.source_protocol_addr;
-        let for_us = repr.target_protocol_addr == me;
+        // Requests for a secondary address are answered too (Linux `arp_process` answers for
+        // any local address; the reply's sender is the address asked for).
+        let target = repr.target_protocol_addr;
+        let for_us = target == me || self.config.secondary_addresses.contains(target);
         // RFC 826, Packet Reception: update the sender's entry if present ("merge"); add it if
         // we are the target. An ARP probe (sender 0.0.0.0, RFC 5227) teaches nothing, and a
         // packet claiming our own address, or a broadcast/multicast MAC, is not learned.
         let learnable = !sender.is_unspecified()
-            && sender != me
+            && !self.is_local_address(sender)
             && repr.source_hardware_addr.is_unicast()
             && self.config.iface.cidr.contains(sender);
         if learnable
@@ -595,7 +683,7 @@ impl Shard {
             let reply = arp::Repr {
                 operation: arp::Operation::Reply,
                 source_hardware_addr: my_mac,
-                source_protocol_addr: me,
+                source_protocol_addr: target,
                 target_hardware_addr: repr.source_hardware_addr,
                 target_protocol_addr: sender,
             };
@@ -629,7 +717,8 @@ impl Shard {
             }
         };
         let iface = self.config.iface;
-        if !iface.accepts(repr.dst_addr) {
+        if !iface.accepts(repr.dst_addr) && !self.config.secondary_addresses.contains(repr.dst_addr)
+        {
             self.stats.ip.in_addr_errors += 1;
             return;
         }
@@ -638,7 +727,7 @@ impl Shard {
         let src = repr.src_addr;
         if src.is_broadcast()
             || src.is_multicast()
-            || src == iface.address()
+            || self.is_local_address(src)
             || iface.is_broadcast(src)
         {
             self.stats.ip.in_addr_errors += 1;
@@ -679,6 +768,7 @@ impl Shard {
                     self.send_dest_unreachable(
                         now,
                         icmp::DstUnreachable::ProtoUnreachable,
+                        repr.dst_addr,
                         src,
                         whole,
                     );
@@ -725,7 +815,9 @@ impl Shard {
                     seq_no,
                     data,
                 };
-                if self.send_icmp(now, ip.src_addr, &reply).is_ok() {
+                // From the address pinged (a secondary one too), as Linux `icmp_reply` answers.
+                let from = self.reply_source(ip.dst_addr);
+                if self.send_icmp(now, from, ip.src_addr, &reply).is_ok() {
                     self.stats.icmp.out_echo_reps += 1;
                 }
             }
@@ -835,6 +927,7 @@ impl Shard {
                     self.send_dest_unreachable(
                         now,
                         icmp::DstUnreachable::PortUnreachable,
+                        ip.dst_addr,
                         ip.src_addr,
                         whole,
                     );
@@ -883,10 +976,22 @@ impl Shard {
         self.tcp.on_segment(now, local, remote, &seg);
     }
 
+    /// The source of an ICMP message answering a packet sent to `to_us`: that address if it
+    /// is one of ours (primary or secondary), else the primary address.
+    fn reply_source(&self, to_us: Ipv4Addr) -> Ipv4Addr {
+        if self.is_local_address(to_us) {
+            to_us
+        } else {
+            self.config.iface.address()
+        }
+    }
+
+    /// Destination unreachable to `to`, about `datagram` which was sent to `to_us`.
     fn send_dest_unreachable(
         &mut self,
         now: Instant,
         reason: icmp::DstUnreachable,
+        to_us: Ipv4Addr,
         to: Ipv4Addr,
         datagram: &[u8],
     ) {
@@ -901,7 +1006,8 @@ impl Shard {
             next_hop_mtu: 0,
             invoking,
         };
-        if self.send_icmp(now, to, &msg).is_ok() {
+        let from = self.reply_source(to_us);
+        if self.send_icmp(now, from, to, &msg).is_ok() {
             self.stats.icmp.out_dest_unreachs += 1;
         }
     }
@@ -909,11 +1015,12 @@ impl Shard {
     fn send_icmp(
         &mut self,
         now: Instant,
+        src: Ipv4Addr,
         dst: Ipv4Addr,
         msg: &icmp::Repr<'_>,
     ) -> Result<(), OutputError> {
         let len = msg.buffer_len();
-        let result = self.output_ip(now, dst, ipv4::Protocol::Icmp, len, |buf| {
+        let result = self.output_ip(now, src, dst, ipv4::Protocol::Icmp, len, |buf| {
             // ICMP checksums are never offloaded.
             msg.emit(
                 &mut icmp::Packet::new_unchecked(buf),
@@ -941,7 +1048,8 @@ impl Shard {
             seq_no,
             data,
         };
-        self.send_icmp(now, dst, &msg)?;
+        let primary = self.config.iface.address();
+        self.send_icmp(now, primary, dst, &msg)?;
         self.stats.icmp.out_echos += 1;
         Ok(())
     }
@@ -966,6 +1074,7 @@ impl Shard {
     fn output_ip(
         &mut self,
         now: Instant,
+        src: Ipv4Addr,
         dst: Ipv4Addr,
         protocol: ipv4::Protocol,
         payload_len: usize,
@@ -984,7 +1093,7 @@ impl Shard {
             }
         };
         let ip = outgoing_ip(
-            iface.address(),
+            src,
             dst,
             protocol,
             payload_len,

@@ -29,18 +29,51 @@
 //! (resp. 11), which is `b`. [`PortSteering::new`] precomputes the two 256-entry tables (2 KiB)
 //! once per shard; each [`PortSteering::pick`] hashes the fixed part once, and then costs two
 //! lookups, two XORs and one indirection lookup per candidate port: no per-port Toeplitz hash, and
-//! no allocation. Candidates are tried from a rotating cursor, so successive connects spread over
-//! the range instead of crowding its start, and the queue test comes before the caller's
-//! (possibly costlier) `is_free` test.
+//! no allocation. The queue test comes before the caller's (possibly costlier) `is_free` test.
 //!
-//! The cursor starts at the beginning of the range; a caller with a random source can start it
-//! elsewhere with [`PortSteering::set_cursor`], in the spirit of RFC 6056's port randomisation
-//! (this module itself stays sans-IO and deterministic).
+//! # Which candidates first: RFC 6056 Algorithm 4
+//!
+//! Candidates are tried in the order of RFC 6056 section 3.3.4, "Algorithm 4: Double-Hash Port
+//! Selection Algorithm", the algorithm Linux uses (`__inet_hash_connect`, with its
+//! `table_perturb` array of counters):
+//!
+//! ```text
+//! offset = F(local_IP, remote_IP, remote_port, secret_key1);
+//! index = G(local_IP, remote_IP, remote_port, secret_key2);
+//! do {
+//!     port = min_ephemeral + (offset + table[index]) % num_ephemeral;
+//!     table[index]++;
+//!     if (check_suitable_port(port)) return port;
+//! } while (--count > 0);
+//! ```
+//!
+//! F and G are the low and high halves of one SipHash-1-3 of the addresses and remote port under
+//! the shard's secret (the key of [`PortSteering::with_secret`]; the runtime draws it from the
+//! OS's random source, tests fix it). So each destination gets its own unpredictable starting
+//! point (an off-path attacker cannot guess the port of a connection to another destination:
+//! RFC 6056 section 1), while successive connections to one destination walk forward from the
+//! last port used (the counter `table[index]` moved past it), which keeps reuse of a 4-tuple
+//! (and so collisions with its TIME-WAIT) as rare as with a global counter: the reason RFC 6056
+//! gives Algorithm 4 its table of counters. The table holds [`TABLE_LENGTH`]
+//! counters, initialised from the key, as RFC 6056 initialises them with random values.
+//! Destinations that share a counter only advance each other's sequence, which RFC 6056
+//! accepts as the cost of a fixed-size table.
+//!
+//! "Suitable" here is: the reply steers to this shard's queue, and the caller's `is_free`
+//! (4-tuple not in use, not in TIME-WAIT unless reuse is safe, port not bound). A pick costs one
+//! SipHash and then a few table lookups per candidate; it does not allocate.
 
 use super::rss::{ToeplitzTable, ipv4_tcp_udp_input, queue_for_hash};
 use crate::port::RssConfig;
 use crate::udp::EPHEMERAL_PORTS;
+use core::hash::Hasher;
 use core::net::{Ipv4Addr, SocketAddrV4};
+use siphasher::sip::SipHasher13;
+
+/// Number of counters of RFC 6056 Algorithm 4's `table[]` (Linux has 2^16 of them,
+/// `INET_TABLE_PERTURB_SIZE`; 1024 keeps a shard's table at 4 KiB, and the index is keyed, so
+/// which destinations share a counter is unpredictable).
+pub const TABLE_LENGTH: usize = 1024;
 
 /// The number of ports in [`EPHEMERAL_PORTS`] (tests).
 #[cfg(test)]
@@ -93,8 +126,10 @@ pub struct PortSteering {
     rss: Option<Rss>,
     /// This shard's receive queue.
     queue: u16,
-    /// Offset into the range of the next port to try.
-    cursor: u32,
+    /// The secret of F and G (RFC 6056 `secret_key1`/`secret_key2`).
+    key: [u8; 16],
+    /// RFC 6056 Algorithm 4's `table[]`: per-hash-bucket counters added to the offset.
+    table: Box<[u32; TABLE_LENGTH]>,
     /// First port of the ephemeral range (Linux `ip_local_port_range`, default
     /// [`EPHEMERAL_PORTS`]: 32768-60999).
     start: u16,
@@ -107,8 +142,18 @@ impl PortSteering {
     /// `rss` (from [`crate::port::Capabilities::rss`]). `None`, a single-queue device, makes every
     /// port acceptable.
     ///
-    /// Allocates the Toeplitz table (40 KiB for a 40-byte key); nothing else in this type does.
+    /// The RFC 6056 secret is all zeros: fine for tests, predictable otherwise; a shard uses
+    /// [`PortSteering::with_secret`].
+    ///
+    /// Allocates the Toeplitz table (40 KiB for a 40-byte key) and the counter table (4 KiB);
+    /// nothing else in this type does.
     pub fn new(rss: Option<&RssConfig>, queue: u16) -> Self {
+        Self::with_secret(rss, queue, [0; 16])
+    }
+
+    /// [`PortSteering::new`] with `secret` keying RFC 6056's F and G and seeding its counter
+    /// table (the shard's secret: random in the runtime, fixed in tests).
+    pub fn with_secret(rss: Option<&RssConfig>, queue: u16, secret: [u8; 16]) -> Self {
         let rss = rss.map(|config| {
             let table = ToeplitzTable::new(&config.key);
             let mut hi = [0u32; 256];
@@ -129,10 +174,19 @@ impl PortSteering {
                 lo,
             }
         });
+        // RFC 6056 3.3.4: "table[i] = random() % 65536", from the secret here.
+        let mut table = Box::new([0u32; TABLE_LENGTH]);
+        for (i, t) in table.iter_mut().enumerate() {
+            let mut h = SipHasher13::new_with_key(&secret);
+            h.write(b"rfc6056 table");
+            h.write_u32(i as u32);
+            *t = (h.finish() as u32) & 0xffff;
+        }
         PortSteering {
             rss,
             queue,
-            cursor: 0,
+            key: secret,
+            table,
             start: *EPHEMERAL_PORTS.start(),
             span: u32::from(*EPHEMERAL_PORTS.end() - *EPHEMERAL_PORTS.start()) + 1,
         }
@@ -146,7 +200,6 @@ impl PortSteering {
         }
         self.start = first;
         self.span = u32::from(last - first) + 1;
-        self.cursor %= self.span;
         true
     }
 
@@ -155,6 +208,11 @@ impl PortSteering {
         // start + span - 1 <= 65535 by construction in `set_range` and `new`.
         let last = u32::from(self.start) + self.span - 1;
         (self.start, u16::try_from(last).unwrap_or(u16::MAX))
+    }
+
+    /// The RFC 6056 secret (kept when the shard's RSS configuration changes).
+    pub(crate) fn secret(&self) -> [u8; 16] {
+        self.key
     }
 
     /// This shard's receive queue.
@@ -186,13 +244,27 @@ impl PortSteering {
         self.rss.is_none() || self.queue_for(remote, local) == self.queue
     }
 
+    /// The keys of the secret table: RFC 6056's `offset` (F) and `index` (G) for a connection
+    /// from `local_ip` to `remote`.
+    #[inline]
+    fn offset_and_index(&self, local_ip: Ipv4Addr, remote: SocketAddrV4) -> (u32, usize) {
+        let mut h = SipHasher13::new_with_key(&self.key);
+        h.write(&local_ip.octets());
+        h.write(&remote.ip().octets());
+        h.write_u16(remote.port());
+        let v = h.finish();
+        // Two independent halves of one keyed hash stand for F and G with two keys.
+        (v as u32, ((v >> 32) as usize) % TABLE_LENGTH)
+    }
+
     /// A local port `P` in the ephemeral range for a connection from `local_ip` to `remote` such
     /// that the replies (`remote -> local_ip:P`) arrive on this shard's queue and `is_free(P)`
     /// holds; `None` if the range holds no such port (the caller's `EADDRNOTAVAIL`).
     ///
-    /// Ports are tried in order from a cursor that moves past each port returned, wrapping at
-    /// the end of the range; `is_free` is asked only about ports that steer here. Does not
-    /// allocate.
+    /// Ports are tried in RFC 6056 Algorithm 4 order (see the [module documentation](self)):
+    /// from `offset + table[index]`, upwards and wrapping at the end of the range, each port
+    /// tried moving the counter on by one; `is_free` is asked only about ports that steer here.
+    /// Does not allocate.
     pub fn pick(
         &mut self,
         local_ip: Ipv4Addr,
@@ -204,10 +276,13 @@ impl PortSteering {
             .rss
             .as_ref()
             .map(|rss| rss.fixed_part(local_ip, remote));
+        let (offset, index) = self.offset_and_index(local_ip, remote);
+        let counter = self.table.get(index).copied().unwrap_or(0);
+        let first = offset.wrapping_add(counter) % self.span;
         for i in 0..self.span {
-            let offset = (self.cursor + i) % self.span;
-            // start + offset <= the range's last port: within u16.
-            let port = u16::try_from(start + offset).ok()?;
+            let port_offset = (first + i) % self.span;
+            // start + port_offset <= the range's last port: within u16.
+            let port = u16::try_from(start + port_offset).ok()?;
             let steers_here = match (&self.rss, fixed) {
                 (Some(rss), Some(fixed)) => {
                     queue_for_hash(&rss.config, fixed ^ rss.port_part(port)) == self.queue
@@ -215,18 +290,16 @@ impl PortSteering {
                 _ => true,
             };
             if steers_here && is_free(port) {
-                self.cursor = (offset + 1) % self.span;
+                // "table[index]++" for each port tried, this one included.
+                if let Some(t) = self.table.get_mut(index) {
+                    *t = t.wrapping_add(i + 1);
+                }
                 return Some(port);
             }
         }
+        // Every port tried: the counter went round the whole range, which changes nothing
+        // modulo its size.
         None
-    }
-
-    /// Starts the next [`PortSteering::pick`] at `port` (taken modulo the range if outside it),
-    /// e.g. from a random number, so that port choice is not predictable (RFC 6056, section 2.2).
-    pub fn set_cursor(&mut self, port: u16) {
-        let start = u32::from(self.start);
-        self.cursor = u32::from(port).wrapping_sub(start) % self.span;
     }
 
     /// The share of hashes the indirection table sends to this shard's queue: about the fraction
@@ -373,12 +446,11 @@ mod tests {
     #[test]
     fn a_single_queue_device_accepts_any_free_port() {
         let mut steering = PortSteering::new(None, 0);
-        assert_eq!(steering.pick(LOCAL, remote(1), |_| true), Some(32768));
-        assert_eq!(steering.pick(LOCAL, remote(1), |_| true), Some(32769));
-        assert_eq!(
-            steering.pick(LOCAL, remote(1), |p| p % 10 == 7),
-            Some(32777)
-        );
+        let first = steering.pick(LOCAL, remote(1), |_| true).unwrap();
+        let next = |p: u16| if p == 60999 { 32768 } else { p + 1 };
+        assert_eq!(steering.pick(LOCAL, remote(1), |_| true), Some(next(first)));
+        let third = steering.pick(LOCAL, remote(1), |p| p % 10 == 7).unwrap();
+        assert_eq!(third % 10, 7);
         let local = SocketAddrV4::new(LOCAL, 40000);
         assert!(steering.steer_ok(local, remote(9)));
         assert_eq!(steering.queue_for(remote(9), local), 0);
@@ -387,15 +459,99 @@ mod tests {
     }
 
     #[test]
-    fn the_cursor_wraps_at_the_end_of_the_range() {
+    fn picks_to_one_destination_wrap_at_the_end_of_a_small_range() {
         let mut steering = PortSteering::new(None, 0);
-        steering.set_cursor(60999);
-        assert_eq!(steering.pick(LOCAL, remote(1), |_| true), Some(60999));
-        assert_eq!(steering.pick(LOCAL, remote(1), |_| true), Some(32768));
-        // Outside the range the cursor is taken modulo its size.
-        steering.set_cursor(1000);
-        let port = steering.pick(LOCAL, remote(1), |_| true).unwrap();
-        assert!(EPHEMERAL_PORTS.contains(&port));
+        assert!(steering.set_range(50000, 50003));
+        let picks: Vec<u16> = (0..8)
+            .map(|_| steering.pick(LOCAL, remote(1), |_| true).unwrap())
+            .collect();
+        for w in picks.windows(2) {
+            let want = if w[0] == 50003 { 50000 } else { w[0] + 1 };
+            assert_eq!(w[1], want, "{picks:?}");
+        }
+    }
+
+    /// Two shards of one runtime (same RSS, different queues) never hand out the same local
+    /// port towards the same destination: each port's reply steers to exactly one queue. This
+    /// is what keeps ephemeral 4-tuples unique across shards without any shared state (the
+    /// shared [`super::super::bind_table`] is for explicit binds).
+    #[test]
+    fn two_shards_never_pick_the_same_port_towards_one_destination() {
+        let rss = config(2);
+        let remote = remote(4);
+        let mut seen = [HashSet::new(), HashSet::new()];
+        for q in 0..2u16 {
+            let mut steering = PortSteering::with_secret(Some(&rss), q, [5; 16]);
+            assert!(steering.set_range(40000, 40999));
+            let set = &mut seen[usize::from(q)];
+            while let Some(p) = steering.pick(LOCAL, remote, |p| !set.contains(&p)) {
+                set.insert(p);
+            }
+        }
+        assert!(seen[0].is_disjoint(&seen[1]));
+        assert_eq!(
+            seen[0].len() + seen[1].len(),
+            1000,
+            "together they cover the range"
+        );
+    }
+
+    /// RFC 6056 Algorithm 4: one destination's ports increase from pick to pick (by the ports
+    /// that do not steer here, at most a few), wrapping at the end of the range.
+    #[test]
+    fn ports_to_one_destination_increase_consecutively() {
+        for queues in [1u16, 2, 4] {
+            let rss = config(queues);
+            let mut steering = PortSteering::with_secret((queues > 1).then_some(&rss), 0, [7; 16]);
+            let mut prev = steering.pick(LOCAL, remote(5), |_| true).unwrap();
+            for _ in 0..300 {
+                let port = steering.pick(LOCAL, remote(5), |_| true).unwrap();
+                let step = (u32::from(port) + SPAN - u32::from(prev)) % SPAN;
+                assert!(
+                    step >= 1 && step <= 16 * u32::from(queues),
+                    "{queues} queues: {prev} -> {port}"
+                );
+                prev = port;
+            }
+        }
+    }
+
+    /// RFC 6056 Algorithm 4: each destination starts from its own keyed offset and advances its
+    /// own counter: connections to one destination do not move another's sequence.
+    #[test]
+    fn different_destinations_get_independent_sequences() {
+        let rss = config(4);
+        let mut steering = PortSteering::with_secret(Some(&rss), 1, [9; 16]);
+        let (a, b) = (remote(1), remote(2));
+        let (off_a, idx_a) = steering.offset_and_index(LOCAL, a);
+        let (off_b, idx_b) = steering.offset_and_index(LOCAL, b);
+        assert_ne!(
+            idx_a, idx_b,
+            "the test needs destinations on different counters"
+        );
+        assert_ne!(off_a % SPAN, off_b % SPAN);
+        let mut untouched = steering.clone();
+        let b_first = untouched.pick(LOCAL, b, |_| true).unwrap();
+        let a_ports: Vec<u16> = (0..100)
+            .map(|_| steering.pick(LOCAL, a, |_| true).unwrap())
+            .collect();
+        // B's sequence is where it was, whatever A did.
+        assert_eq!(steering.pick(LOCAL, b, |_| true), Some(b_first));
+        // Starting points differ between destinations and between secrets.
+        let first_a = PortSteering::with_secret(Some(&rss), 1, [9; 16])
+            .pick(LOCAL, a, |_| true)
+            .unwrap();
+        assert_eq!(first_a, a_ports[0]);
+        assert_ne!(first_a, b_first);
+        let other_secret = PortSteering::with_secret(Some(&rss), 1, [10; 16])
+            .pick(LOCAL, a, |_| true)
+            .unwrap();
+        assert_ne!(other_secret, first_a);
+        // The local address is an input too (several source addresses: own sequences).
+        let other_local = PortSteering::with_secret(Some(&rss), 1, [9; 16])
+            .pick(Ipv4Addr::new(198, 18, 0, 3), a, |_| true)
+            .unwrap();
+        assert_ne!(other_local, first_a);
     }
 
     #[test]
@@ -434,12 +590,11 @@ mod tests {
 
         #[test]
         fn picked_port_matches_the_bitwise_queue(
-            remote_ip: [u8; 4], remote_port: u16, queues in 2u16..=16, cursor: u16,
+            remote_ip: [u8; 4], remote_port: u16, queues in 2u16..=16, secret: [u8; 16],
         ) {
             let rss = config(queues);
             let queue = queues / 2;
-            let mut steering = PortSteering::new(Some(&rss), queue);
-            steering.set_cursor(cursor);
+            let mut steering = PortSteering::with_secret(Some(&rss), queue, secret);
             let remote = SocketAddrV4::new(Ipv4Addr::from(remote_ip), remote_port);
             let port = steering.pick(LOCAL, remote, |_| true).unwrap();
             prop_assert_eq!(reference_queue(&rss, LOCAL, remote, port), queue);

@@ -19,6 +19,7 @@
 //! Their vectors (like the TCB slots') grow to their high-water mark and are reused through
 //! free lists; a SYN flood beyond the SYN queue allocates nothing.
 
+use super::bind_table::{BindOwner, BindTable};
 use super::flow_table::{FlowKey, FlowTable};
 use super::steering::PortSteering;
 use super::timer_wheel::{TimerId, TimerWheel};
@@ -41,6 +42,7 @@ use core::fmt;
 use core::hash::{Hash, Hasher};
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// A connection of a shard. Stale handles (of a closed and reused slot) fail with `EBADF`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -114,8 +116,12 @@ errno_enum!(
 errno_enum!(
     /// Why `connect` failed at once.
     ConnectError {
-        /// No ephemeral port is free for this destination.
+        /// No ephemeral port is free for this destination (on any of the addresses tried), or
+        /// the 4-tuple of an explicitly bound port is in use.
         AddrNotAvailable => "EADDRNOTAVAIL",
+        /// The explicitly bound port is taken (by a listener or a bound connection, here or on
+        /// another shard of the runtime), as `bind` reports it on Linux.
+        AddrInUse => "EADDRINUSE",
         /// No route to the destination.
         NetUnreachable => "ENETUNREACH",
         /// Too many connections.
@@ -148,6 +154,8 @@ struct Listener {
     fast_open_pending: usize,
     /// Completed connections waiting for `accept`, oldest first.
     accept_queue: VecDeque<TcpHandle>,
+    /// Holds a claim on its port in the runtime's shared [`BindTable`].
+    claimed: bool,
 }
 
 #[derive(Debug)]
@@ -177,6 +185,9 @@ struct Slot {
     estab: bool,
     /// The connection's retransmission count already added to `EndpointStats::retrans_segs`.
     retrans_seen: u64,
+    /// Explicitly bound (`bind` to a port, then `connect`): holds a claim on its local port in
+    /// the runtime's shared [`BindTable`], given back when the connection leaves the table.
+    bound: bool,
 }
 
 /// Brings the shard-wide CurrEstab and RetransSegs counters up to date with one connection, in
@@ -416,6 +427,31 @@ pub struct TcpEndpoints {
     stats: EndpointStats,
     /// Stray segments to answer with RST: (local, remote, segment to send).
     strays: VecDeque<(SocketAddrV4, SocketAddrV4, Outgoing)>,
+    /// The runtime's bind table shared by its shards, and who this shard is in it; `None` for
+    /// a shard on its own (its own checks are the whole story).
+    bind: Option<(Arc<BindTable>, BindOwner)>,
+}
+
+impl Drop for TcpEndpoints {
+    /// Gives back the shared bind table's claims of the listeners and bound connections still
+    /// open (a shard that stops without closing them must not leave their ports taken).
+    fn drop(&mut self) {
+        let Some((table, _)) = &self.bind else {
+            return;
+        };
+        for l in self.listeners.iter().filter_map(|l| l.listener.as_ref()) {
+            if l.claimed {
+                table.release(l.port);
+            }
+        }
+        for s in &self.slots {
+            if s.bound
+                && let Some(tcb) = s.tcb.as_ref()
+            {
+                table.release(tcb.local().port());
+            }
+        }
+    }
 }
 
 impl fmt::Debug for TcpEndpoints {
@@ -546,7 +582,15 @@ impl TcpEndpoints {
                 isn_key[3], isn_key[1], isn_key[4], isn_key[1], isn_key[5], isn_key[9], isn_key[2],
                 isn_key[6],
             ]),
-            steering: PortSteering::new(None, 0),
+            // RFC 6056's secret, derived from the shard's secret like the others below.
+            steering: PortSteering::with_secret(None, 0, {
+                let mut k = isn_key;
+                k.rotate_left(3);
+                for b in &mut k {
+                    *b ^= 0x36;
+                }
+                k
+            }),
             max_connections,
             reqs: Vec::new(),
             req_free: Vec::new(),
@@ -580,6 +624,34 @@ impl TcpEndpoints {
             cookie_sent_at: None,
             stats: EndpointStats::default(),
             strays: VecDeque::new(),
+            bind: None,
+        }
+    }
+
+    /// Joins the runtime's bind table as `owner` (the runtime does this for each shard before
+    /// any `listen`): from then on `listen` and bound `connect`s claim their ports there, and
+    /// ephemeral ports skip every port bound on any shard. See [`BindTable`].
+    pub fn set_bind_table(&mut self, table: Arc<BindTable>, owner: BindOwner) {
+        self.bind = Some((table, owner));
+    }
+
+    /// The shared bind table, if this shard has joined one.
+    pub fn bind_table(&self) -> Option<&Arc<BindTable>> {
+        self.bind.as_ref().map(|(t, _)| t)
+    }
+
+    /// Claims `port` in the shared bind table as `owner` (this shard if `None`); true without
+    /// a table, or if the claim succeeded.
+    fn claim_port(&self, port: u16, owner: Option<BindOwner>, reuse_port: bool) -> bool {
+        match &self.bind {
+            None => true,
+            Some((table, me)) => table.claim(port, owner.unwrap_or(*me), reuse_port).is_ok(),
+        }
+    }
+
+    fn release_port(&self, port: u16) {
+        if let Some((table, _)) = &self.bind {
+            table.release(port);
         }
     }
 
@@ -777,6 +849,9 @@ impl TcpEndpoints {
     ///
     /// Errors: `EINVAL` for a zero backlog or port 0 (no automatic port for listeners),
     /// `EADDRINUSE` as above.
+    ///
+    /// With a shared bind table ([`TcpEndpoints::set_bind_table`]) the port must also be free
+    /// on the other shards, or held there by `SO_REUSEPORT` listeners when this one sets it too.
     pub fn listen_with(
         &mut self,
         port: u16,
@@ -784,6 +859,38 @@ impl TcpEndpoints {
         config: TcpConfig,
         reuse: Reuse,
         linger: Option<Duration>,
+    ) -> Result<ListenHandle, ListenError> {
+        self.listen_as(port, backlog, config, reuse, linger, None)
+    }
+
+    /// `listen` on behalf of the runtime's listen-on-every-shard group
+    /// ([`BindTable::RUNTIME_GROUP`]): the group's listeners on the other shards do not make
+    /// the port taken, anything else bound there does. Without a shared bind table, the same as
+    /// [`TcpEndpoints::listen`].
+    pub fn listen_in_group(
+        &mut self,
+        port: u16,
+        backlog: usize,
+    ) -> Result<ListenHandle, ListenError> {
+        let config = self.config;
+        self.listen_as(
+            port,
+            backlog,
+            config,
+            Reuse::default(),
+            None,
+            Some(BindTable::RUNTIME_GROUP),
+        )
+    }
+
+    fn listen_as(
+        &mut self,
+        port: u16,
+        backlog: usize,
+        config: TcpConfig,
+        reuse: Reuse,
+        linger: Option<Duration>,
+        owner: Option<BindOwner>,
     ) -> Result<ListenHandle, ListenError> {
         if backlog == 0 || port == 0 {
             return Err(ListenError::InvalidBacklog);
@@ -813,6 +920,11 @@ impl TcpEndpoints {
         {
             return Err(ListenError::AddrInUse);
         }
+        // Last, the other shards (Linux `inet_csk_get_port` looks at every socket of the
+        // port's bind bucket, whatever CPU opened it).
+        if !self.claim_port(port, owner, reuse.port) {
+            return Err(ListenError::AddrInUse);
+        }
         let listener = Listener {
             port,
             reuse,
@@ -826,6 +938,7 @@ impl TcpEndpoints {
             fast_open_qlen: 0,
             fast_open_pending: 0,
             accept_queue: VecDeque::with_capacity(backlog),
+            claimed: self.bind.is_some(),
         };
         let index = match self.free_listeners.pop() {
             Some(i) => i,
@@ -1006,6 +1119,9 @@ impl TcpEndpoints {
             return;
         };
         self.free_listeners.push(l.index);
+        if listener.claimed {
+            self.release_port(listener.port);
+        }
         if let Some(group) = self.by_port.get_mut(&listener.port) {
             group.retain(|&i| i != l.index);
             if group.is_empty() {
@@ -1063,6 +1179,7 @@ impl TcpEndpoints {
                 s.fast_open_of = None;
                 s.estab = false;
                 s.retrans_seen = 0;
+                s.bound = false;
                 TcpHandle {
                     index,
                     generation: s.generation,
@@ -1084,6 +1201,7 @@ impl TcpEndpoints {
                     fast_open_of: None,
                     estab: false,
                     retrans_seen: 0,
+                    bound: false,
                 });
                 TcpHandle {
                     index,
@@ -1127,10 +1245,14 @@ impl TcpEndpoints {
             by_port,
             tw,
             tw_config,
+            bind,
             ..
         } = self;
+        let table = bind.as_ref().map(|(t, _)| &**t);
         steering.pick(local_ip, remote, |port| {
-            if by_port.contains_key(&port) {
+            // Ports bound by `listen` or `bind` (here, or on another shard) are not handed out
+            // (Linux `__inet_hash_connect` skips ports whose bind bucket came from `bind`).
+            if by_port.contains_key(&port) || table.is_some_and(|t| t.is_bound(port)) {
                 return false;
             }
             match flows.get(&FlowKey::new(SocketAddrV4::new(local_ip, port), remote)) {
@@ -1151,7 +1273,7 @@ impl TcpEndpoints {
     /// replies hash to `queue`, this shard's (design rule 5, "steering is exact").
     pub fn set_rss(&mut self, rss: Option<&RssConfig>, queue: u16) {
         let (first, last) = self.steering.range();
-        self.steering = PortSteering::new(rss, queue);
+        self.steering = PortSteering::with_secret(rss, queue, self.steering.secret());
         self.steering.set_range(first, last);
     }
 
@@ -1187,13 +1309,132 @@ impl TcpEndpoints {
         remote: SocketAddrV4,
         config: TcpConfig,
     ) -> Result<TcpHandle, ConnectError> {
-        let Some(port) = self.ephemeral_port(now, local_ip, remote) else {
+        self.connect_from(now, &[local_ip], remote, config)
+    }
+
+    /// `connect` from the first of `local_ips` that has an ephemeral port free towards
+    /// `remote` (the shard passes its primary address first, then its secondary ones: see
+    /// [`super::Shard::tcp_connect_with`]). `EADDRNOTAVAIL`, counted once in
+    /// [`EndpointStats::port_exhausted`], when none has.
+    pub fn connect_from(
+        &mut self,
+        now: Instant,
+        local_ips: &[Ipv4Addr],
+        remote: SocketAddrV4,
+        config: TcpConfig,
+    ) -> Result<TcpHandle, ConnectError> {
+        let found = local_ips.iter().find_map(|&ip| {
+            self.ephemeral_port(now, ip, remote)
+                .map(|port| SocketAddrV4::new(ip, port))
+        });
+        let Some(local) = found else {
             // Linux `__inet_hash_connect` returns -EADDRNOTAVAIL once every port of
             // ip_local_port_range is in use towards this destination.
             self.stats.port_exhausted += 1;
             return Err(ConnectError::AddrNotAvailable);
         };
-        let local = SocketAddrV4::new(local_ip, port);
+        self.open_active(now, local, remote, config)
+    }
+
+    /// `bind(local)` then `connect(remote)`, from `local`, an address of the interface (not
+    /// 0.0.0.0: [`super::Shard::tcp_connect_bound`] resolves that). Port 0 binds the address only and picks the
+    /// port at `connect`, towards this destination (Linux `IP_BIND_ADDRESS_NO_PORT`; this
+    /// API binds and connects in one call, so that is also what plain `bind(addr:0)` gets).
+    /// A given port is claimed like a bind on Linux (`inet_csk_bind_conflict`):
+    /// - `EADDRINUSE` if a listener of this shard has it (unless both set `SO_REUSEPORT`), a
+    ///   connection of this shard uses it (TIME-WAIT included) and `reuse` sets neither
+    ///   option, or another shard of the runtime has it bound ([`TcpEndpoints::set_bind_table`])
+    ///   without `SO_REUSEPORT` on both sides;
+    /// - `EADDRNOTAVAIL` if the 4-tuple is in use here (TIME-WAIT included, unless
+    ///   `tcp_tw_reuse` finds it safe), as Linux's `connect` reports it, or if the replies of
+    ///   that 4-tuple would arrive on another shard's receive queue (RSS steering: the
+    ///   connection could not work; Linux has no such case, having one stack for all queues).
+    ///
+    /// The claim in the shared table is given back when the connection leaves its full TCB
+    /// (closed, or moved to a compact TIME-WAIT entry). Unlike Linux, whose TIME-WAIT socket
+    /// keeps its bind bucket, another shard may then bind the port while this one's TIME-WAIT
+    /// lasts; the 4-tuple itself stays protected here, where its replies arrive.
+    pub fn connect_bound(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        reuse: Reuse,
+        remote: SocketAddrV4,
+        config: TcpConfig,
+    ) -> Result<TcpHandle, ConnectError> {
+        if local.ip().is_unspecified() {
+            // The shard resolves 0.0.0.0 to its addresses before calling this.
+            return Err(ConnectError::AddrNotAvailable);
+        }
+        let port = local.port();
+        if port == 0 {
+            return self.connect_from(now, &[*local.ip()], remote, config);
+        }
+        if let Some(group) = self.by_port.get(&port) {
+            let all_share = group.iter().all(|&i| {
+                self.listeners
+                    .get(i as usize)
+                    .and_then(|l| l.listener.as_ref())
+                    .is_some_and(|l| l.reuse.port)
+            });
+            if !(reuse.port && all_share) {
+                return Err(ConnectError::AddrInUse);
+            }
+        }
+        if !reuse.addr
+            && !reuse.port
+            && (self
+                .slots
+                .iter()
+                .any(|s| s.tcb.as_ref().is_some_and(|t| t.local().port() == port))
+                || self
+                    .tw
+                    .iter()
+                    .flatten()
+                    .any(|e| e.tw.local().port() == port))
+        {
+            return Err(ConnectError::AddrInUse);
+        }
+        let tuple_free = match self.flows.get(&FlowKey::new(local, remote)) {
+            None => true,
+            Some(v) if v & TW_TAG != 0 => {
+                self.tw_config.reuse
+                    && self
+                        .tw
+                        .get((v & !TW_TAG) as usize)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|e| e.tw.reusable(now))
+            }
+            Some(_) => false,
+        };
+        if !tuple_free || !self.steering.steer_ok(local, remote) {
+            return Err(ConnectError::AddrNotAvailable);
+        }
+        if !self.claim_port(port, None, reuse.port) {
+            return Err(ConnectError::AddrInUse);
+        }
+        match self.open_active(now, local, remote, config) {
+            Ok(h) => {
+                if let Some(s) = self.slots.get_mut(h.index as usize) {
+                    s.bound = self.bind.is_some();
+                }
+                Ok(h)
+            }
+            Err(e) => {
+                self.release_port(port);
+                Err(e)
+            }
+        }
+    }
+
+    /// The active open itself, from a local address already chosen.
+    fn open_active(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        config: TcpConfig,
+    ) -> Result<TcpHandle, ConnectError> {
         let mut iss = self.isn.isn(now, local, remote);
         if let Some(v) = self.flows.get(&FlowKey::new(local, remote))
             && v & TW_TAG != 0
@@ -1230,7 +1471,20 @@ impl TcpEndpoints {
         config: TcpConfig,
         data: &[u8],
     ) -> Result<(TcpHandle, usize), ConnectError> {
-        let h = self.connect_with(now, local_ip, remote, config)?;
+        self.connect_fast_open_from(now, &[local_ip], remote, config, data)
+    }
+
+    /// [`TcpEndpoints::connect_fast_open`] from the first of `local_ips` with a free ephemeral
+    /// port (see [`TcpEndpoints::connect_from`]).
+    pub fn connect_fast_open_from(
+        &mut self,
+        now: Instant,
+        local_ips: &[Ipv4Addr],
+        remote: SocketAddrV4,
+        config: TcpConfig,
+        data: &[u8],
+    ) -> Result<(TcpHandle, usize), ConnectError> {
+        let h = self.connect_from(now, local_ips, remote, config)?;
         let plan = self.tfo_cache.for_connect(now, *remote.ip());
         let Some(tcb) = self
             .slots
@@ -1939,6 +2193,8 @@ impl TcpEndpoints {
         let mut tcb = Tcb::accept(config, local, remote, iss, seg, now);
         tcb.set_ts_offset(self.isn.ts_offset(*local.ip(), *remote.ip()));
         tcb.accept_syn_data(now, seg.payload);
+        // Writable before the final ACK, like Linux's Fast Open child (RFC 7413 4.2.2).
+        tcb.set_passive_fast_open();
         let Some(h) = self.alloc_slot(tcb, false, Some(li)) else {
             self.stats.listen_drops += 1;
             return;
@@ -2280,6 +2536,11 @@ impl TcpEndpoints {
             s.linger_at = None;
             s.event_at = None;
             let fast_open = s.fast_open_of.take();
+            if core::mem::take(&mut s.bound)
+                && let Some((table, _)) = &self.bind
+            {
+                table.release(tcb.local().port());
+            }
             if let Some(li) = s.listener.take()
                 && let Some(l) = self
                     .listeners

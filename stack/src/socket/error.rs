@@ -10,7 +10,7 @@ errno_enum!(
         /// Another listener has the port, or connections on it remain and neither
         /// `SO_REUSEADDR` nor `SO_REUSEPORT` is set.
         AddrInUse => "EADDRINUSE",
-        /// The address is neither the interface's nor 0.0.0.0.
+        /// The address is neither one of the interface's (primary or secondary) nor 0.0.0.0.
         AddrNotAvailable => "EADDRNOTAVAIL",
         /// A zero backlog, port 0, or an invalid option value.
         Invalid => "EINVAL",
@@ -35,8 +35,11 @@ errno_enum!(
     /// Why `connect` failed at once. Failures of the handshake come later, as
     /// [`SocketError`] (`socket_error`, and on `send`/`recv`): `ECONNREFUSED`, `ETIMEDOUT`.
     ConnectError {
-        /// No ephemeral port is free for this destination.
+        /// No ephemeral port is free for this destination, the 4-tuple of a bound port is in
+        /// use, or the bound address is not the interface's.
         AddrNotAvailable => "EADDRNOTAVAIL",
+        /// The bound port is taken (`bind`'s `EADDRINUSE`).
+        AddrInUse => "EADDRINUSE",
         /// No route to the destination.
         NetUnreachable => "ENETUNREACH",
         /// The connection table is full.

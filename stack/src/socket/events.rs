@@ -142,10 +142,10 @@ pub fn tcp_readiness(tcb: &Tcb) -> Readiness {
     if peer_closed {
         r |= Readiness::HANGUP;
     }
-    if matches!(state, State::Established | State::CloseWait)
-        && !tcb.is_write_shutdown()
-        && tcb.send_capacity() > 0
-    {
+    // Linux tcp_poll: a Fast Open child in SYN-RECEIVED is writable too.
+    let open = matches!(state, State::Established | State::CloseWait)
+        || (state == State::SynReceived && tcb.is_passive_fast_open());
+    if open && !tcb.is_write_shutdown() && tcb.send_capacity() > 0 {
         r |= Readiness::WRITABLE;
     }
     r

@@ -152,7 +152,9 @@ impl Sockets<'_> {
     /// - `EADDRINUSE`: another listener has the port (unless both set `SO_REUSEPORT`), or
     ///   connections on the port remain (TIME-WAIT included) and neither `SO_REUSEADDR` nor
     ///   `SO_REUSEPORT` is set (Linux `inet_csk_bind_conflict`);
-    /// - `EADDRNOTAVAIL`: `addr` is neither the interface's address nor 0.0.0.0;
+    /// - `EADDRNOTAVAIL`: `addr` is neither one of the interface's addresses (primary or
+    ///   secondary) nor 0.0.0.0 (a listener takes connections to any of them, whichever it
+    ///   names: this stack keeps listeners by port);
     /// - `EINVAL`: backlog 0, port 0, or `TCP_MAXSEG` below 88;
     ///
     /// `TCP_DEFER_ACCEPT` ([`SocketOptions::defer_accept`]) and `TCP_FASTOPEN`
@@ -163,8 +165,7 @@ impl Sockets<'_> {
         backlog: usize,
         options: &SocketOptions,
     ) -> Result<SocketHandle, ListenError> {
-        let iface = self.shard.config().iface.address();
-        if !addr.ip().is_unspecified() && *addr.ip() != iface {
+        if !addr.ip().is_unspecified() && !self.shard.is_local_address(*addr.ip()) {
             return Err(ListenError::AddrNotAvailable);
         }
         let config = options
@@ -248,6 +249,51 @@ impl Sockets<'_> {
             .tcp_connect_with(self.now, remote, config)
             .map_err(|e| match e {
                 endpoints::ConnectError::AddrNotAvailable => ConnectError::AddrNotAvailable,
+                endpoints::ConnectError::AddrInUse => ConnectError::AddrInUse,
+                endpoints::ConnectError::NetUnreachable => ConnectError::NetUnreachable,
+                endpoints::ConnectError::NoBuffers => ConnectError::NoBuffers,
+            })?;
+        if options.linger.is_some() {
+            self.shard.tcp().set_linger(h, options.linger);
+        }
+        Ok(SocketHandle::Tcp(h))
+    }
+
+    /// `socket` + `setsockopt(options)` + `bind(local)` + non-blocking `connect(remote)`.
+    /// `local`'s address is one of the interface's addresses (primary or secondary), or
+    /// 0.0.0.0; port 0 leaves the port to `connect`, which picks it for this destination
+    /// (Linux `IP_BIND_ADDRESS_NO_PORT`). A given port is taken as a bind takes it, on every
+    /// shard of the runtime: `SO_REUSEADDR` and `SO_REUSEPORT` in `options` apply as for
+    /// [`Sockets::listen`].
+    ///
+    /// Errors at once: as [`Sockets::connect`], and `EADDRINUSE` (the port is bound elsewhere,
+    /// see [`crate::shard::tcp::TcpEndpoints::connect_bound`]), `EADDRNOTAVAIL` (not a local
+    /// address, or the 4-tuple is in use).
+    pub fn connect_bound(
+        &mut self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        options: &SocketOptions,
+    ) -> Result<SocketHandle, ConnectError> {
+        if options.defer_accept.is_some() || options.fast_open.is_some() {
+            return Err(ConnectError::NotSupported);
+        }
+        let config = options
+            .apply(*self.shard.tcp_endpoints().config())
+            .map_err(|e| match e {
+                SetOptionError::NotSupported => ConnectError::NotSupported,
+                _ => ConnectError::Invalid,
+            })?;
+        let reuse = Reuse {
+            addr: options.reuse_addr,
+            port: options.reuse_port,
+        };
+        let h = self
+            .shard
+            .tcp_connect_bound(self.now, local, reuse, remote, config)
+            .map_err(|e| match e {
+                endpoints::ConnectError::AddrNotAvailable => ConnectError::AddrNotAvailable,
+                endpoints::ConnectError::AddrInUse => ConnectError::AddrInUse,
                 endpoints::ConnectError::NetUnreachable => ConnectError::NetUnreachable,
                 endpoints::ConnectError::NoBuffers => ConnectError::NoBuffers,
             })?;
@@ -281,6 +327,7 @@ impl Sockets<'_> {
             .tcp_connect_fast_open(self.now, remote, config, data)
             .map_err(|e| match e {
                 endpoints::ConnectError::AddrNotAvailable => ConnectError::AddrNotAvailable,
+                endpoints::ConnectError::AddrInUse => ConnectError::AddrInUse,
                 endpoints::ConnectError::NetUnreachable => ConnectError::NetUnreachable,
                 endpoints::ConnectError::NoBuffers => ConnectError::NoBuffers,
             })?;

@@ -104,7 +104,8 @@ pub enum ActiveOutcome {
     SynLost,
 }
 
-/// Fast Open state of an active open, kept in its TCB.
+/// Fast Open state of a connection, kept in its TCB: mostly of an active open, and whether a
+/// passive one was opened by Fast Open.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ActiveState {
     /// The option of our first SYN: a cookie, or a cookie request; `None`: no Fast Open.
@@ -117,6 +118,10 @@ pub struct ActiveState {
     pub(crate) peer_cookie: Option<TfoCookie>,
     /// The outcome, not yet taken by the shard.
     pub(crate) outcome: Option<ActiveOutcome>,
+    /// Server side: this passive connection was created by a SYN with a valid cookie (RFC 7413
+    /// 4.2.2), so the application may write to it in SYN-RECEIVED (see
+    /// `Tcb::set_passive_fast_open`).
+    pub(crate) passive_child: bool,
 }
 
 /// What the shard learns from a connection's Fast Open attempt.

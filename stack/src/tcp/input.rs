@@ -53,7 +53,13 @@ impl Tcb {
         }
         self.irs = seg.seq;
         self.rcv_nxt = seg.seq + 1u32;
+        // RCV.WND is the window our SYN offered (RFC 7323 2.2: unscaled), so that data right
+        // behind the SYN-ACK (a Fast Open server's early response, RFC 7413 4.2.2) is
+        // acceptable before our ACK has gone out.
         self.rcv_adv = self.rcv_nxt;
+        if seg.flags.ack() {
+            self.rcv_adv = self.window_to_advertise(true).1;
+        }
         self.negotiate(seg, now);
         self.last_recv_at = now;
         if seg.flags.ack() {
@@ -239,7 +245,10 @@ impl Tcb {
                 self.take_rtt_sample(now, seg);
                 self.retries = 0;
                 self.rtt.reset_backoff();
-                self.rto_at = None;
+                // Data a Fast Open server sent before this ACK (RFC 7413 4.2.2) and that it
+                // does not cover stays timed (RFC 6298 5.1); the ACK processing below restarts
+                // the timer if it covers some.
+                self.rto_at = (self.snd_max != self.snd_una).then(|| now + self.rtt.rto());
                 self.state = State::Established;
                 self.syn_due = false;
                 self.arm_keepalive(now);

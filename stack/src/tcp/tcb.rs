@@ -410,6 +410,29 @@ impl Tcb {
         self.send_buf.write(data)
     }
 
+    /// Marks a passive open as made by TCP Fast Open (RFC 7413 4.2.2: the SYN carried a valid
+    /// cookie): until the handshake completes, the application may already write, and the
+    /// data goes out after the SYN-ACK within the window of the client's SYN. RFC 7413 4.2.2
+    /// lets the server send data before the final ACK (its SYN-ACK MAY even carry some); this
+    /// sends it as Linux does, in segments after a data-less SYN-ACK (`tcp_sendmsg` on a
+    /// `TCP_SYN_RECV` Fast Open child). Without it, a write in SYN-RECEIVED waits (`EAGAIN`).
+    pub fn set_passive_fast_open(&mut self) {
+        if self.passive && self.state == State::SynReceived {
+            self.tfo.passive_child = true;
+        }
+    }
+
+    /// True for a passive open made by TCP Fast Open ([`Tcb::set_passive_fast_open`]).
+    pub fn is_passive_fast_open(&self) -> bool {
+        self.tfo.passive_child
+    }
+
+    /// True for a Fast Open child still in SYN-RECEIVED: the state in which data may follow
+    /// the SYN-ACK before the handshake completes.
+    fn fast_open_early_data(&self) -> bool {
+        self.tfo.passive_child && self.state == State::SynReceived
+    }
+
     /// What the Fast Open attempt produced since the last call (a server cookie, the fate of
     /// the SYN's data), once.
     pub fn take_fast_open_event(&mut self) -> Option<super::fastopen::ActiveEvent> {
@@ -592,6 +615,8 @@ impl Tcb {
         }
         match self.state {
             State::Established | State::CloseWait => Ok(()),
+            // Linux tcp_sendmsg: a Fast Open child may be written to before the final ACK.
+            State::SynReceived if self.tfo.passive_child => Ok(()),
             // Linux: a write on a connection still being set up waits (EAGAIN when non-blocking).
             State::SynSent | State::SynReceived => Err(SendError::WouldBlock),
             _ => Err(SendError::NotConnected),
@@ -802,6 +827,7 @@ impl Tcb {
             || self.probe_due
             || self.retransmit_head
             || (self.state.is_synchronized() && self.can_send_data())
+            || (self.fast_open_early_data() && self.early_data_len().is_some())
     }
 
     /// Runs the timers due at `now`.
@@ -1074,7 +1100,7 @@ impl Tcb {
     /// The window to advertise, as (16-bit field, right edge), never moving the right edge left
     /// (RFC 9293 3.8.6.2.2 SHOULD NOT shrink) and moving it right only by a worthwhile amount
     /// (receiver silly-window avoidance, same section).
-    fn window_to_advertise(&self, syn: bool) -> (u16, SeqNum) {
+    pub(super) fn window_to_advertise(&self, syn: bool) -> (u16, SeqNum) {
         let free = self.recv_buf.window();
         if syn {
             // RFC 7323 2.2: the window field of a SYN is not scaled.
@@ -1271,6 +1297,9 @@ impl Tcb {
                 if self.state == State::SynSent {
                     return sent;
                 }
+                if self.fast_open_early_data() {
+                    sent += self.output_early_data(now, emit);
+                }
             }
             _ => {}
         }
@@ -1309,6 +1338,58 @@ impl Tcb {
                 return sent;
             }
             sent += 1;
+        }
+        sent
+    }
+
+    /// How much new data a SYN-RECEIVED Fast Open child may send now: data after the SYN-ACK
+    /// (sequence numbers from ISS + 1, send buffer offset 0), new data only (after a SYN-ACK
+    /// retransmission the rest waits for the handshake, as Linux retransmits only the SYN-ACK
+    /// from its `tcp_fastopen_synack_timer`), within the window of the client's SYN and the
+    /// initial congestion window. `None` if nothing.
+    fn early_data_len(&self) -> Option<usize> {
+        if self.syn_due || self.snd_nxt != self.snd_max || self.snd_nxt == self.iss {
+            return None;
+        }
+        let base = self.iss + 1u32;
+        let sent = self.snd_nxt.distance_from(base) as usize;
+        let unsent = self.send_buf.len().saturating_sub(sent);
+        let window = (self.snd_wnd as usize)
+            .min(self.cc.cwnd())
+            .saturating_sub(sent);
+        let len = unsent.min(self.payload_mss().len()).min(window);
+        (len > 0).then_some(len)
+    }
+
+    /// RFC 7413 4.2.2: the server's data before the handshake completes, in segments after the
+    /// SYN-ACK. The peer's ACK of them completes the handshake (RFC 9293 3.10.7.4: an ACK
+    /// with SND.UNA < SEG.ACK =< SND.NXT in SYN-RECEIVED) and acknowledges the data as well.
+    fn output_early_data(
+        &mut self,
+        now: Instant,
+        emit: &mut impl FnMut(&Outgoing, &SendBuffer) -> bool,
+    ) -> usize {
+        let mut sent = 0;
+        while let Some(len) = self.early_data_len() {
+            let seq = self.snd_nxt;
+            // The send buffer starts at ISS + 1: SND.UNA is still ISS (the SYN is unacknowledged).
+            let offset = seq.distance_from(self.iss + 1u32) as usize;
+            let end = seq + len;
+            let flags = if offset + len == self.send_buf.len() {
+                Flags::PSH
+            } else {
+                Flags::empty()
+            };
+            let seg = self.segment(now, seq, flags, offset, len);
+            if !emit(&seg, &self.send_buf) {
+                return sent;
+            }
+            sent += 1;
+            self.snd_nxt = end;
+            self.snd_max = end;
+            if self.rto_at.is_none() {
+                self.rto_at = Some(now + self.rtt.rto());
+            }
         }
         sent
     }
