@@ -108,14 +108,24 @@ pub(super) struct InPlaceTable {
 
 impl InPlaceTable {
     /// What to offer a connection for a segment at `at` (`None`: the frame is not held).
+    /// Whatever part of the payload stays, [`InPlaceTable::record`] can then describe it: the
+    /// table has room and every offset fits a descriptor.
     pub(super) fn offer(&mut self, at: Option<PayloadAt>, payload_len: usize) -> InPlace {
-        match at {
-            Some(_) if payload_len > 0 && self.entries.is_full() => {
-                self.stats.table_full += 1;
-                InPlace::Copy
-            }
-            Some(_) if payload_len > 0 => InPlace::MayStay,
-            _ => InPlace::Copy,
+        let Some(at) = at.filter(|_| payload_len > 0) else {
+            return InPlace::Copy;
+        };
+        if self.entries.is_full() {
+            self.stats.table_full += 1;
+            return InPlace::Copy;
+        }
+        let describable = at
+            .offset
+            .checked_add(payload_len)
+            .is_some_and(|end| u32::try_from(end).is_ok());
+        if describable {
+            InPlace::MayStay
+        } else {
+            InPlace::Copy
         }
     }
 
@@ -124,10 +134,10 @@ impl InPlaceTable {
         let (Some(at), InPlace::Stayed { skip, len }) = (at, outcome) else {
             return;
         };
+        // Cannot fail: `offer` said `MayStay` only with room and offsets that fit.
         let (Ok(offset), Ok(len32)) = (u32::try_from(at.offset + skip), u32::try_from(len)) else {
             return;
         };
-        // Cannot fail: the offer was `MayStay` only with room.
         let _ = self.entries.try_push(Entry {
             conn,
             frame: at.frame,
