@@ -281,6 +281,29 @@ fn a_view_without_the_frames_gets_eagain_then_a_readable_event_after_the_spill()
 }
 
 #[test]
+fn after_shutdown_read_bytes_in_unlent_frames_are_not_taken_for_end_of_stream() {
+    let mut p = Pair::new();
+    let (now, server) = (p.now, p.server);
+    let frames = p.client_sends(&stream(0, 300));
+    let rx: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+    for i in 0..rx.len() {
+        p.s.handle_frame_held(now, &rx, i, RxOffload::default());
+    }
+    p.s.sockets(now).shutdown(server, Shutdown::Read).unwrap();
+    let mut buf = vec![0u8; 1000];
+    // SHUT_RD reads the bytes received before end of stream (Linux `tcp_recvmsg`): those
+    // in a frame this view does not lend are pending, not end of stream.
+    assert_eq!(
+        p.s.sockets(now).recv(server, &mut buf),
+        Err(RecvError::WouldBlock)
+    );
+    p.s.spill_in_place(&rx);
+    assert_eq!(p.s.sockets(now).recv(server, &mut buf), Ok(300));
+    assert_eq!(&buf[..300], &stream(0, 300)[..]);
+    assert_eq!(p.s.sockets(now).recv(server, &mut buf), Ok(0));
+}
+
+#[test]
 fn frames_in_place_ring_data_and_reassembled_data_are_read_in_stream_order() {
     let mut p = Pair::new();
     let data = stream(0, 5 * MSS);

@@ -157,6 +157,14 @@ impl Sockets<'_> {
         }
     }
 
+    /// True if connection `t` holds received bytes not read yet.
+    fn has_unread(&self, t: endpoints::TcpHandle) -> bool {
+        self.shard
+            .tcp_endpoints()
+            .get(t)
+            .is_some_and(|tcb| tcb.recv_available() > 0)
+    }
+
     fn tcb_mut(&mut self, h: SocketHandle) -> Option<&mut tcp::Tcb> {
         match h {
             SocketHandle::Tcp(t) => self.shard.tcp().get_mut(t),
@@ -445,7 +453,8 @@ impl Sockets<'_> {
                     .ok_or(RecvError::BadHandle)?
                     .map_err(recv_error);
                 match r {
-                    Err(RecvError::WouldBlock) if read_shut => Ok(0),
+                    // Bytes still in a frame this view does not lend are not end of stream.
+                    Err(RecvError::WouldBlock) if read_shut && !self.has_unread(t) => Ok(0),
                     r => r,
                 }
             }
@@ -480,7 +489,8 @@ impl Sockets<'_> {
                     .ok_or(RecvError::BadHandle)?
                     .map_err(recv_error);
                 match r {
-                    Err(RecvError::WouldBlock) if read_shut => Ok(0),
+                    // Bytes still in a frame this view does not lend are not end of stream.
+                    Err(RecvError::WouldBlock) if read_shut && !self.has_unread(t) => Ok(0),
                     r => r,
                 }
             }
