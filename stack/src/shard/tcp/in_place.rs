@@ -29,7 +29,9 @@ use crate::tcp::{RecvError, Tcb};
 use crate::time::Instant;
 use arrayvec::ArrayVec;
 
-/// Descriptors one shard holds at most: a few per frame of a receive burst.
+/// Descriptors one shard holds at most. A frame holds one segment, so a runtime's burst
+/// ([`crate::port::BURST`] frames) never fills the table; views of more frames (tools, tests)
+/// have the segments beyond it copied.
 pub const IN_PLACE_ENTRIES: usize = 4 * crate::port::BURST;
 
 /// Where a received segment's payload lies in the frame being handled: the frame's index in
