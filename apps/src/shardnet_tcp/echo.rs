@@ -126,7 +126,6 @@ pub struct EchoApp {
     listen_tried: bool,
     conns: HashMap<SocketHandle, Conn>,
     events: Vec<Event>,
-    buf: Vec<u8>,
     last_sample: Option<shardnet::time::Instant>,
 }
 
@@ -153,7 +152,6 @@ impl EchoApp {
             listen_tried: false,
             conns: HashMap::new(),
             events: Vec::new(),
-            buf: vec![0; BUF],
             last_sample: None,
         }
     }
@@ -209,19 +207,23 @@ impl EchoApp {
                 .cfg
                 .close_after
                 .map_or(BUF, |n| (n - conn.echoed).min(BUF as u64) as usize);
-            match s.recv(h, &mut self.buf[..room]) {
+            // Zero-copy: the received bytes are fed to the responder where they lie (in the
+            // received frame itself while the runtime holds it, else in the receive buffer).
+            let before = conn.responder.sunk();
+            let mut framing = Ok(());
+            let read = s.recv_with(h, |bytes| {
+                let take = bytes.len().min(room);
+                framing = conn.responder.feed(&bytes[..take], &mut conn.pending);
+                take
+            });
+            self.counters
+                .sunk
+                .fetch_add(conn.responder.sunk() - before, Ordering::Relaxed);
+            match read {
                 Ok(0) => break Some(false),
-                Ok(n) => {
-                    let before = conn.responder.sunk();
-                    let r = conn.responder.feed(&self.buf[..n], &mut conn.pending);
-                    self.counters
-                        .sunk
-                        .fetch_add(conn.responder.sunk() - before, Ordering::Relaxed);
-                    if r.is_err() {
-                        // A framed stream broke its framing.
-                        break Some(true);
-                    }
-                }
+                // A framed stream broke its framing.
+                Ok(_) if framing.is_err() => break Some(true),
+                Ok(_) => {}
                 Err(RecvError::WouldBlock) => break None,
                 Err(_) => break Some(true),
             }
@@ -239,7 +241,7 @@ impl EchoApp {
 
 impl App for EchoApp {
     fn step(&mut self, ctx: &mut AppContext<'_>) {
-        let mut s = ctx.shard.sockets(ctx.now);
+        let mut s = ctx.sockets();
         if !self.listen_tried {
             self.listen_tried = true;
             let mut failed = false;
@@ -286,11 +288,12 @@ impl App for EchoApp {
             self.serve(&mut s, e.socket);
         }
         self.events = events;
+        let now = s.now();
         if self
             .last_sample
-            .is_none_or(|t| ctx.now.saturating_duration_since(t) >= Duration::from_millis(100))
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_millis(100))
         {
-            self.last_sample = Some(ctx.now);
+            self.last_sample = Some(now);
             self.states.publish(&s.state_histogram());
         }
     }

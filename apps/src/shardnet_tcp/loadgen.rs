@@ -331,7 +331,7 @@ impl LoadApp {
 
 impl App for LoadApp {
     fn step(&mut self, ctx: &mut AppContext<'_>) {
-        let mut s = ctx.shard.sockets(ctx.now);
+        let mut s = ctx.sockets();
         if !self.done && self.run_step(&mut s) {
             self.finish(&mut s);
         }

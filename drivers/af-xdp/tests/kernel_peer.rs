@@ -203,7 +203,8 @@ impl App for EchoServer {
             .iter()
             .map(|&l| SocketHandle::Listener(l))
             .collect();
-        let mut s = ctx.shard.sockets(ctx.now);
+        // Reads TCP data in place in the received UMEM frames (zero-copy receive).
+        let mut s = ctx.sockets();
         let udp = match self.udp {
             Some(h) => h,
             None => {
@@ -516,6 +517,11 @@ fn kernel_peer_against_shardnet(mode: AttachMode) {
         exit.app.udp_echoed
     );
     assert_eq!(exit.app.tcp_echoed, (50 * 1000 + BULK_BYTES) as u64);
+    // The echo read received data in the UMEM frames themselves.
+    let z = exit.stats.zero_copy;
+    println!("{mode:?}: zero-copy receive {z:?}");
+    assert!(z.delivered_bytes > 0, "{z:?}");
+    assert_eq!(z.lost, 0);
     let mut port = exit.port;
     // Every frame came back: transmits complete within a few milliseconds.
     let deadline = Instant::now() + std::time::Duration::from_secs(2);

@@ -390,10 +390,12 @@ struct Sink {
 
 impl App for Sink {
     fn step(&mut self, ctx: &mut AppContext<'_>) {
-        let mut s = ctx.shard.sockets(ctx.now);
+        let listeners = ctx.listeners;
+        // Reads in place in the received mbufs (zero-copy receive).
+        let mut s = ctx.sockets();
         self.events.clear();
         s.poll_events(&mut self.events);
-        for &l in ctx.listeners {
+        for &l in listeners {
             if let Ok((h, _)) = s.accept(SocketHandle::Listener(l)) {
                 self.conn = Some(h);
             }
@@ -570,6 +572,16 @@ fn bulk_transfer_over_net_ring_arrives_intact() {
         }
     );
     assert_eq!(result.failures.load(Ordering::Relaxed), 0);
+    // The sink read received data in the mbufs themselves.
+    for z in server.iter().map(|e| e.stats.zero_copy) {
+        eprintln!("bulk: zero-copy receive on the sink {z:?}");
+        assert_eq!(z.lost, 0);
+    }
+    let delivered: u64 = server
+        .iter()
+        .map(|e| e.stats.zero_copy.delivered_bytes)
+        .sum();
+    assert!(delivered > 0, "no byte read in place");
     let source = &client[0].app;
     assert_eq!(source.failures, 0);
     assert!(source.finished, "the sender did not see the close");

@@ -8,13 +8,26 @@
 //! 2. handle [`Control`] messages (listen, run a closure, stats, stop);
 //! 3. receive a burst from the port; for each frame compute its owner
 //!    ([`crate::shard::ownership`]): handle it here, forward it to the owning shard, or (ARP)
-//!    both; give the frame back to the pool;
+//!    both; the burst's frames are *held* (not given back yet);
 //! 4. handle frames other shards forwarded here;
-//! 5. call the app's [`App::step`];
-//! 6. [`Shard::handle_timeout`];
-//! 7. [`Shard::poll_transmit`] into a [`TxBatcher`], then the port's transmit burst;
-//! 8. publish the counters for [`Runtime::stats`] every [`RuntimeConfig::stats_interval`];
-//! 9. if nothing happened, apply the [`IdlePolicy`].
+//! 5. call the app's [`App::step`], which reads TCP data still in the held frames in place
+//!    ([`AppContext::sockets`]);
+//! 6. copy what the app left in the frames into the receive buffers
+//!    ([`Shard::spill_in_place`]) and give the burst's frames back to the pool;
+//! 7. [`Shard::handle_timeout`];
+//! 8. [`Shard::poll_transmit`] into a [`TxBatcher`], then the port's transmit burst;
+//! 9. publish the counters for [`Runtime::stats`] every [`RuntimeConfig::stats_interval`];
+//! 10. if nothing happened, apply the [`IdlePolicy`].
+//!
+//! # Zero-copy receive
+//!
+//! Holding the burst through the app step is what lets received TCP data reach the app
+//! without a copy: the shard leaves in-order data in the frames (`shard/tcp/in_place.rs`),
+//! [`AppContext::sockets`] lends the frames to `recv_with`, and whatever the app did not read
+//! is copied into the receive buffers after the step, before the frames return to the pool. A
+//! shard so holds at most one burst ([`crate::port::BURST`] frames) across its app step: the
+//! frames it held anyway while handling the burst. Frames forwarded from other shards arrive
+//! in the runtime's own recycled buffers and take the copy path.
 //!
 //! # Wrong-shard forwarding
 //!
@@ -44,12 +57,13 @@ mod published;
 
 pub use published::ShardSnapshot;
 
-use crate::port::{Batch, Capabilities, Frame, Port, RssConfig, TxBatcher};
+use crate::port::{BURST, Batch, Capabilities, Frame, Port, RssConfig, TxBatcher};
 use crate::shard::bind_table::BindTable;
 use crate::shard::ownership::{FlowOwnership, Owner};
 use crate::shard::tcp::{ListenError, ListenHandle};
 use crate::shard::{Shard, ShardConfig, Stats};
 use crate::time::{Duration, Instant};
+use arrayvec::ArrayVec;
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use forward::{Fabric, Kind};
 use published::Published;
@@ -257,11 +271,21 @@ pub struct AppContext<'a> {
     pub shard_count: usize,
     /// The listeners opened on this shard by [`Runtime::listen`] ([`Control::Listen`]).
     pub listeners: &'a [ListenHandle],
+    /// The received frames held through this step (see [`AppContext::sockets`]).
+    rx: &'a [&'a [u8]],
     wake_at: Option<Instant>,
     busy: bool,
 }
 
 impl AppContext<'_> {
+    /// The socket API of the shard for this step, reading received TCP data in place in the
+    /// frames the runtime holds through the step (zero-copy receive). `ctx.shard.sockets(now)`
+    /// works too, but data still in frames is then `EAGAIN` until the runtime copies it after
+    /// the step (a readable event follows).
+    pub fn sockets(&mut self) -> crate::socket::Sockets<'_> {
+        self.shard.sockets_with_rx(self.now, self.rx)
+    }
+
     /// Asks to be stepped again by `at` even if no frame or timer wakes the shard (matters
     /// under [`IdlePolicy::Sleep`]).
     pub fn wake_at(&mut self, at: Instant) {
@@ -794,15 +818,20 @@ struct Router {
 }
 
 impl Router {
-    /// Processes `bytes` here, forwards it to its owner, or (ARP) both.
+    /// Processes frame `index` of the held burst `rx` here, forwards it to its owner, or
+    /// (ARP) both.
     fn route(
         &mut self,
         shard: &mut Shard,
         counters: &mut RuntimeCounters,
         now: Instant,
-        bytes: &[u8],
+        rx: &[&[u8]],
+        index: usize,
         offload: crate::port::RxOffload,
     ) {
+        let Some(&bytes) = rx.get(index) else {
+            return;
+        };
         let owner = self
             .ownership
             .as_ref()
@@ -838,7 +867,7 @@ impl Router {
             }
         };
         let Some(to) = to else {
-            shard.handle_frame(now, bytes, offload);
+            shard.handle_frame_held(now, rx, index, offload);
             return;
         };
         counters.misdirected += 1;
@@ -1009,6 +1038,7 @@ impl<P: Port, A: App> ShardThread<P, A> {
                     index,
                     shard_count,
                     listeners: &listeners,
+                    rx: &[],
                     wake_at: None,
                     busy: false,
                 };
@@ -1020,21 +1050,15 @@ impl<P: Port, A: App> ShardThread<P, A> {
                 };
             }
 
-            // Receive: each frame to its owner.
+            // Receive: each frame to its owner. The burst is held until after the app.
             let received = port.rx_burst(&mut batch);
             if received > 0 {
                 work = true;
                 counters.rx_frames += received as u64;
             }
-            for frame in batch.drain(..) {
-                router.route(
-                    &mut shard,
-                    &mut counters,
-                    now,
-                    frame.data(),
-                    frame.rx_offload(),
-                );
-                port.release(frame);
+            let rx: ArrayVec<&[u8], BURST> = batch.iter().map(Frame::data).collect();
+            for (i, frame) in batch.iter().enumerate() {
+                router.route(&mut shard, &mut counters, now, &rx, i, frame.rx_offload());
             }
             router.wake_owners();
 
@@ -1061,12 +1085,21 @@ impl<P: Port, A: App> ShardThread<P, A> {
                     index,
                     shard_count,
                     listeners: &listeners,
+                    rx: &rx,
                     wake_at: None,
                     busy: false,
                 };
                 app.step(&mut ctx);
                 work |= ctx.busy;
                 wake_at = ctx.wake_at;
+            }
+
+            // What the app left in the held frames goes into the receive buffers; then the
+            // frames go back to the pool.
+            shard.spill_in_place(&rx);
+            drop(rx);
+            for frame in batch.drain(..) {
+                port.release(frame);
             }
 
             // Secrets: the first rotation one period after start (the shard began with keys

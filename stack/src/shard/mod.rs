@@ -37,7 +37,7 @@ use crate::udp::{self, Delivery, UdpConfig, UdpHandle, UdpSockets};
 use crate::wire::{self, ChecksumMode, EthernetAddress, Ipv4Addr, arp, ethernet, icmp, ipv4};
 use core::net::SocketAddrV4;
 pub use stats::Stats;
-use tcp::{ConnectError, TcpEndpoints, TcpHandle};
+use tcp::{ConnectError, HeldFrame, TcpEndpoints, TcpHandle};
 
 const ETH: usize = ethernet::HEADER_LEN;
 const IP: usize = ipv4::HEADER_LEN;
@@ -177,6 +177,8 @@ pub struct Shard {
     /// An ARP answer arrived for a next hop that packets may be waiting on.
     pending_resolved: bool,
     now: Instant,
+    /// The frame being handled, while [`Shard::handle_frame_held`] runs.
+    held: Option<HeldFrame>,
 }
 
 /// The IPv4 header of a packet this host sends: no options, DF set (shardnet never fragments;
@@ -359,6 +361,7 @@ impl Shard {
             announced: !config.announce,
             pending_resolved: false,
             now: Instant::ZERO,
+            held: None,
             config,
         }
     }
@@ -398,6 +401,7 @@ impl Shard {
         s.tcp_ext.tw_overflow = e.tw_overflow;
         s.tcp_ext.port_exhausted = e.port_exhausted;
         s.tcp.curr_estab = e.curr_estab;
+        s.zero_copy = self.tcp.zero_copy_stats();
         s
     }
 
@@ -593,6 +597,36 @@ impl Shard {
     pub fn handle_rx<F: Frame>(&mut self, now: Instant, batch: &Batch<F>) {
         for frame in batch {
             self.handle_frame(now, frame.data(), frame.rx_offload());
+        }
+    }
+
+    /// Processes frame `index` of `rx`, a received burst that the caller holds until the
+    /// application has had its turn (zero-copy receive): in-order TCP data may stay in the
+    /// frame, for [`crate::socket::Sockets`] made with [`Shard::sockets_with_rx`] and the same
+    /// `rx` to lend to the application. The caller must call [`Shard::spill_in_place`] with
+    /// the same `rx` before it gives any of these frames back. Otherwise as
+    /// [`Shard::handle_frame`] (which this calls).
+    pub fn handle_frame_held(
+        &mut self,
+        now: Instant,
+        rx: &[&[u8]],
+        index: usize,
+        offload: RxOffload,
+    ) {
+        let Some(&frame) = rx.get(index) else {
+            return;
+        };
+        self.held = HeldFrame::new(index, frame);
+        self.handle_frame(now, frame, offload);
+        self.held = None;
+    }
+
+    /// After the application's turn, before the frames of `rx` (the view given to
+    /// [`Shard::handle_frame_held`]) go back to the driver: copies the received bytes still in
+    /// them into their connections' receive buffers.
+    pub fn spill_in_place(&mut self, rx: &[&[u8]]) {
+        if self.tcp.has_in_place() {
+            self.tcp.spill_in_place(self.now, rx);
         }
     }
 
@@ -969,11 +1003,13 @@ impl Shard {
                 return;
             }
         };
-        // The payload stays in the frame until the receive buffer takes it.
+        // The payload stays in the frame until the receive buffer takes it (or, when the
+        // caller holds the frame, until the application has read it: `tcp/in_place.rs`).
         let seg = tcp::incoming(&repr);
         let local = SocketAddrV4::new(ip.dst_addr, repr.dst_port);
         let remote = SocketAddrV4::new(ip.src_addr, repr.src_port);
-        self.tcp.on_segment(now, local, remote, &seg);
+        let at = self.held.and_then(|h| h.locate(seg.payload));
+        self.tcp.on_segment_held(now, local, remote, &seg, at);
     }
 
     /// The source of an ICMP message answering a packet sent to `to_us`: that address if it
@@ -1134,6 +1170,11 @@ impl Shard {
     /// Runs timers due at `now`: ARP retries and expiry, TCP timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
+        if self.tcp.has_in_place() {
+            // Held frames were not spilled (the caller broke the contract of
+            // `handle_frame_held`): their bytes cannot be trusted any more.
+            self.tcp.spill_in_place(now, &[]);
+        }
         self.tcp.on_timeout(now);
         let Shard {
             arp,

@@ -20,6 +20,10 @@
 //! free lists; a SYN flood beyond the SYN queue allocates nothing.
 
 use super::bind_table::{BindOwner, BindTable};
+mod in_place;
+
+pub use in_place::{HeldFrame, IN_PLACE_ENTRIES, PayloadAt};
+
 use super::flow_table::{FlowKey, FlowTable};
 use super::steering::PortSteering;
 use super::timer_wheel::{TimerId, TimerWheel};
@@ -430,6 +434,8 @@ pub struct TcpEndpoints {
     /// The runtime's bind table shared by its shards, and who this shard is in it; `None` for
     /// a shard on its own (its own checks are the whole story).
     bind: Option<(Arc<BindTable>, BindOwner)>,
+    /// Received bytes left in held frames (zero-copy receive, `shard/tcp/in_place.rs`).
+    in_place: in_place::InPlaceTable,
 }
 
 impl Drop for TcpEndpoints {
@@ -625,6 +631,7 @@ impl TcpEndpoints {
             stats: EndpointStats::default(),
             strays: VecDeque::new(),
             bind: None,
+            in_place: in_place::InPlaceTable::default(),
         }
     }
 
@@ -1788,6 +1795,22 @@ impl TcpEndpoints {
         remote: SocketAddrV4,
         seg: &Incoming<'_>,
     ) {
+        self.on_segment_held(now, local, remote, seg, None);
+    }
+
+    /// [`TcpEndpoints::on_segment`] for a segment in a frame the caller holds until the
+    /// application has had its turn, its payload at `at` in the caller's view of the held
+    /// burst (`None`: not held). In-order data of an established connection may then stay in
+    /// the frame (`tcp/in_place.rs`): the caller must call [`TcpEndpoints::spill_in_place`]
+    /// with the same view before giving the frame back.
+    pub fn on_segment_held(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &Incoming<'_>,
+        at: Option<PayloadAt>,
+    ) {
         let found = self.flows.get(&FlowKey::new(local, remote));
         if let Some(tagged) = found
             && tagged & TW_TAG != 0
@@ -1819,7 +1842,13 @@ impl TcpEndpoints {
                     reopen = true;
                 } else {
                     let seen = slot.owned.then(|| Seen::of(tcb));
-                    tcb.on_segment(now, seg);
+                    let mut offer = self.in_place.offer(at, seg.payload.len());
+                    tcb.on_segment_in_place(now, seg, &mut offer);
+                    let conn = TcpHandle {
+                        index,
+                        generation: slot.generation,
+                    };
+                    self.in_place.record(conn, at, offer);
                     let after = tcb.state();
                     count_attempt_fail(&mut self.stats, before, after);
                     sync_counters(

@@ -26,18 +26,40 @@ pub enum Shutdown {
     Both,
 }
 
-/// The sockets of one shard at one instant. Get it with [`Shard::sockets`]; it borrows the
-/// shard for the duration of an application step.
+/// The sockets of one shard at one instant. Get it with [`Shard::sockets`] (or
+/// [`Shard::sockets_with_rx`], with the frames the runtime holds through the application step);
+/// it borrows the shard for the duration of an application step.
 #[derive(Debug)]
 pub struct Sockets<'a> {
     shard: &'a mut Shard,
     now: Instant,
+    /// The received burst the caller holds ([`Shard::handle_frame_held`]): TCP data still in
+    /// these frames is read from them.
+    rx: &'a [&'a [u8]],
 }
 
 impl Shard {
-    /// The socket API of this shard at `now` (see [`crate::socket`]).
+    /// The socket API of this shard at `now` (see [`crate::socket`]), for a caller that holds
+    /// no received frames.
     pub fn sockets(&mut self, now: Instant) -> Sockets<'_> {
-        Sockets { shard: self, now }
+        Sockets {
+            shard: self,
+            now,
+            rx: &[],
+        }
+    }
+
+    /// The socket API of this shard at `now`, lending the application the TCP data still in
+    /// `rx`, the frames the caller holds through the application step (the view it gave
+    /// [`Shard::handle_frame_held`]): `recv_with` then reads in the frames themselves
+    /// (zero-copy receive). Through [`Shard::sockets`] instead, data still in frames is
+    /// `EAGAIN` until [`Shard::spill_in_place`] copies it, and a readable event follows.
+    pub fn sockets_with_rx<'a>(&'a mut self, now: Instant, rx: &'a [&'a [u8]]) -> Sockets<'a> {
+        Sockets {
+            shard: self,
+            now,
+            rx,
+        }
     }
 }
 
@@ -133,6 +155,14 @@ impl Sockets<'_> {
             SocketHandle::Tcp(t) => self.shard.tcp_endpoints().get(t),
             _ => None,
         }
+    }
+
+    /// True if connection `t` holds received bytes not read yet.
+    fn has_unread(&self, t: endpoints::TcpHandle) -> bool {
+        self.shard
+            .tcp_endpoints()
+            .get(t)
+            .is_some_and(|tcb| tcb.recv_available() > 0)
     }
 
     fn tcb_mut(&mut self, h: SocketHandle) -> Option<&mut tcp::Tcb> {
@@ -464,21 +494,25 @@ impl Sockets<'_> {
             SocketHandle::Tcp(t) => {
                 let read_shut = self.shard.tcp_endpoints().is_read_shutdown(t);
                 let r = self
-                    .tcb_mut(h)
+                    .shard
+                    .tcp()
+                    .recv(t, self.rx, buf)
                     .ok_or(RecvError::BadHandle)?
-                    .recv(buf)
                     .map_err(recv_error);
                 match r {
-                    Err(RecvError::WouldBlock) if read_shut => Ok(0),
+                    // Bytes still in a frame this view does not lend are not end of stream.
+                    Err(RecvError::WouldBlock) if read_shut && !self.has_unread(t) => Ok(0),
                     r => r,
                 }
             }
         }
     }
 
-    /// Zero-copy `recv`: lends the first contiguous received bytes, in place in the receive
-    /// buffer, to `read`, which returns how many it consumed. `Ok(0)` without calling `read`
-    /// is end of stream. On UDP, lends one whole datagram, which is then consumed.
+    /// Zero-copy `recv`: lends the first contiguous received bytes to `read`, which returns
+    /// how many it consumed: in the received frame itself when the bytes are still there (a
+    /// view made with [`Shard::sockets_with_rx`]), else in the receive buffer. `Ok(0)` without
+    /// calling `read` is end of stream. On UDP, lends one whole datagram, which is then
+    /// consumed.
     ///
     /// Errors: as [`Sockets::recv`].
     pub fn recv_with(
@@ -496,12 +530,14 @@ impl Sockets<'_> {
             SocketHandle::Tcp(t) => {
                 let read_shut = self.shard.tcp_endpoints().is_read_shutdown(t);
                 let r = self
-                    .tcb_mut(h)
+                    .shard
+                    .tcp()
+                    .recv_with(t, self.rx, read)
                     .ok_or(RecvError::BadHandle)?
-                    .recv_with(read)
                     .map_err(recv_error);
                 match r {
-                    Err(RecvError::WouldBlock) if read_shut => Ok(0),
+                    // Bytes still in a frame this view does not lend are not end of stream.
+                    Err(RecvError::WouldBlock) if read_shut && !self.has_unread(t) => Ok(0),
                     r => r,
                 }
             }

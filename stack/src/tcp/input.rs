@@ -2,6 +2,7 @@
 //! text, FIN), with RFC 5961's protections against blind in-window attacks, RFC 7323's PAWS and
 //! RFC 1337's refusal to let a RST end TIME-WAIT.
 
+use super::recv_buffer::InPlace;
 use super::sack_scoreboard::DUP_THRESH;
 use super::segment::Incoming;
 use super::seq::SeqNum;
@@ -19,11 +20,25 @@ const MAX_RTT_SAMPLE: Duration = Duration::from_secs(300);
 impl Tcb {
     /// A segment for this connection arrived (RFC 9293 3.10.7.3 and 3.10.7.4).
     pub fn on_segment(&mut self, now: Instant, seg: &Incoming<'_>) {
+        self.on_segment_in_place(now, seg, &mut InPlace::Copy);
+    }
+
+    /// [`Tcb::on_segment`] for a segment whose frame the caller holds until the application
+    /// has had its turn: with `in_place` at [`InPlace::MayStay`], in-order data that nothing
+    /// readable precedes is not copied; `in_place` then says which payload bytes stayed in
+    /// the frame ([`InPlace::Stayed`]), for the caller to lend or spill (see
+    /// `recv_buffer.rs`). Otherwise it is the same call, and the data is copied.
+    pub fn on_segment_in_place(
+        &mut self,
+        now: Instant,
+        seg: &Incoming<'_>,
+        in_place: &mut InPlace,
+    ) {
         self.stats.segs_in += 1;
         match self.state {
             State::Closed | State::Listen => {}
             State::SynSent => self.on_segment_syn_sent(now, seg),
-            _ => self.on_segment_synchronized(now, seg),
+            _ => self.on_segment_synchronized(now, seg, in_place),
         }
     }
 
@@ -103,7 +118,7 @@ impl Tcb {
             self.ack_now = true;
             self.arm_keepalive(now);
             if !seg.payload.is_empty() || seg.flags.fin() {
-                self.accept_text(now, seg);
+                self.accept_text(now, seg, &mut InPlace::Copy);
             }
         } else {
             // Simultaneous open: SYN-RECEIVED, answer with SYN-ACK <SEQ=ISS><ACK=RCV.NXT>.
@@ -145,7 +160,12 @@ impl Tcb {
     }
 
     /// RFC 9293 3.10.7.4.
-    fn on_segment_synchronized(&mut self, now: Instant, seg: &Incoming<'_>) {
+    fn on_segment_synchronized(
+        &mut self,
+        now: Instant,
+        seg: &Incoming<'_>,
+        in_place: &mut InPlace,
+    ) {
         // A retransmitted SYN in SYN-RECEIVED: our SYN-ACK was lost; send it again (Linux
         // answers from the request socket the same way).
         if self.state == State::SynReceived
@@ -295,7 +315,7 @@ impl Tcb {
         // Sixth: URG is ignored (RFC 6093 discourages its use; Linux delivers it inline).
         // Seventh and eighth: text and FIN.
         if !seg.payload.is_empty() || seg.flags.fin() {
-            self.accept_text(now, seg);
+            self.accept_text(now, seg, in_place);
         }
     }
 
@@ -449,7 +469,7 @@ impl Tcb {
     }
 
     /// Seventh and eighth: queue the text, then process a FIN that is now in order.
-    fn accept_text(&mut self, now: Instant, seg: &Incoming<'_>) {
+    fn accept_text(&mut self, now: Instant, seg: &Incoming<'_>, in_place: &mut InPlace) {
         let mut seq = seg.seq;
         if seg.flags.syn() {
             seq += 1u32;
@@ -458,9 +478,10 @@ impl Tcb {
             self.peer_fin = Some(seq + seg.payload.len());
         }
         let mut data = seg.payload;
+        let mut skip = 0;
         if self.state.can_receive() && !data.is_empty() {
             if seq.before(self.rcv_nxt) {
-                let skip = (self.rcv_nxt - seq) as usize;
+                skip = (self.rcv_nxt - seq) as usize;
                 data = data.get(skip..).unwrap_or(&[]);
                 seq = self.rcv_nxt;
             }
@@ -473,7 +494,7 @@ impl Tcb {
                 self.reset(now);
                 return;
             } else {
-                self.queue_data(now, seq, data);
+                self.queue_data(now, seq, data, skip, in_place);
             }
         } else if !data.is_empty() {
             // CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer already sent its FIN; the text
@@ -491,14 +512,35 @@ impl Tcb {
     /// server's TCB is in SYN-RECEIVED; its SYN-ACK then acknowledges the data).
     pub fn accept_syn_data(&mut self, now: Instant, data: &[u8]) {
         if self.state == State::SynReceived && self.rcv_nxt == self.irs + 1u32 && !data.is_empty() {
-            self.queue_data(now, self.rcv_nxt, data);
+            self.queue_data(now, self.rcv_nxt, data, 0, &mut InPlace::Copy);
         }
     }
 
-    fn queue_data(&mut self, now: Instant, seq: SeqNum, data: &[u8]) {
+    /// Stores text at `seq` (its first `skip` payload bytes were trimmed as old): copied, or
+    /// left in the frame when `in_place` allows and the receive buffer can account for it so.
+    fn queue_data(
+        &mut self,
+        now: Instant,
+        seq: SeqNum,
+        data: &[u8],
+        skip: usize,
+        in_place: &mut InPlace,
+    ) {
         let offset = (seq - self.rcv_nxt) as usize;
         let had_holes = self.recv_buf.has_out_of_order();
-        match self.recv_buf.write_at(offset, data) {
+        let stays = *in_place == InPlace::MayStay
+            && offset == 0
+            && self.recv_buf.can_stay_in_place(data.len());
+        let written = if stays {
+            *in_place = InPlace::Stayed {
+                skip,
+                len: data.len(),
+            };
+            Ok(self.recv_buf.write_in_place(data.len()))
+        } else {
+            self.recv_buf.write_at(offset, data)
+        };
+        match written {
             Ok(w) => {
                 if w.in_order > 0 {
                     self.rcv_nxt += w.in_order;

@@ -16,8 +16,29 @@
 //!
 //! Out-of-order offsets are relative to `RCV.NXT`, the first byte after the readable ones;
 //! which of them are held is tracked by an [`Assembler`], which also orders them for SACK
-//! (RFC 2018). No method panics, whatever its arguments; only [`RecvBuffer::write_at`]
-//! allocates (when data lands beyond the storage held), and reads free.
+//! (RFC 2018). No method panics, whatever its arguments; only [`RecvBuffer::write_at`] and
+//! [`RecvBuffer::spill_in_place`] allocate (when data lands beyond the storage held), and
+//! reads free.
+//!
+//! # Bytes left in their frames (zero-copy receive)
+//!
+//! The first readable bytes may still be in the received frames rather than in the ring:
+//! [`RecvBuffer::write_in_place`] accounts for an in-order segment exactly as
+//! [`RecvBuffer::write_at`] would (`RCV.NXT` advances, the window shrinks, out-of-order data it
+//! joins becomes readable) without copying it. Those [`RecvBuffer::in_place`] bytes are the
+//! logical front of the readable bytes: their place in the ring (offsets `[0, in_place)`) is
+//! reserved but not written, so everything after them (ring data that arrived later, the
+//! out-of-order ranges) sits at the offsets it would have had. Whoever holds the frames (the
+//! shard) either lends them to the application and calls [`RecvBuffer::consume_in_place`],
+//! or copies them in, last bytes first, with [`RecvBuffer::spill_in_place`] before the frames
+//! go back to the driver. While bytes are in place, the ring's own reads ([`RecvBuffer::read`],
+//! [`RecvBuffer::read_with`], [`RecvBuffer::peek`]) see nothing: they cannot skip bytes that
+//! come first.
+//!
+//! ```text
+//! | in place (in frames) | readable ring bytes | RCV.NXT ... out-of-order ... |
+//! 0                      in_place()            readable()                    capacity
+//! ```
 
 use super::reassembly::{Assembler, TooManyHoles};
 use super::ring::Ring;
@@ -36,9 +57,28 @@ pub struct Written {
     pub duplicate: bool,
 }
 
+/// Whether a received segment's data may stay in its frame, and what of it did: the shard
+/// offers it ([`InPlace::MayStay`]) when it holds the frame until the application has had
+/// its turn; the connection answers with [`InPlace::Stayed`] when it took the data that way
+/// ([`RecvBuffer::write_in_place`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InPlace {
+    /// The data is copied into the receive buffer (no frame is held).
+    Copy,
+    /// The data may stay in the frame if it is in order and nothing readable precedes it.
+    MayStay,
+    /// `len` bytes of the payload, from `skip` bytes into it, stayed in the frame.
+    Stayed {
+        /// Payload bytes before them (already received, trimmed).
+        skip: usize,
+        /// Bytes left in the frame.
+        len: usize,
+    },
+}
+
 /// A connection's receive buffer: readable in-order data plus out-of-order data beyond it.
 ///
-/// Invariants: `readable <= capacity`; every assembler range lies within
+/// Invariants: `in_place <= readable <= capacity`; every assembler range lies within
 /// `[0, capacity - readable)`; no range starts at offset 0 between calls (data at the edge is
 /// always made readable); the storage covers `readable` plus the end of the last range, is at
 /// most the capacity, and is freed whenever nothing at all is held.
@@ -47,8 +87,11 @@ pub struct RecvBuffer {
     ring: Ring,
     /// The most bytes held (`SO_RCVBUF`): what the window is computed from.
     limit: usize,
-    /// The `max_ranges` asked for, before clamping to the capacity.
-    max_ranges: usize,
+    /// The `max_ranges` asked for, before clamping to the capacity (a `u32`, so that it
+    /// shares a word with `in_place`: the buffer is part of every TCB).
+    max_ranges: u32,
+    /// The first readable bytes that are still in received frames, not in the ring.
+    in_place: u32,
     readable: usize,
     ooo: Assembler,
 }
@@ -64,7 +107,8 @@ impl RecvBuffer {
         RecvBuffer {
             ring: Ring::default(),
             limit: capacity,
-            max_ranges,
+            max_ranges: u32::try_from(max_ranges).unwrap_or(u32::MAX),
+            in_place: 0,
             readable: 0,
             ooo: Assembler::new(max_ranges.min(capacity / 2)),
         }
@@ -85,7 +129,8 @@ impl RecvBuffer {
         if self.ring.storage() > self.limit {
             self.ring.resize(used, self.limit);
         }
-        self.ooo.set_max_ranges(self.max_ranges.min(self.limit / 2));
+        self.ooo
+            .set_max_ranges((self.max_ranges as usize).min(self.limit / 2));
         self.limit
     }
 
@@ -136,13 +181,86 @@ impl RecvBuffer {
     /// [`TooManyHoles`] when an out-of-order segment touches no held range and the assembler
     /// tracks `max_ranges` already; nothing is stored then. Data at offset 0 is never refused.
     pub fn write_at(&mut self, offset: usize, data: &[u8]) -> Result<Written, TooManyHoles> {
-        let window = self.window();
-        let keep = window.saturating_sub(offset).min(data.len());
-        let trimmed = keep < data.len();
-        let Some(data) = data.get(..keep) else {
-            return Ok(Written::default());
+        self.store(offset, data.len(), Some(data))
+    }
+
+    /// True when an in-order segment of `len` bytes may be left in its frame
+    /// ([`RecvBuffer::write_in_place`]): it is not empty, all of it fits the window (so a later
+    /// [`RecvBuffer::spill_in_place`] always has room), and no readable byte of the ring
+    /// precedes it (bytes in place are always the front of the stream).
+    pub fn can_stay_in_place(&self, len: usize) -> bool {
+        len > 0
+            && self.readable == self.in_place as usize
+            && len <= self.window()
+            && u32::try_from(self.in_place as usize + len).is_ok()
+    }
+
+    /// Accounts for `len` bytes at `RCV.NXT` that stay in their frame: everything
+    /// [`RecvBuffer::write_at`]`(0, ..)` does except copying them (see the module
+    /// documentation). The caller keeps the bytes and must either lend them to the
+    /// application ([`RecvBuffer::consume_in_place`]) or copy them in
+    /// ([`RecvBuffer::spill_in_place`]). Nothing happens unless
+    /// [`RecvBuffer::can_stay_in_place`]`(len)`.
+    pub fn write_in_place(&mut self, len: usize) -> Written {
+        if !self.can_stay_in_place(len) {
+            return Written::default();
+        }
+        let w = self.store(0, len, None).unwrap_or_default();
+        self.in_place += len as u32;
+        w
+    }
+
+    /// Bytes at the front of the readable ones that are still in received frames.
+    pub fn in_place(&self) -> usize {
+        self.in_place as usize
+    }
+
+    /// The application consumed `n` bytes in place (clamped to [`RecvBuffer::in_place`]);
+    /// returns the count consumed.
+    pub fn consume_in_place(&mut self, n: usize) -> usize {
+        let n = n.min(self.in_place as usize);
+        self.in_place -= n as u32;
+        self.consume(n);
+        n
+    }
+
+    /// Copies the *last* `data.len()` bytes still in place into the ring (allocating storage
+    /// if need be), so that the bytes still in frames stay the front of the stream: a caller
+    /// spilling several frames goes from the last to the first. Returns false, copying
+    /// nothing, if fewer bytes than that are in place.
+    pub fn spill_in_place(&mut self, data: &[u8]) -> bool {
+        let Some(at) = (self.in_place as usize).checked_sub(data.len()) else {
+            return false;
         };
         if data.is_empty() {
+            return true;
+        }
+        let used = self.used();
+        self.ring.reserve(used, used, self.limit);
+        self.ring.copy_in(at, data);
+        self.in_place = at as u32;
+        true
+    }
+
+    /// What `write_at` does, for `len` bytes at `offset` that are copied from `data` or, when
+    /// `data` is `None`, stay in their frame (then `offset` is 0 and all of it fits).
+    fn store(
+        &mut self,
+        offset: usize,
+        len: usize,
+        data: Option<&[u8]>,
+    ) -> Result<Written, TooManyHoles> {
+        let window = self.window();
+        let keep = window.saturating_sub(offset).min(len);
+        let trimmed = keep < len;
+        let data = match data {
+            Some(d) => match d.get(..keep) {
+                Some(d) => Some(d),
+                None => return Ok(Written::default()),
+            },
+            None => None,
+        };
+        if keep == 0 {
             return Ok(Written::default());
         }
         let stored = keep - self.ooo.covered(offset, keep);
@@ -151,14 +269,18 @@ impl RecvBuffer {
         let in_order = if offset == 0 {
             // Joins whatever it overlaps or touches: drop/trim ranges it covers, then collect
             // the one that now starts at the edge.
-            self.ring.reserve(used, at + keep, self.limit);
-            self.ring.copy_in(at, data);
+            if let Some(data) = data {
+                self.ring.reserve(used, at + keep, self.limit);
+                self.ring.copy_in(at, data);
+            }
             self.ooo.advance(keep);
             keep + self.ooo.take_front()
         } else {
             self.ooo.add(offset, keep)?;
-            self.ring.reserve(used, at + keep, self.limit);
-            self.ring.copy_in(at, data);
+            if let Some(data) = data {
+                self.ring.reserve(used, at + keep, self.limit);
+                self.ring.copy_in(at, data);
+            }
             0
         };
         self.readable += in_order;
@@ -169,8 +291,9 @@ impl RecvBuffer {
         })
     }
 
-    /// Drops `n <= readable` bytes the application consumed.
-    /// Frees the storage when nothing at all is held.
+    /// Drops `n <= readable` bytes the application consumed (ring bytes, or bytes in place
+    /// whose reserved room in the ring is skipped). Frees the storage when nothing at all is
+    /// held.
     fn consume(&mut self, n: usize) {
         self.ring.advance(n);
         self.readable -= n;
@@ -181,6 +304,7 @@ impl RecvBuffer {
     }
 
     /// Copies readable bytes into `dst` (as many as fit), consumes them and returns the count.
+    /// Reads nothing while bytes are in place (they come first).
     pub fn read(&mut self, dst: &mut [u8]) -> usize {
         let (a, b) = self.peek(0, dst.len());
         let n = a.len() + b.len();
@@ -196,7 +320,8 @@ impl RecvBuffer {
     /// Zero-copy read: lends `f` the first contiguous run of readable bytes (up to the end of
     /// the ring; call again for the rest after a wrap) and consumes the `f(run)` bytes it
     /// reports (clamped to the run's length). `f` is called exactly once, with an empty slice
-    /// when nothing is readable. Returns the count consumed.
+    /// when nothing is readable (or the readable bytes are in place). Returns the count
+    /// consumed.
     pub fn read_with(&mut self, f: impl FnOnce(&[u8]) -> usize) -> usize {
         let (run, _) = self.peek(0, self.readable);
         let n = f(run).min(run.len());
@@ -205,8 +330,12 @@ impl RecvBuffer {
     }
 
     /// The readable bytes `[offset, offset + len)`, clamped to what is readable, as up to two
-    /// slices (the second non-empty only across the ring's wrap). Consumes nothing.
+    /// slices (the second non-empty only across the ring's wrap). Consumes nothing. Empty
+    /// while bytes are in place (they are not in the ring).
     pub fn peek(&self, offset: usize, len: usize) -> (&[u8], &[u8]) {
+        if self.in_place > 0 {
+            return (&[], &[]);
+        }
         let start = offset.min(self.readable);
         let end = offset.saturating_add(len).min(self.readable);
         self.ring.get(start, end - start)
@@ -236,6 +365,7 @@ impl RecvBuffer {
     /// Forgets all data, readable and out of order, and frees the storage.
     pub fn clear(&mut self) {
         self.readable = 0;
+        self.in_place = 0;
         self.ooo.clear();
         self.ring.release();
         self.ooo.release();
@@ -542,6 +672,80 @@ mod tests {
         assert_eq!(b.allocated(), 0);
     }
 
+    #[test]
+    fn bytes_in_place_count_as_held_and_the_ring_stays_unallocated() {
+        let mut b = RecvBuffer::new(100, 4);
+        assert!(b.can_stay_in_place(40));
+        let w = b.write_in_place(40);
+        assert_eq!(
+            w,
+            Written {
+                in_order: 40,
+                stored: 40,
+                duplicate: false
+            }
+        );
+        // The window shrinks exactly as if the bytes had been copied; no storage is taken.
+        assert_eq!((b.readable(), b.in_place(), b.window()), (40, 40, 60));
+        assert_eq!(b.allocated(), 0);
+        // A second in-order segment may stay too: only bytes in place precede it.
+        assert_eq!(b.write_in_place(50).in_order, 50);
+        assert_eq!((b.in_place(), b.window()), (90, 10));
+        // Not beyond the window, and never empty.
+        assert!(!b.can_stay_in_place(11));
+        assert!(!b.can_stay_in_place(0));
+        assert_eq!(b.write_in_place(11), Written::default());
+        // The ring's own reads cannot skip the bytes in place.
+        let mut out = [0u8; 8];
+        assert_eq!(b.read(&mut out), 0);
+        assert_eq!(b.read_with(|s| s.len()), 0);
+        assert_eq!(b.peek(0, 10), (&[][..], &[][..]));
+        // The application reads them in place; the window opens.
+        assert_eq!(b.consume_in_place(30), 30);
+        assert_eq!((b.readable(), b.in_place(), b.window()), (60, 60, 40));
+        assert_eq!(b.consume_in_place(1000), 60);
+        assert_eq!((b.readable(), b.window(), b.allocated()), (0, 100, 0));
+    }
+
+    #[test]
+    fn spilled_bytes_keep_their_place_before_later_data() {
+        let mut b = RecvBuffer::new(100, 4);
+        b.write_in_place(3); // "abc", in a frame
+        b.write_in_place(3); // "def", in another
+        // Data that arrives after them, in order and out of order, goes to the ring behind
+        // the room reserved for them (a table of frames that was full copies in order data).
+        b.write_at(3, b"jk").unwrap();
+        b.write_at(0, b"ghi").unwrap();
+        assert_eq!((b.readable(), b.in_place()), (11, 6));
+        // Ring data now precedes any later segment: that one cannot stay in place.
+        assert!(!b.can_stay_in_place(2));
+        // Spill from the last frame to the first: the bytes still in place stay the front.
+        assert!(!b.spill_in_place(b"toolongtoo"));
+        assert!(b.spill_in_place(b"def"));
+        assert_eq!(b.in_place(), 3);
+        assert!(b.spill_in_place(b"abc"));
+        assert_eq!(b.in_place(), 0);
+        assert!(!b.spill_in_place(b"x"));
+        assert_eq!(read_all(&mut b), b"abcdefghijk");
+        assert_eq!(b.allocated(), 0);
+    }
+
+    #[test]
+    fn an_in_place_segment_that_fills_a_hole_releases_the_data_behind_it() {
+        let mut b = RecvBuffer::new(100, 4);
+        b.write_at(4, b"efg").unwrap();
+        // Overlaps the held range by one byte: only its new bytes count as stored.
+        assert!(b.can_stay_in_place(5));
+        let w = b.write_in_place(5); // "abcde"
+        assert_eq!((w.in_order, w.stored), (7, 4));
+        assert!(!b.has_out_of_order());
+        assert_eq!((b.readable(), b.in_place()), (7, 5));
+        // Read part in place, spill the rest ("cde"), then read on from the ring.
+        assert_eq!(b.consume_in_place(2), 2);
+        assert!(b.spill_in_place(b"cde"));
+        assert_eq!(read_all(&mut b), b"cdefg");
+    }
+
     /// Receiver-side model: the stream, how much the app has read, `RCV.NXT`, which absolute
     /// positions are held, and the SACK properties checked after every segment.
     struct Harness {
@@ -555,9 +759,71 @@ mod tests {
         out: Vec<u8>,
         isn: u32,
         refused: usize,
+        /// Stream ranges `(start, len)` still in place (in "frames"), oldest first.
+        frames: Vec<(usize, usize)>,
     }
 
     impl Harness {
+        /// An in-order segment of up to `l` bytes at RCV.NXT whose frame is held: left in
+        /// place when the buffer allows, copied otherwise.
+        fn deliver_held(&mut self, l: usize) -> Result<(), TestCaseError> {
+            let s = self.rcv_nxt;
+            let l = l.min(self.stream.len() - s);
+            let window = self.cap - (self.rcv_nxt - self.read_pos);
+            let ring_readable = self.rcv_nxt - self.read_pos - self.in_place();
+            let may = l > 0 && l <= window && ring_readable == 0;
+            prop_assert_eq!(self.buf.can_stay_in_place(l), may);
+            if !may {
+                return self.deliver(s, l);
+            }
+            let newly = (s..s + l).filter(|&k| !self.held[k]).count();
+            let w = self.buf.write_in_place(l);
+            (s..s + l).for_each(|k| self.held[k] = true);
+            let front = self.held[s..].iter().take_while(|&&h| h).count();
+            prop_assert_eq!(
+                (w.in_order, w.stored, w.duplicate),
+                (front, newly, newly == 0)
+            );
+            self.rcv_nxt += front;
+            self.frames.push((s, l));
+            prop_assert_eq!(self.buf.in_place(), self.in_place());
+            prop_assert_eq!(self.buf.readable(), self.rcv_nxt - self.read_pos);
+            self.check_sack()
+        }
+
+        fn in_place(&self) -> usize {
+            self.frames.iter().map(|f| f.1).sum()
+        }
+
+        /// The frames go back: everything still in place is copied, last frame first.
+        fn spill(&mut self) -> Result<(), TestCaseError> {
+            while let Some((s, l)) = self.frames.pop() {
+                prop_assert!(self.buf.spill_in_place(&self.stream[s..s + l]));
+            }
+            prop_assert_eq!(self.buf.in_place(), 0);
+            Ok(())
+        }
+
+        /// Reads up to `n` bytes from the front frame, as the shard lends it.
+        fn read_in_place(&mut self, n: usize) -> Result<(), TestCaseError> {
+            let Some(&(s, l)) = self.frames.first() else {
+                return Ok(());
+            };
+            prop_assert_eq!(s, self.read_pos);
+            let k = n.min(l);
+            prop_assert_eq!(self.buf.consume_in_place(k), k);
+            self.out.extend_from_slice(&self.stream[s..s + k]);
+            self.read_pos += k;
+            if k == l {
+                self.frames.remove(0);
+            } else {
+                self.frames[0] = (s + k, l - k);
+            }
+            prop_assert_eq!(self.buf.in_place(), self.in_place());
+            prop_assert_eq!(self.buf.readable(), self.rcv_nxt - self.read_pos);
+            Ok(())
+        }
+
         fn deliver(&mut self, s: usize, l: usize) -> Result<(), TestCaseError> {
             let e = (s + l).min(self.stream.len());
             // The caller trims what lies before RCV.NXT (and the sender sends nothing past
@@ -641,6 +907,12 @@ mod tests {
         }
 
         fn read(&mut self, n: usize, zero_copy: bool) -> Result<(), TestCaseError> {
+            if !self.frames.is_empty() {
+                // Bytes in place come first: the ring reads nothing.
+                let mut probe = [0u8; 4];
+                prop_assert_eq!(self.buf.read(&mut probe), 0);
+                return self.read_in_place(n);
+            }
             let got = if zero_copy {
                 let mut got = Vec::new();
                 self.buf.read_with(|s| {
@@ -684,6 +956,10 @@ mod tests {
         /// duplicate) or up to 80 after it (out of order, possibly past the window).
         Near(usize, usize),
         Read(usize, bool),
+        /// An in-order segment whose frame is held (left in place when possible).
+        Held(usize),
+        /// The held frames go back: spill.
+        Spill,
     }
 
     fn event(len: usize) -> impl Strategy<Value = Event> {
@@ -691,14 +967,17 @@ mod tests {
             1 => (0..len, 1usize..40).prop_map(|(s, l)| Event::Anywhere(s, l)),
             6 => (0usize..90, 1usize..12).prop_map(|(d, l)| Event::Near(d, l)),
             1 => (0usize..64, any::<bool>()).prop_map(|(n, z)| Event::Read(n, z)),
+            2 => (1usize..20).prop_map(Event::Held),
+            1 => Just(Event::Spill),
         ]
     }
 
     proptest! {
         /// Whatever order and duplication segments arrive in (and however they overlap, run
-        /// past the window or are refused), the bytes read out are exactly the stream, in
-        /// order, each once; every Written matches a byte-level model; SACK blocks always
-        /// describe held data, never include RCV.NXT, never overlap and never exceed max.
+        /// past the window or are refused), and whichever in-order ones stay in their frames
+        /// to be read there or spilled, the bytes read out are exactly the stream, in order,
+        /// each once; every Written matches a byte-level model; SACK blocks always describe
+        /// held data, never include RCV.NXT, never overlap and never exceed max.
         #[test]
         fn any_arrival_order_reads_back_the_stream(
             stream in proptest::collection::vec(any::<u8>(), 1..300),
@@ -719,14 +998,18 @@ mod tests {
                 out: Vec::new(),
                 isn,
                 refused: 0,
+                frames: Vec::new(),
             };
             for ev in seed_events {
                 match ev {
                     Event::Anywhere(s, l) => h.deliver(s % len, l)?,
                     Event::Near(d, l) => h.deliver((h.rcv_nxt + d).saturating_sub(10), l)?,
                     Event::Read(n, z) => h.read(n, z)?,
+                    Event::Held(l) => h.deliver_held(l)?,
+                    Event::Spill => h.spill()?,
                 }
             }
+            h.spill()?;
             // Then the sender retransmits from RCV.NXT (go-back-N style) while the app
             // drains, until everything has arrived.
             let mut rounds = 0;

@@ -156,9 +156,12 @@ impl Ring {
         self.peak = 0;
     }
 
-    /// Sets logical offset 0 to what was logical offset `n` (`n <= storage`).
+    /// Sets logical offset 0 to what was logical offset `n` (`n <= storage`). Without storage
+    /// there is nothing to move (bytes consumed in place never reached the ring).
     pub(super) fn advance(&mut self, n: usize) {
-        self.head = self.phys(n);
+        if !self.buf.is_empty() {
+            self.head = self.phys(n.min(self.buf.len()));
+        }
     }
 
     /// Logical offset 0 becomes physical index 0 (only when nothing is held).

@@ -677,6 +677,10 @@ impl Tcb {
             return Ok(0);
         }
         self.check_recv()?;
+        if self.recv_buf.in_place() > 0 {
+            // The next bytes are in a frame only the shard can lend (`TcpEndpoints::recv`).
+            return Err(RecvError::WouldBlock);
+        }
         let n = self.recv_buf.read(buf);
         self.after_read();
         Ok(n)
@@ -689,9 +693,42 @@ impl Tcb {
             return Ok(0);
         }
         self.check_recv()?;
+        if self.recv_buf.in_place() > 0 {
+            return Err(RecvError::WouldBlock);
+        }
         let n = self.recv_buf.read_with(f);
         self.after_read();
         Ok(n)
+    }
+
+    /// Received bytes at the front of the stream that are still in frames the shard holds
+    /// (zero-copy receive; see `recv_buffer.rs`). [`Tcb::recv`] and [`Tcb::recv_with`] return
+    /// `EAGAIN` while there are any: the shard lends them.
+    pub(crate) fn in_place(&self) -> usize {
+        self.recv_buf.in_place()
+    }
+
+    /// The application consumed `n` bytes in place (clamped to [`Tcb::in_place`]): as a read.
+    pub(crate) fn consume_in_place(&mut self, n: usize) -> usize {
+        let n = self.recv_buf.consume_in_place(n);
+        self.after_read();
+        n
+    }
+
+    /// Copies the last `data.len()` bytes still in place into the receive buffer (the frame
+    /// holding them is about to go back to the driver). False if fewer are in place.
+    pub(crate) fn spill_in_place(&mut self, data: &[u8]) -> bool {
+        self.recv_buf.spill_in_place(data)
+    }
+
+    /// The frames holding this connection's in-place bytes went back to the driver unread and
+    /// unspilled (a caller broke the holding contract): bytes already acknowledged are lost,
+    /// so the connection cannot go on. It is reset (`ECONNRESET`), and its received data
+    /// dropped so that nothing stale is ever read.
+    pub(crate) fn lose_in_place(&mut self, now: Instant) {
+        self.recv_buf.clear();
+        self.reset(now);
+        self.error = Some(TcpError::ConnectionReset);
     }
 
     /// After the application read: announce the opened window if it grew enough (Linux
