@@ -579,7 +579,7 @@ fn pump_server(
         return Ok(());
     };
     let (close_kind, abort_after) = (conns[id].close, conns[id].abort_after);
-    if close_kind != Close::HalfClose || s.end.eof {
+    if close_kind != Close::HalfClosed || s.end.eof {
         write(shard, seed, id, 1, &mut s.end);
     }
     if close_kind == Close::ServerAborts
@@ -590,7 +590,7 @@ fn pump_server(
     }
     let done_sending = s.end.sent == s.end.to_send;
     let my_turn = match close_kind {
-        Close::ClientFirst | Close::HalfClose => s.end.eof,
+        Close::ClientFirst | Close::HalfClosed => s.end.eof,
         _ => true,
     };
     if done_sending && my_turn {
@@ -1240,9 +1240,9 @@ fn campaign_delivers_every_byte_once_in_order_to_its_own_connection() {
                     )
                 })
                 .collect();
-            let _ = write!(
+            let _ = writeln!(
                 json,
-                "    {{\"name\": {}, \"about\": {}, \"client_shards\": {}, \"server_shards\": {}, \"seeds\": {}, {}, \"failures\": [{}]}}{}\n",
+                "    {{\"name\": {}, \"about\": {}, \"client_shards\": {}, \"server_shards\": {}, \"seeds\": {}, {}, \"failures\": [{}]}}{}",
                 json_string(s.name),
                 json_string(s.about),
                 s.client_shards,

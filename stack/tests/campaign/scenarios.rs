@@ -15,7 +15,7 @@ pub enum Close {
     Both,
     /// Half-close: the client sends its request and shuts down writing; the server sends its
     /// response only after reading EOF, then closes.
-    HalfClose,
+    HalfClosed,
     /// The client aborts (`SO_LINGER` 0: RST) after a drawn number of bytes.
     ClientAborts,
     /// The server aborts after a drawn number of bytes.
@@ -84,7 +84,7 @@ const ALL_CLOSES: &[Close] = &[
     Close::ClientFirst,
     Close::ServerFirst,
     Close::Both,
-    Close::HalfClose,
+    Close::HalfClosed,
     Close::ClientAborts,
     Close::ServerAborts,
 ];
