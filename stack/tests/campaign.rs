@@ -744,6 +744,8 @@ fn run(scenario: &Scenario, seed: u64) -> Result<Tally, Violation> {
     let mut retry: Vec<usize> = Vec::new();
     let mut refused_retried = 0u64;
     let mut last_user: std::collections::HashMap<SocketAddrV4, usize> = Default::default();
+    // (address, connection) of the connect attempts refused and retried.
+    let mut refused_on: std::collections::HashSet<(SocketAddrV4, usize)> = Default::default();
     let mut violation: Option<Violation> = None;
     let start = sim.now();
     let deadline = start + Duration::from_secs(DEADLINE_SECS);
@@ -806,7 +808,11 @@ fn run(scenario: &Scenario, seed: u64) -> Result<Tally, Violation> {
                         c.client.node = node;
                         c.client.handle = Some(h);
                         c.local = Some(local);
-                        c.previous = last_user.insert(local, id);
+                        // A retry on the same address keeps the incarnation before it.
+                        let before = last_user.insert(local, id);
+                        if before != Some(id) {
+                            c.previous = before;
+                        }
                         connects += 1;
                         if again {
                             retry.pop();
@@ -845,19 +851,25 @@ fn run(scenario: &Scenario, seed: u64) -> Result<Tally, Violation> {
                     return true;
                 }
             }
-            // A connect refused because the previous incarnation of its 4-tuple was aborted
-            // (RST, no TIME-WAIT) an instant before, and its last segments were still in
-            // flight: the new SYN landed in the old window and the peer reset it, as Linux's
-            // tcp_check_req does (TIME-WAIT exists to prevent exactly this; SO_LINGER 0 skips
-            // it). A client retries; anything else refused is a failure.
+            // A connect refused because the previous use of its 4-tuple ended without
+            // TIME-WAIT (an abort, or a connect attempt refused the same way) an instant
+            // before, and its last segments were still in flight: the new SYN landed in the old
+            // window and the peer reset it, as Linux's tcp_check_req does (TIME-WAIT exists to
+            // prevent exactly this; SO_LINGER 0 skips it). A client retries; anything else
+            // refused is a failure.
             for id in 0..next_open {
                 let c = &conns[id];
-                let after_abort = c.previous.is_some_and(|p| conns[p].close.aborts());
+                let after_abort = c.previous.is_some_and(|p| {
+                    conns[p].close.aborts() || c.local.is_some_and(|a| refused_on.contains(&(a, p)))
+                });
                 if c.client.closed
                     && c.client.failed == Some("ECONNREFUSED")
                     && c.client.received == 0
                     && after_abort
                 {
+                    if let Some(a) = conns[id].local {
+                        refused_on.insert((a, id));
+                    }
                     let c = &mut conns[id];
                     c.client = End {
                         to_send: c.client.to_send,
@@ -945,8 +957,11 @@ fn run(scenario: &Scenario, seed: u64) -> Result<Tally, Violation> {
                 }
             }
             return Err(format!(
-                "conn {id} {:?}: the server never identified it: client {:?} local {:?}; server ends from that address: {same:?} [{what}]",
-                c.close, c.client, c.local
+                "conn {id} {:?}: the server never identified it: client {:?} local {:?} previous {:?}; server ends from that address: {same:?} [{what}]",
+                c.close,
+                c.client,
+                c.local,
+                c.previous.map(|p| (p, conns[p].close))
             ));
         };
         if up_received != c.client.to_send || c.client.received != c.down {
@@ -1066,7 +1081,16 @@ fn run_one(scenario: &Scenario, seed: u64, result: &mut ScenarioResult) {
     result.seeds += 1;
     match outcome {
         Ok(t) => result.tally.add(&t),
-        Err(e) => result.failures.push((seed, e)),
+        Err(e) => {
+            // At once, so a long run shows its failures as they happen.
+            eprintln!(
+                "FAILED {} seed {seed}: {}\n  replay: {}",
+                scenario.name,
+                e.lines().next().unwrap_or(""),
+                replay(scenario, seed)
+            );
+            result.failures.push((seed, e));
+        }
     }
 }
 
