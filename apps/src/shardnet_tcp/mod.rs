@@ -530,6 +530,162 @@ impl<P: Port + Send + 'static> EchoRuntime<P> {
     }
 }
 
+/// The load generator's side at the end of one second of a load (for [`SoakNet::run`]'s
+/// sampler).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientSecond {
+    /// Seconds since the load started.
+    pub second: u64,
+    /// Client TCP sockets in TIME-WAIT (the shards' last 100 ms sample).
+    pub time_wait: u64,
+    /// Client TCP sockets in any state.
+    pub sockets: u64,
+}
+
+/// How long [`SoakNet::run`] keeps the client host up after a load for the connections of
+/// both sides to end: FINs lost on the wire are retransmitted with backoff (RTO from 200 ms:
+/// six losses in a row take 25 s).
+pub const SETTLE: Duration = Duration::from_secs(30);
+
+/// [`SoakNet::run`]'s per-second callback: the client's side, the echo server, and
+/// [`SoakNet::wire_losses`].
+pub type SoakSampler<'a> = dyn FnMut(ClientSecond, &EchoRuntime<ThreadedPort>, (u64, u64)) + 'a;
+
+/// What [`SoakNet::run`] produced.
+#[derive(Debug)]
+pub struct SoakRun {
+    /// Per-second stats of the load.
+    pub series: Series,
+    /// The client's side.
+    pub client: ShardnetSide,
+    /// True if every connection of both sides ended within [`SETTLE`] after the load.
+    pub settled: bool,
+}
+
+/// A long-lived in-process network for soaks: one [`ThreadedWire`] (with seeded loss) and one
+/// echo runtime that live for the whole soak, and a load generator runtime started for each
+/// load ([`SoakNet::run`]) on the same client ports, so that rr and crr loads can alternate
+/// against the same server.
+pub struct SoakNet {
+    wire: ThreadedWire,
+    server: EchoRuntime<ThreadedPort>,
+    client_ports: Vec<ThreadedPort>,
+    idle: IdlePolicy,
+    server_shards: usize,
+}
+
+impl std::fmt::Debug for SoakNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SoakNet")
+            .field("server", &self.server)
+            .field("client_shards", &self.client_ports.len())
+            .finish()
+    }
+}
+
+impl SoakNet {
+    /// The wire (loss `loss`, seed `seed`), `server_shards` echo shards serving `echo`, and
+    /// `client_shards` client ports.
+    pub fn start(
+        client_shards: usize,
+        server_shards: usize,
+        loss: f64,
+        seed: u64,
+        echo: EchoAppConfig,
+        idle: Idle,
+    ) -> Result<SoakNet, String> {
+        let (client_shards, server_shards) = (client_shards.max(1), server_shards.max(1));
+        let wire = ThreadedWire::new(ThreadedWireConfig {
+            pool_size: 8192,
+            ring_size: 8192,
+            loss,
+            seed,
+            ..ThreadedWireConfig::default()
+        });
+        let server_port = wire.add_port(SERVER.mac, server_shards as u16);
+        let client_port = wire.add_port(CLIENT.mac, client_shards as u16);
+        let port = |p, q: usize| {
+            wire.port(p, q as u16)
+                .map_err(|e| format!("memory wire: {e:?}"))
+        };
+        let client_ports = (0..client_shards)
+            .map(|q| port(client_port, q))
+            .collect::<Result<Vec<_>, _>>()?;
+        let server_ports = (0..server_shards)
+            .map(|q| port(server_port, q))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (idle, _) = idle_policy(idle, client_shards + server_shards);
+        let server = EchoRuntime::start(
+            runtime_config(SERVER, idle, 0, server_shards),
+            server_ports,
+            echo,
+        )?;
+        Ok(SoakNet {
+            wire,
+            server,
+            client_ports,
+            idle,
+            server_shards,
+        })
+    }
+
+    /// The echo server.
+    pub fn server(&self) -> &EchoRuntime<ThreadedPort> {
+        &self.server
+    }
+
+    /// Frames the wire lost (on purpose) and dropped (no buffer, ring full) so far.
+    pub fn wire_losses(&self) -> (u64, u64) {
+        wire_losses(&self.wire)
+    }
+
+    /// Runs one load of `worker` (its target is set to the echo) on a new load generator
+    /// runtime, calling `on_second` at the end of each second with the client's side, the
+    /// echo server and [`SoakNet::wire_losses`]. After the load the client runtime stays up
+    /// until every connection of both sides has ended (at most [`SETTLE`]). Keeps the client
+    /// ports for the next load.
+    pub fn run(
+        &mut self,
+        worker: &WorkerConfig,
+        stop: &Arc<AtomicBool>,
+        on_second: &mut SoakSampler<'_>,
+    ) -> Result<SoakRun, String> {
+        let ports = std::mem::take(&mut self.client_ports);
+        let shards = ports.len();
+        let target = SocketAddrV4::new(SERVER.ip, ECHO_PORT);
+        let (server, wire) = (&self.server, &self.wire);
+        let mut hook = |c: ClientSecond| on_second(c, server, wire_losses(wire));
+        let run = run_client(
+            worker,
+            target,
+            runtime_config(CLIENT, self.idle, self.server_shards, shards),
+            ports,
+            true,
+            stop,
+            None,
+            Some(&self.server),
+            Some(&mut hook),
+            Some(SETTLE),
+        )?;
+        self.client_ports = run.ports;
+        Ok(SoakRun {
+            series: run.series,
+            client: run.side,
+            settled: run.settled,
+        })
+    }
+
+    /// Stops the echo.
+    pub fn stop(self) -> Result<ShardnetSide, String> {
+        self.server.stop(0)
+    }
+}
+
+fn wire_losses(wire: &ThreadedWire) -> (u64, u64) {
+    let c = wire.total_counters();
+    (c.lost, c.rx_nombuf + c.rx_ring_full + c.tx_ring_full)
+}
+
 /// What [`run_client`] produced.
 struct ClientRun<P> {
     series: Series,
@@ -540,6 +696,8 @@ struct ClientRun<P> {
     peak_server_time_wait: u64,
     tw_counters: Vec<TwCounterSample>,
     ports: Vec<P>,
+    /// False if `settle` was asked and the connections did not all end in time.
+    settled: bool,
 }
 
 /// Runs the load generator on `ports` (one shard each) against `target` until the load ends,
@@ -555,6 +713,8 @@ fn run_client<P, Q>(
     stop: &Arc<AtomicBool>,
     metrics: Option<(&LoadgenMetrics, &ExtraText)>,
     server: Option<&EchoRuntime<Q>>,
+    mut on_second: Option<&mut dyn FnMut(ClientSecond)>,
+    settle: Option<Duration>,
 ) -> Result<ClientRun<P>, String>
 where
     P: Port + Send + 'static,
@@ -619,6 +779,16 @@ where
             counters.push(tw_counters(&client, second));
             let c = sum_state(&client_states, State::TimeWait);
             let s = server.map_or(0, |s| s.sampled(State::TimeWait));
+            if let Some(f) = on_second.as_mut() {
+                f(ClientSecond {
+                    second,
+                    time_wait: c,
+                    sockets: ALL_STATES
+                        .iter()
+                        .map(|st| sum_state(&client_states, *st))
+                        .sum(),
+                });
+            }
             peak_client = peak_client.max(c);
             peak_server = peak_server.max(s);
             if let Some((_, extra)) = metrics {
@@ -643,6 +813,35 @@ where
             Some(c + s)
         },
     );
+    // A soak keeps the client host up after its load until every connection of both sides
+    // has ended (a FIN or final ACK lost on the wire is retransmitted and answered), as a
+    // host whose process exited keeps its kernel's connections: otherwise the server would
+    // keep retransmitting to a vanished peer and the next load would inherit its leftovers.
+    let mut settled = true;
+    if let Some(limit) = settle {
+        let open = |g: &[Arc<StateGauges>]| -> u64 {
+            ALL_STATES
+                .iter()
+                .filter(|s| !matches!(s, State::Listen | State::TimeWait))
+                .map(|s| sum_state(g, *s))
+                .sum()
+        };
+        let t0 = Instant::now();
+        settled = false;
+        while t0.elapsed() < limit {
+            // The gauges are published every 100 ms: two quiet samples in a row.
+            let quiet =
+                |_: ()| open(&client_states) == 0 && server.is_none_or(|s| open(&s.states) == 0);
+            if quiet(()) {
+                std::thread::sleep(Duration::from_millis(250));
+                if quiet(()) {
+                    settled = true;
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     let client_end = exact_states(&client);
     let tw = |m: &BTreeMap<String, u64>| m.get(State::TimeWait.name()).copied().unwrap_or(0);
     peak_client = peak_client.max(tw(&client_end));
@@ -667,6 +866,7 @@ where
         peak_server_time_wait: peak_server,
         tw_counters: counters,
         ports: client_exits.into_iter().map(|e| e.port).collect(),
+        settled,
     })
 }
 
@@ -749,6 +949,8 @@ where
         stop,
         metrics,
         Some(&server),
+        None,
+        None,
     );
     let echo_accepted = server.counters.accepted.load(Ordering::Relaxed);
     let echo_errors = server.counters.errors.load(Ordering::Relaxed);

@@ -298,6 +298,8 @@ fn load_on<P: Port + Send + 'static>(
                 stop,
                 metrics,
                 no_server,
+                None,
+                None,
             )?;
             (run, None)
         }
@@ -312,6 +314,8 @@ fn load_on<P: Port + Send + 'static>(
                 stop,
                 metrics,
                 no_server,
+                None,
+                None,
             )?;
             let n = finish_captures(run.ports, base)?;
             let run = super::ClientRun {
@@ -323,6 +327,7 @@ fn load_on<P: Port + Send + 'static>(
                 peak_server_time_wait: run.peak_server_time_wait,
                 tw_counters: run.tw_counters,
                 ports: Vec::<P>::new(),
+                settled: run.settled,
             };
             (run, Some(n))
         }

@@ -299,6 +299,19 @@ struct ListenerSlot {
     listener: Option<Listener>,
 }
 
+/// Takes the 4-tuple of connection `index` out of the flow table if it still maps to it. A
+/// connection is unhashed as soon as it reaches CLOSED, even while the application still
+/// holds its handle (to read the error or call `close`): Linux's `tcp_done` ->
+/// `tcp_set_state(TCP_CLOSE)` unhashes the socket at once, so that a new incarnation's SYN
+/// reaches the listener instead of being answered with a RST by the dead connection (found by
+/// the Monte-Carlo campaign, `stack/tests/campaign.rs`, scenario churn-tuple-reuse).
+fn unhash_closed(flows: &mut FlowTable, index: u32, tcb: &Tcb) {
+    let key = FlowKey::new(tcb.local(), tcb.remote());
+    if flows.get(&key) == Some(index) {
+        flows.remove(&key);
+    }
+}
+
 /// Counters of the TCP endpoint table (the shard merges them into its `Tcp:` group).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EndpointStats {
@@ -1850,6 +1863,9 @@ impl TcpEndpoints {
                     };
                     self.in_place.record(conn, at, offer);
                     let after = tcb.state();
+                    if tcb.is_closed() && slot.owned {
+                        unhash_closed(&mut self.flows, index, tcb);
+                    }
                     count_attempt_fail(&mut self.stats, before, after);
                     sync_counters(
                         &mut slot.estab,
@@ -2558,7 +2574,7 @@ impl TcpEndpoints {
             if core::mem::take(&mut s.estab) {
                 self.stats.curr_estab = self.stats.curr_estab.saturating_sub(1);
             }
-            self.flows.remove(&FlowKey::new(tcb.local(), tcb.remote()));
+            unhash_closed(&mut self.flows, index, &tcb);
             if let Some(id) = s.timer.take() {
                 self.wheel.cancel(id);
             }
@@ -2737,6 +2753,9 @@ impl TcpEndpoints {
             if tcb.is_closed() && !s.owned {
                 self.remove(index);
                 continue;
+            }
+            if tcb.is_closed() {
+                unhash_closed(&mut self.flows, index, tcb);
             }
             if tcb.state() == State::TimeWait
                 && !s.owned
