@@ -41,7 +41,7 @@ use plotters::prelude::*;
 use shardnet::socket::introspect::ALL_STATES;
 use shardnet::tcp::State;
 use shardnet_apps::client::{ConnConfig, Exchange};
-use shardnet_apps::kernel::loadgen::{Mode, WorkerConfig};
+use shardnet_apps::schedule::{Mode, WorkerConfig};
 use shardnet_apps::report::ErrorKind;
 use shardnet_apps::shardnet_tcp::echo::{EchoAppConfig, EchoPorts};
 use shardnet_apps::shardnet_tcp::{ECHO_PORT, Idle, SETTLE, SoakNet};
