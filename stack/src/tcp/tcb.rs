@@ -212,6 +212,9 @@ pub struct Tcb {
     pub(super) delack_at: Option<Instant>,
     pub(super) persist_at: Option<Instant>,
     pub(super) persist_backoff: u32,
+    /// Window probes sent since the peer last acknowledged anything (Linux
+    /// `icsk_probes_out`): the connection times out when they reach `retries`.
+    pub(super) probes_out: u32,
     pub(super) keepalive_at: Option<Instant>,
     pub(super) keepalive_sent: u32,
     /// FIN-WAIT-2 or TIME-WAIT expiry.
@@ -257,6 +260,10 @@ impl fmt::Debug for Tcb {
             .finish_non_exhaustive()
     }
 }
+
+/// Linux `tcp_orphan_retries` (0 means 8): backoffs of the persist timer after which a
+/// connection the application closed is given up.
+const ORPHAN_RETRIES: u32 = 8;
 
 /// Linux's smallest `SO_SNDBUF` (`SOCK_MIN_SNDBUF`, 2 * 2304 bytes on 64-bit).
 const MIN_SEND_BUFFER: usize = 4608;
@@ -327,6 +334,7 @@ impl Tcb {
             delack_at: None,
             persist_at: None,
             persist_backoff: 0,
+            probes_out: 0,
             keepalive_at: None,
             keepalive_sent: 0,
             close_at: None,
@@ -834,6 +842,17 @@ impl Tcb {
             {
                 self.persist_backoff = (self.persist_backoff + 1).min(16);
                 if self.snd_wnd == 0 {
+                    // Linux tcp_probe_timer: RFC 1122 4.2.2.17 keeps a connection open as long
+                    // as the receiver answers the probes (an answer resets `probes_out`); it
+                    // times out when `tcp_retries2` probes in a row went unanswered, and an
+                    // orphan (closed by the application) when its backoff reaches
+                    // `tcp_orphan_retries` (8 by default): nobody will ever read its error.
+                    let orphan_dead = self.app_closed && self.persist_backoff > ORPHAN_RETRIES;
+                    if self.probes_out >= self.config.retries || orphan_dead {
+                        self.fail(TcpError::TimedOut);
+                        return;
+                    }
+                    self.probes_out += 1;
                     self.probe_due = true;
                     self.stats.window_probes += 1;
                 } else {
