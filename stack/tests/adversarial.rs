@@ -290,6 +290,7 @@ fn data_beyond_the_receive_window_is_dropped_and_acknowledged() {
         (SeqNum(IRS + 1 + 4096), 0),
         "window closed"
     );
+    assert_eq!(tcb.stats().to_zero_window_adv, 1, "TCPToZeroWindowAdv");
     assert!(
         tcb.buffer_memory() <= 2 * 4096,
         "{} bytes held",

@@ -276,6 +276,7 @@ fn receive_buffer_limit_closes_the_window_and_back_pressures_the_sender_with_ewo
         "{}",
         tcb_s.buffer_memory()
     );
+    assert!(tcb_s.stats().to_zero_window_adv > 0, "TCPToZeroWindowAdv");
     assert_eq!(tcb_s.state(), State::Established);
     assert!(sent < msg.len() && sent <= 16 * 1024 + 32 * 1024);
     // The application reads: the window opens and everything arrives.

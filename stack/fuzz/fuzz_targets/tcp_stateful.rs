@@ -41,6 +41,7 @@ use shardnet::port::{RxOffload, VecTransmit};
 use shardnet::shard::tcp::{ListenHandle, TcpHandle};
 use shardnet::shard::{Shard, ShardConfig};
 use shardnet::tcp::State;
+use shardnet::tcp::tcb::ConnStats;
 use shardnet::time::{Duration, Instant};
 use shardnet::wire::ethernet::{self, EtherType};
 use shardnet::wire::{ChecksumMode, EthernetAddress, Ipv4Addr, arp, ipv4, tcp, tcp_option};
@@ -94,6 +95,28 @@ enum Ts {
     Raw(u32, u32),
 }
 
+/// The window field of a segment from the peer (scaled by 7 after the handshake).
+#[derive(Arbitrary, Debug, Clone, Copy)]
+enum Win {
+    /// Zero: the shard must probe (persist timer).
+    Zero,
+    /// A few bytes to a few KiB: sender silly-window avoidance.
+    Small(u8),
+    Full,
+    Raw(u16),
+}
+
+impl Win {
+    fn field(self) -> u16 {
+        match self {
+            Win::Zero => 0,
+            Win::Small(w) => u16::from(w),
+            Win::Full => 65535,
+            Win::Raw(w) => w,
+        }
+    }
+}
+
 #[derive(Arbitrary, Debug, Clone, Copy)]
 struct Opts {
     mss: Option<u16>,
@@ -114,7 +137,7 @@ enum Op {
         seq: Off,
         /// `None`: no ACK bit.
         ack: Option<Off>,
-        window: u16,
+        window: Win,
         opts: Opts,
         len: u16,
         /// The peer counts the segment's sequence space as sent (if it starts at its SND.NXT).
@@ -129,7 +152,7 @@ enum Op {
     /// An ACK of everything the shard sent, with this window.
     Ack {
         conn: u8,
-        window: u16,
+        window: Win,
     },
     /// A SYN to the listener from a new peer port (half-open connections, floods).
     Syn {
@@ -223,6 +246,9 @@ struct World {
     /// Handles accepted or connected that the model has not tied to a connection.
     extra: Vec<TcpHandle>,
     tcp_out: u64,
+    /// Per-connection counters summed over the connections the application held when the
+    /// input ended.
+    conn_stats: ConnStats,
 }
 
 impl World {
@@ -248,6 +274,7 @@ impl World {
             conns: Vec::new(),
             extra: Vec::new(),
             tcp_out: 0,
+            conn_stats: ConnStats::default(),
         };
         // The peer asks for our address: the shard learns it.
         let req = arp::Repr {
@@ -531,7 +558,8 @@ impl World {
                 let c = self.conn_index(*conn);
                 let flags = tcp::Flags::from_bits_truncate(u16::from(*flags));
                 let len = usize::from(*len) % 1600;
-                self.segment_at(c, *seq, flags, *ack, *window, opts, len, *commit);
+                let window = window.field();
+                self.segment_at(c, *seq, flags, *ack, window, opts, len, *commit);
             }
             Op::Data { conn, len, fin } => {
                 let c = self.conn_index(*conn);
@@ -546,7 +574,7 @@ impl World {
             Op::Ack { conn, window } => {
                 let c = self.conn_index(*conn);
                 let (f, a) = (tcp::Flags::empty(), Some(Off::Exact));
-                self.segment(c, f, a, *window, &PLAIN, 0, true);
+                self.segment(c, f, a, window.field(), &PLAIN, 0, true);
             }
             Op::Syn { port, opts } => {
                 let peer_port = 20000 + u16::from(*port % 32);
@@ -673,6 +701,21 @@ impl World {
     /// The application closes everything and the peer falls silent: every timer runs out and
     /// the tables are empty again.
     fn finish(&mut self) {
+        let handles: Vec<TcpHandle> = self.conns.iter().filter_map(|c| c.handle).collect();
+        for h in handles {
+            if let Some(tcb) = self.shard.tcp().get(h) {
+                let c = tcb.stats();
+                let sum = &mut self.conn_stats;
+                sum.challenge_acks += c.challenge_acks;
+                sum.dropped_unacceptable += c.dropped_unacceptable;
+                sum.window_probes += c.window_probes;
+                sum.ooo_segs += c.ooo_segs;
+                sum.bytes_received += c.bytes_received;
+                sum.bytes_acked += c.bytes_acked;
+                sum.fast_retransmits += c.fast_retransmits;
+                sum.rto_count += c.rto_count;
+            }
+        }
         while let Ok(h) = self.shard.tcp().accept(self.listener) {
             self.extra.push(h);
         }
@@ -734,4 +777,11 @@ fuzz_target!(|ops: Vec<Op>| {
         world.step(op);
     }
     world.finish();
+    if std::env::var_os("TCP_STATEFUL_STATS").is_some() {
+        // Which paths the inputs reach (see README): the shard's counters after the input,
+        // and the connection-level ones summed over the connections the application still
+        // held when the input ended.
+        eprint!("{}", world.shard.stats().render(false));
+        eprintln!("Conn: {:?}", world.conn_stats);
+    }
 });

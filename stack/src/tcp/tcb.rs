@@ -137,6 +137,9 @@ pub struct ConnStats {
     pub window_probes: u64,
     /// Keepalive probes sent.
     pub keepalive_probes: u64,
+    /// Times the window we advertise went from open to zero: the receive buffer is full and
+    /// the peer must wait (Linux `TCPToZeroWindowAdv`).
+    pub to_zero_window_adv: u64,
     /// Bytes acknowledged by the peer.
     pub bytes_acked: u64,
     /// Bytes received in order.
@@ -228,6 +231,8 @@ pub struct Tcb {
     /// The persist timer expired on a small non-zero window: send what fits, once.
     pub(super) force_send: bool,
     pub(super) last_challenge_ack: Option<Instant>,
+    /// The last window we advertised was zero.
+    pub(super) zero_window_advertised: bool,
 
     pub(super) error: Option<TcpError>,
     /// `close()` was called: the application holds no handle any more (an orphan, as Linux says).
@@ -344,6 +349,7 @@ impl Tcb {
             probe_due: false,
             force_send: false,
             last_challenge_ack: None,
+            zero_window_advertised: false,
             error: None,
             app_closed: false,
             last_recv_at: now,
@@ -1201,6 +1207,11 @@ impl Tcb {
         };
         if !(self.state == State::SynSent && syn) {
             flags |= Flags::ACK;
+            // Linux tcp_select_window: TCPToZeroWindowAdv when the window closes.
+            if window == 0 && !self.zero_window_advertised {
+                self.stats.to_zero_window_adv += 1;
+            }
+            self.zero_window_advertised = window == 0;
             self.rcv_adv = right;
             self.last_ack_sent = self.rcv_nxt;
             self.ack_now = false;
