@@ -127,7 +127,9 @@ impl Tcb {
 
     fn challenge_ack(&mut self, now: Instant) {
         // RFC 5961 7: rate-limit challenge ACKs (Linux: per connection, tcp_invalid_ratelimit).
-        // Linux >= 6.0 has no host-wide limit by default (tcp_challenge_ack_limit = INT_MAX).
+        // No host-wide limit: Linux >= 6.0 disables it by default (tcp_challenge_ack_limit =
+        // INT_MAX, commit 79e3602caa6f: a shared counter is a side channel for blind attacks,
+        // and the per-socket limit is kept).
         if self.oow_ack(now) {
             self.stats.challenge_acks += 1;
         }
