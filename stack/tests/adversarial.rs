@@ -848,3 +848,61 @@ fn syn_flood_neither_stalls_a_live_transfer_nor_keeps_a_new_client_out() {
         State::Established
     );
 }
+
+/// Data in flight when the peer shrinks its window to zero (it acknowledges part of the data
+/// and offers no window, RFC 9293 3.8.6.2.2 "SHOULD NOT shrink"): the retransmissions become
+/// the window probes. `answer`: the peer answers each with its ACK and window 0.
+fn shrunk_window(answer: bool) -> (Vec<Instant>, Option<Instant>, Tcb) {
+    let mut tcb = established(plain());
+    tcb.send(&[4u8; 3000]).unwrap();
+    assert_eq!(out(&mut tcb, t(15)).len(), 3);
+    let mut zero = seg(Flags::ACK, IRS + 1, ISS + 1 + 1000);
+    zero.window = 0;
+    tcb.on_segment(t(20), &zero);
+    let mut sent = Vec::new();
+    let mut closed_at = None;
+    let mut now = t(20);
+    while let Some(at) = tcb.poll_timeout() {
+        now = at.max(now);
+        if now > t(4 * 3600 * 1000) {
+            break;
+        }
+        tcb.on_timeout(now);
+        if tcb.state() == State::Closed && closed_at.is_none() {
+            closed_at = Some(now);
+        }
+        for _ in out(&mut tcb, now) {
+            sent.push(now);
+            if answer {
+                tcb.on_segment(now, &zero);
+            }
+        }
+    }
+    (sent, closed_at, tcb)
+}
+
+#[test]
+fn shrunk_zero_window_with_data_in_flight_never_times_out_while_the_peer_answers() {
+    // Linux tcp_retransmit_timer: "Receiver dastardly shrinks window. Our retransmits become
+    // zero probes, but we should not timeout this connection": they do not count toward
+    // tcp_retries2 while the peer answers.
+    let (sent, _, tcb) = shrunk_window(true);
+    assert!(sent.len() > 100, "{} retransmissions in 4 h", sent.len());
+    assert_eq!(tcb.state(), State::Established);
+}
+
+#[test]
+fn shrunk_zero_window_with_a_silent_peer_times_out_after_twice_the_rto_maximum() {
+    // Linux tcp_rtx_probe0_timed_out: given up once nothing was received for 2 * TCP_RTO_MAX
+    // (240 s) while retransmitting.
+    let (sent, closed_at, tcb) = shrunk_window(false);
+    assert_eq!(tcb.state(), State::Closed);
+    assert_eq!(tcb.error(), Some(TcpError::TimedOut));
+    // The last answer came at 20 ms; the check runs when a backed-off (<= 120 s) timer fires.
+    let closed_at = closed_at.unwrap();
+    assert!(
+        closed_at > t(240_020) && closed_at < t(380_000),
+        "{closed_at:?}"
+    );
+    assert!(sent.len() >= 5, "{sent:?}");
+}

@@ -905,7 +905,19 @@ impl Tcb {
                 if self.snd_una == self.snd_max {
                     return;
                 }
-                if self.retries > self.config.retries {
+                // Linux tcp_retransmit_timer: "Receiver dastardly shrinks window. Our
+                // retransmits become zero probes, but we should not timeout this connection.
+                // If the socket is an orphan, time it out": with a zero window the
+                // retransmissions do not count toward tcp_retries2; the connection is given up
+                // once nothing was received for 2 * TCP_RTO_MAX (tcp_rtx_probe0_timed_out).
+                let probing = self.snd_wnd == 0 && !self.app_closed;
+                let silent = now.saturating_duration_since(self.last_recv_at);
+                let timed_out = if probing {
+                    silent > self.config.rto.max.saturating_mul(2)
+                } else {
+                    self.retries > self.config.retries
+                };
+                if timed_out {
                     self.fail(TcpError::TimedOut);
                     return;
                 }
