@@ -557,10 +557,7 @@ fn window_scale_above_14_is_used_as_14() {
 #[test]
 fn option_lists_that_overflow_the_header_are_rejected_and_counted() {
     use etherparse::PacketBuilder;
-    let mut s = two_shards::shard(two_shards::MAC_S, two_shards::IP_S);
-    s.tcp().listen(80, 16).unwrap();
-    let mut sink = VecTransmit::default();
-    s.poll_transmit(t(0), &mut sink);
+    let (mut s, _) = lone_server();
     let syn = |options: &[u8]| {
         let mut f = Vec::new();
         PacketBuilder::ethernet2(two_shards::MAC_C.0, two_shards::MAC_S.0)
@@ -599,7 +596,52 @@ fn option_lists_that_overflow_the_header_are_rejected_and_counted() {
     s.handle_frame(t(3), &syn(&[2, 4, 5, 0xb4]), RxOffload::default());
     let mut out = VecTransmit::default();
     s.poll_transmit(t(3), &mut out);
-    assert_eq!(out.frames.len(), 1, "SYN-ACK");
+    assert_eq!(out.frames.len(), 1);
+    let h = tcp_header(&out.frames[0]);
+    assert!(h.syn && h.ack, "SYN-ACK");
+}
+
+/// The server shard of `support/two_shards.rs` alone, listening on port 80, with the client
+/// (198.18.0.1) in its ARP cache (learned from the client's ARP request) and its own
+/// gratuitous ARP sent: frames built by the test go straight into `handle_frame`.
+fn lone_server() -> (shardnet::shard::Shard, shardnet::shard::tcp::ListenHandle) {
+    use shardnet::wire::{EthernetAddress, arp, ethernet};
+    let mut s = two_shards::shard(two_shards::MAC_S, two_shards::IP_S);
+    let l = s.tcp().listen(80, 16).unwrap();
+    let req = arp::Repr {
+        operation: arp::Operation::Request,
+        source_hardware_addr: two_shards::MAC_C,
+        source_protocol_addr: two_shards::IP_C,
+        target_hardware_addr: EthernetAddress::ZERO,
+        target_protocol_addr: two_shards::IP_S,
+    };
+    let mut f = vec![0u8; ethernet::HEADER_LEN + req.buffer_len()];
+    ethernet::Repr {
+        src_addr: two_shards::MAC_C,
+        dst_addr: EthernetAddress::BROADCAST,
+        ethertype: ethernet::EtherType::Arp,
+    }
+    .emit(&mut ethernet::Frame::new_unchecked(&mut f[..]));
+    req.emit(&mut arp::Packet::new_unchecked(
+        &mut f[ethernet::HEADER_LEN..],
+    ));
+    s.handle_frame(t(0), &f, RxOffload::default());
+    let mut sink = VecTransmit::default();
+    s.poll_transmit(t(0), &mut sink);
+    assert_eq!(
+        s.arp_cache().peek(two_shards::IP_C),
+        Some(two_shards::MAC_C)
+    );
+    (s, l)
+}
+
+/// The TCP header of a frame the shard sent.
+fn tcp_header(frame: &[u8]) -> etherparse::TcpHeader {
+    let p = etherparse::SlicedPacket::from_ethernet(frame).unwrap();
+    let Some(etherparse::TransportSlice::Tcp(t)) = p.transport else {
+        panic!("not TCP: {frame:?}")
+    };
+    t.to_header()
 }
 
 // ----- peers that stop cooperating -----
@@ -905,4 +947,70 @@ fn shrunk_zero_window_with_a_silent_peer_times_out_after_twice_the_rto_maximum()
         "{closed_at:?}"
     );
     assert!(sent.len() >= 5, "{sent:?}");
+}
+
+#[test]
+fn syn_with_window_scale_above_14_is_answered_as_14_and_counted() {
+    use etherparse::PacketBuilder;
+    let (mut s, l) = lone_server();
+    let frame = |flags: u8, seq: u32, ack: u32, options: &[u8]| {
+        let mut f = Vec::new();
+        let b = PacketBuilder::ethernet2(two_shards::MAC_C.0, two_shards::MAC_S.0)
+            .ipv4(two_shards::IP_C.octets(), two_shards::IP_S.octets(), 64)
+            .tcp(4000, 80, seq, 1);
+        let b = if flags == 0 { b.syn() } else { b.ack(ack) };
+        b.options_raw(options).unwrap().write(&mut f, &[]).unwrap();
+        f
+    };
+    // SYN: MSS 1460, NOP, Window Scale 15.
+    let syn = frame(0, 100, 0, &[2, 4, 5, 0xb4, 1, 3, 3, 15]);
+    s.handle_frame(t(1), &syn, RxOffload::default());
+    let mut out = VecTransmit::default();
+    s.poll_transmit(t(1), &mut out);
+    assert_eq!(out.frames.len(), 1);
+    let synack = tcp_header(&out.frames[0]);
+    assert!(synack.syn && synack.ack, "SYN-ACK");
+    assert_eq!(
+        s.stats().tcp_ext.window_scale_clamped,
+        1,
+        "TCPWindowScaleClamped"
+    );
+    let iss = synack.sequence_number;
+    // The handshake completes; the peer's window field 1 means 1 << 14 bytes.
+    s.handle_frame(t(2), &frame(1, 101, iss + 1, &[]), RxOffload::default());
+    let h = s.tcp().accept(l).unwrap();
+    let tcb = s.tcp().get_mut(h).unwrap();
+    tcb.send(&vec![1u8; 100_000]).unwrap();
+    let mut out = VecTransmit::default();
+    s.poll_transmit(t(3), &mut out);
+    let bytes: usize = out
+        .frames
+        .iter()
+        .map(|f| {
+            let p = etherparse::SlicedPacket::from_ethernet(f).unwrap();
+            match p.transport {
+                Some(etherparse::TransportSlice::Tcp(t)) => t.payload().len(),
+                _ => 0,
+            }
+        })
+        .sum();
+    assert!(
+        bytes > 0 && bytes <= 1 << 14,
+        "{bytes} bytes in flight for a window of 1 << 14"
+    );
+    // A well-formed shift (14) is not counted.
+    let mut other = frame(0, 100, 0, &[2, 4, 5, 0xb4, 1, 3, 3, 14]);
+    other[14 + 20 + 1] = 0xa1; // source port 4001
+    let tcp = &mut other[14 + 20..];
+    tcp[16] = 0;
+    tcp[17] = 0;
+    let sum = etherparse::TcpHeader::from_slice(tcp)
+        .unwrap()
+        .0
+        .calc_checksum_ipv4_raw(two_shards::IP_C.octets(), two_shards::IP_S.octets(), &[])
+        .unwrap();
+    tcp[16..18].copy_from_slice(&sum.to_be_bytes());
+    s.handle_frame(t(4), &other, RxOffload::default());
+    assert_eq!(s.stats().tcp.in_errs, 0);
+    assert_eq!(s.stats().tcp_ext.window_scale_clamped, 1);
 }
