@@ -126,6 +126,10 @@ fn empty_frame_pool_defers_transmission_counted_as_out_no_buffer_and_loses_nothi
     // due and goes out at a later poll; one the port took into its batch and then could not
     // send is lost on the wire's side and retransmitted (RetransSegs).
     assert!(st.ethernet.tx_no_buffer > 0, "{}", st.render(false));
+    eprintln!(
+        "frame pool of 4: OutNoBuffer {}, RetransSegs {}",
+        st.ethernet.tx_no_buffer, st.tcp.retrans_segs
+    );
     assert_eq!(sim.nodes[C].shard.tcp().connection_count(), 1);
 }
 
@@ -158,6 +162,10 @@ fn full_transmit_ring_drops_frames_counted_as_out_no_buffer_and_tcp_retransmits_
         st.ethernet.tx_no_buffer > 0,
         "OutNoBuffer: {}",
         st.render(false)
+    );
+    eprintln!(
+        "TX ring of 2: OutNoBuffer {}, RetransSegs {}",
+        st.ethernet.tx_no_buffer, st.tcp.retrans_segs
     );
     assert!(
         st.tcp.retrans_segs > 0,
@@ -205,6 +213,10 @@ fn connection_table_full_leaves_syns_unanswered_counted_as_listen_drops() {
         st.tcp_ext.listen_drops >= 2,
         "ListenDrops: {}",
         st.render(false)
+    );
+    eprintln!(
+        "connection table of 4, 6 connects: ListenDrops {}, OutRsts {}",
+        st.tcp_ext.listen_drops, st.tcp.out_rsts
     );
     assert_eq!(st.tcp.out_rsts, 0);
     assert_eq!(sim.nodes[S].shard.tcp().connection_count(), 4);
@@ -277,6 +289,10 @@ fn receive_buffer_limit_closes_the_window_and_back_pressures_the_sender_with_ewo
         tcb_s.buffer_memory()
     );
     assert!(tcb_s.stats().to_zero_window_adv > 0, "TCPToZeroWindowAdv");
+    eprintln!(
+        "receive buffer 16 KiB unread: TCPToZeroWindowAdv {}, sender window probes {probes}, sender EWOULDBLOCK after {sent} bytes",
+        tcb_s.stats().to_zero_window_adv
+    );
     assert_eq!(tcb_s.state(), State::Established);
     assert!(sent < msg.len() && sent <= 16 * 1024 + 32 * 1024);
     // The application reads: the window opens and everything arrives.
@@ -331,6 +347,10 @@ fn time_wait_cap_closes_extra_connections_at_once_counted_as_tcp_time_wait_overf
     assert_eq!(e.connection_count(), 2);
     let st = sim.nodes[C].shard.stats();
     assert_eq!(st.tcp_ext.tw_overflow, 3, "TCPTimeWaitOverflow");
+    eprintln!(
+        "TIME-WAIT cap 2, 5 closes: TCPTimeWaitOverflow {}",
+        st.tcp_ext.tw_overflow
+    );
     assert_eq!(sim.nodes[S].shard.tcp().connection_count(), 0);
     // 2*MSL later the table is empty.
     idle(&mut sim, 70);
