@@ -1003,8 +1003,21 @@ impl Shard {
                 return;
             }
         };
+        // RFC 7323 2.3: "If a Window Scale option is received with a shift.cnt value larger
+        // than 14, the TCP SHOULD log the error but MUST use 14 instead" (`Repr::parse`
+        // clamps; Linux logs "Illegal window scaling value"): counted here, SYNs only.
+        if repr.flags.syn()
+            && repr.window_scale == Some(wire::tcp_option::MAX_WINDOW_SCALE)
+            && let Ok(s) = &segment
+            && s.option_iter().any(|o| {
+                matches!(o, Ok(wire::tcp_option::TcpOption::WindowScale(shift))
+                    if shift > wire::tcp_option::MAX_WINDOW_SCALE)
+            })
+        {
+            self.stats.tcp_ext.window_scale_clamped += 1;
+        }
         // The payload stays in the frame until the receive buffer takes it (or, when the
-        // caller holds the frame, until the application has read it: `tcp/in_place.rs`).
+        // caller holds the frame, until the application has read it: `shard/tcp/in_place.rs`).
         let seg = tcp::incoming(&repr);
         let local = SocketAddrV4::new(ip.dst_addr, repr.dst_port);
         let remote = SocketAddrV4::new(ip.src_addr, repr.src_port);

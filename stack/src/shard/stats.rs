@@ -287,6 +287,9 @@ counters!(
         tw_overflow: "TCPTimeWaitOverflow",
         /// Active opens refused with EADDRNOTAVAIL: the ephemeral port range was used up.
         port_exhausted: "TCPEphemeralPortExhausted",
+        /// SYNs whose Window Scale shift was above 14, used as 14 (RFC 7323 2.3 "SHOULD log";
+        /// Linux logs "Illegal window scaling value", with no counter).
+        window_scale_clamped: "TCPWindowScaleClamped",
     }
 );
 

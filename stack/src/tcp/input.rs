@@ -148,15 +148,42 @@ impl Tcb {
 
     fn challenge_ack(&mut self, now: Instant) {
         // RFC 5961 7: rate-limit challenge ACKs (Linux: per connection, tcp_invalid_ratelimit).
+        // No host-wide limit: Linux >= 6.0 disables it by default (tcp_challenge_ack_limit =
+        // INT_MAX, commit 79e3602caa6f: a shared counter is a side channel for blind attacks,
+        // and the per-socket limit is kept).
+        if self.oow_ack(now) {
+            self.stats.challenge_acks += 1;
+        }
+    }
+
+    /// An ACK in answer to an out-of-window segment, at most one per 500 ms per connection
+    /// (Linux `__tcp_oow_rate_limited`, shared with challenge ACKs through
+    /// `last_oow_ack_time`). Returns true if the ACK is sent.
+    fn oow_ack(&mut self, now: Instant) -> bool {
         if self
             .last_challenge_ack
             .is_some_and(|t| now.saturating_duration_since(t) < CHALLENGE_ACK_INTERVAL)
         {
-            return;
+            return false;
         }
         self.last_challenge_ack = Some(now);
-        self.stats.challenge_acks += 1;
         self.ack_now = true;
+        true
+    }
+
+    /// Answers a segment that failed the sequence or PAWS test (not a RST): Linux
+    /// tcp_validate_incoming sends a challenge ACK for a SYN, and for anything else a
+    /// duplicate ACK, rate-limited unless the segment carries data or a FIN
+    /// (`tcp_oow_rate_limited`: "Data packets without SYNs are not likely part of an ACK
+    /// loop").
+    fn answer_unacceptable(&mut self, now: Instant, seg: &Incoming<'_>) {
+        if seg.flags.syn() {
+            self.challenge_ack(now);
+        } else if seg.seg_len() == 0 {
+            self.oow_ack(now);
+        } else {
+            self.ack_now = true;
+        }
     }
 
     /// RFC 9293 3.10.7.4.
@@ -191,7 +218,7 @@ impl Tcb {
             && now.saturating_duration_since(self.ts_recent_at) < PAWS_IDLE
         {
             self.stats.dropped_unacceptable += 1;
-            self.ack_now = true;
+            self.answer_unacceptable(now, seg);
             return;
         }
         let mut zero_window_ack_only = false;
@@ -210,7 +237,7 @@ impl Tcb {
             } else {
                 self.stats.dropped_unacceptable += 1;
                 if !seg.flags.rst() {
-                    self.ack_now = true;
+                    self.answer_unacceptable(now, seg);
                 }
                 return;
             }
@@ -367,14 +394,23 @@ impl Tcb {
         let ack = seg.ack;
         // "If the ACK acks something not yet sent (SEG.ACK > SND.NXT), then send an ACK, drop
         // the segment, and return."
+        // RFC 5961 5.2 keeps this rule; the ACK is a challenge ACK, rate-limited like every
+        // other (RFC 5961 7; Linux tcp_rcv_state_process answers with
+        // tcp_send_challenge_ack), so that two confused ends cannot ping-pong ACKs.
         if ack.after(self.snd_max) {
-            self.ack_now = true;
+            self.stats.dropped_unacceptable += 1;
+            self.challenge_ack(now);
             return false;
         }
         // RFC 5961 5.2: an ACK older than SND.UNA - MAX.SND.WND is discarded with an ACK.
         if ack.before(self.snd_una - self.max_snd_wnd.max(1)) {
             self.challenge_ack(now);
             return false;
+        }
+        if !ack.before(self.snd_una) {
+            // Linux tcp_ack: an ACK that is not old shows the peer is alive
+            // (`icsk_probes_out = 0`): answered window probes never time out.
+            self.probes_out = 0;
         }
         let wnd = u32::from(seg.window) << self.snd_wscale.shift();
         let mss = self.payload_mss().len();

@@ -137,6 +137,9 @@ pub struct ConnStats {
     pub window_probes: u64,
     /// Keepalive probes sent.
     pub keepalive_probes: u64,
+    /// Times the window we advertise went from open to zero: the receive buffer is full and
+    /// the peer must wait (Linux `TCPToZeroWindowAdv`).
+    pub to_zero_window_adv: u64,
     /// Bytes acknowledged by the peer.
     pub bytes_acked: u64,
     /// Bytes received in order.
@@ -212,6 +215,9 @@ pub struct Tcb {
     pub(super) delack_at: Option<Instant>,
     pub(super) persist_at: Option<Instant>,
     pub(super) persist_backoff: u32,
+    /// Window probes sent since the peer last acknowledged anything (Linux
+    /// `icsk_probes_out`): the connection times out when they reach `retries`.
+    pub(super) probes_out: u32,
     pub(super) keepalive_at: Option<Instant>,
     pub(super) keepalive_sent: u32,
     /// FIN-WAIT-2 or TIME-WAIT expiry.
@@ -225,6 +231,8 @@ pub struct Tcb {
     /// The persist timer expired on a small non-zero window: send what fits, once.
     pub(super) force_send: bool,
     pub(super) last_challenge_ack: Option<Instant>,
+    /// The last window we advertised was zero.
+    pub(super) zero_window_advertised: bool,
 
     pub(super) error: Option<TcpError>,
     /// `close()` was called: the application holds no handle any more (an orphan, as Linux says).
@@ -257,6 +265,10 @@ impl fmt::Debug for Tcb {
             .finish_non_exhaustive()
     }
 }
+
+/// Linux `tcp_orphan_retries` (0 means 8): backoffs of the persist timer after which a
+/// connection the application closed is given up.
+const ORPHAN_RETRIES: u32 = 8;
 
 /// Linux's smallest `SO_SNDBUF` (`SOCK_MIN_SNDBUF`, 2 * 2304 bytes on 64-bit).
 const MIN_SEND_BUFFER: usize = 4608;
@@ -327,6 +339,7 @@ impl Tcb {
             delack_at: None,
             persist_at: None,
             persist_backoff: 0,
+            probes_out: 0,
             keepalive_at: None,
             keepalive_sent: 0,
             close_at: None,
@@ -336,6 +349,7 @@ impl Tcb {
             probe_due: false,
             force_send: false,
             last_challenge_ack: None,
+            zero_window_advertised: false,
             error: None,
             app_closed: false,
             last_recv_at: now,
@@ -897,6 +911,17 @@ impl Tcb {
             {
                 self.persist_backoff = (self.persist_backoff + 1).min(16);
                 if self.snd_wnd == 0 {
+                    // Linux tcp_probe_timer: RFC 1122 4.2.2.17 keeps a connection open as long
+                    // as the receiver answers the probes (an answer resets `probes_out`); it
+                    // times out when `tcp_retries2` probes in a row went unanswered, and an
+                    // orphan (closed by the application) when its backoff reaches
+                    // `tcp_orphan_retries` (8 by default): nobody will ever read its error.
+                    let orphan_dead = self.app_closed && self.persist_backoff > ORPHAN_RETRIES;
+                    if self.probes_out >= self.config.retries || orphan_dead {
+                        self.fail(TcpError::TimedOut);
+                        return;
+                    }
+                    self.probes_out += 1;
                     self.probe_due = true;
                     self.stats.window_probes += 1;
                 } else {
@@ -943,7 +968,19 @@ impl Tcb {
                 if self.snd_una == self.snd_max {
                     return;
                 }
-                if self.retries > self.config.retries {
+                // Linux tcp_retransmit_timer: "Receiver dastardly shrinks window. Our
+                // retransmits become zero probes, but we should not timeout this connection.
+                // If the socket is an orphan, time it out": with a zero window the
+                // retransmissions do not count toward tcp_retries2; the connection is given up
+                // once nothing was received for 2 * TCP_RTO_MAX (tcp_rtx_probe0_timed_out).
+                let probing = self.snd_wnd == 0 && !self.app_closed;
+                let silent = now.saturating_duration_since(self.last_recv_at);
+                let timed_out = if probing {
+                    silent > self.config.rto.max.saturating_mul(2)
+                } else {
+                    self.retries > self.config.retries
+                };
+                if timed_out {
                     self.fail(TcpError::TimedOut);
                     return;
                 }
@@ -1245,6 +1282,11 @@ impl Tcb {
         };
         if !(self.state == State::SynSent && syn) {
             flags |= Flags::ACK;
+            // Linux tcp_select_window: TCPToZeroWindowAdv when the window closes.
+            if window == 0 && !self.zero_window_advertised {
+                self.stats.to_zero_window_adv += 1;
+            }
+            self.zero_window_advertised = window == 0;
             self.rcv_adv = right;
             self.last_ack_sent = self.rcv_nxt;
             self.ack_now = false;
