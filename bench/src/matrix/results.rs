@@ -152,7 +152,7 @@ pub struct ChurnRun {
     pub label: String,
     /// The run, or why there is none.
     pub run: Run,
-    /// The rate of the first seconds (median of seconds 1-5), connections/s.
+    /// The mean rate of the first five seconds, connections/s.
     pub short_run_rate: Option<f64>,
     /// The lowest 5-second average rate after the first five seconds, as a fraction of the
     /// short-run rate (>= 0.9 holds the "within 10 %").

@@ -143,7 +143,7 @@ pub fn render(r: &Results, command: &str, plots: &[(String, String)]) -> String 
         let _ = writeln!(s, "## TIME_WAIT churn: client-closed crr, 16 connections\n");
         let _ = writeln!(
             s,
-            "| run | connections/s overall | short-run rate (s 1-5) | worst 5 s window | worst second | TIME_WAIT peak | TIME_WAIT steady state (from s, level) | EADDRNOTAVAIL / port exhaustion | TIME-WAIT entry bytes |"
+            "| run | connections/s overall | short-run rate (mean of s 0-4) | worst 5 s window | worst second | TIME_WAIT peak | TIME_WAIT steady state (from s, level) | EADDRNOTAVAIL / port exhaustion | TIME-WAIT entry bytes |"
         );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for c in &r.churn {
