@@ -4,7 +4,8 @@
 # root and writes bench/results/<date>-<host>.json, .md and PNG plots.
 #
 # Usage: scripts/bench.sh [--quick] [matrix options...]
-#   --quick       every part once, short (CI smoke: a few minutes)
+#   --quick       every part once, short (CI smoke: a few minutes; with --strict, exit 1
+#                 if anything but the DPDK parts could not be measured)
 #   --reps N      repetitions per stack and scenario (default 3)
 #   --secs S      seconds per load (default 4)
 #   --only LIST   memory,veth,dpdk,ceiling,churn,scale

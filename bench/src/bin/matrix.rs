@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! scripts/bench.sh            # the full matrix, about 15 minutes
-//! scripts/bench.sh --quick    # every part once, short (CI smoke)
+//! scripts/bench.sh --quick --strict --out /tmp/x   # every part once, short (CI smoke)
 //! ```
 
 use clap::Parser;
@@ -44,6 +44,9 @@ struct Args {
     /// Where the result files go.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
+    /// Exit with status 1 if any part other than DPDK could not be measured (CI smoke).
+    #[arg(long)]
+    strict: bool,
     /// AF_XDP attach mode.
     #[arg(long, default_value = "native", value_parser = ["native", "generic"])]
     xdp_mode: String,
@@ -95,9 +98,16 @@ fn main() -> ExitCode {
             .unwrap_or_else(|_| std::env::args().collect::<Vec<_>>().join(" ")),
     };
     match matrix::run(&cfg) {
-        Ok(md) => {
+        Ok((md, failures)) => {
             eprintln!("matrix: table in {}", md.display());
-            ExitCode::SUCCESS
+            for f in &failures {
+                eprintln!("matrix: not measured: {f}");
+            }
+            if args.strict && !failures.is_empty() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
             eprintln!("matrix: error: {e}");

@@ -109,8 +109,8 @@ fn sysctl(name: &str) -> String {
 }
 
 /// Runs the matrix and writes the result file, the table and the plots; returns the path of
-/// the table.
-pub fn run(cfg: &Config) -> Result<PathBuf, String> {
+/// the table and what could not be measured (see [`failures`]).
+pub fn run(cfg: &Config) -> Result<(PathBuf, Vec<String>), String> {
     let mut machine = machine::Machine::detect();
     let apps = Apps {
         loadgen: cfg.bin_dir.join("loadgen"),
@@ -336,7 +336,42 @@ pub fn run(cfg: &Config) -> Result<PathBuf, String> {
         scale,
         targets,
     };
-    write(cfg, &results)
+    let md = write(cfg, &results)?;
+    Ok((md, failures(&results)))
+}
+
+/// What could not be measured, except the DPDK parts (whose absence on a machine without
+/// them is expected and recorded as "not run"): sides without a figure, AF_XDP ceilings without
+/// one, failed churn runs, a failed scale run.
+pub fn failures(r: &Results) -> Vec<String> {
+    let mut f = Vec::new();
+    for g in r.groups.iter().filter(|g| g.path != Path::VethDpdk) {
+        for row in &g.rows {
+            for side in [&row.shardnet, &row.kernel] {
+                if let Some(why) = &side.not_run {
+                    f.push(format!("{}: {}: {}: {why}", g.label, row.label, side.label));
+                }
+            }
+        }
+    }
+    for c in r
+        .ceilings
+        .iter()
+        .filter(|c| c.label.starts_with("raw AF_XDP"))
+    {
+        if let Some(why) = &c.not_run {
+            f.push(format!("{}: {why}", c.label));
+        }
+    }
+    for c in &r.churn {
+        if let results::Run::Failed(why) = &c.run {
+            f.push(format!("churn {}: {why}", c.label));
+        }
+    }
+    if let Some(why) = r.scale.as_ref().and_then(|s| s.not_run.as_ref()) {
+        f.push(format!("conn_memory: {why}"));
+    }
+    f
 }
 
 fn short(label: &str) -> String {
