@@ -382,6 +382,36 @@ impl Percentiles {
     }
 }
 
+/// One point of a latency distribution: the fraction of responses at or below `us`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct CdfPoint {
+    /// Quantile (0..=1).
+    pub quantile: f64,
+    /// Latency at that quantile, in microseconds.
+    pub us: f64,
+}
+
+/// The quantiles [`latency_cdf`] reports: every percent, then the tail in finer steps.
+fn cdf_quantiles() -> impl Iterator<Item = f64> {
+    (0..100)
+        .map(|p| f64::from(p) / 100.0)
+        .chain([0.995, 0.999, 0.9995, 0.9999, 1.0])
+}
+
+/// The latency distribution of a nanosecond histogram as (quantile, microseconds) points, for
+/// plotting a CDF (empty if nothing was recorded).
+pub fn latency_cdf(h: &Histogram<u64>) -> Vec<CdfPoint> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    cdf_quantiles()
+        .map(|q| CdfPoint {
+            quantile: q,
+            us: h.value_at_quantile(q) as f64 / 1000.0,
+        })
+        .collect()
+}
+
 /// One second of the run.
 #[derive(Clone, Debug, Serialize)]
 pub struct SecondReport {
@@ -561,6 +591,9 @@ pub struct Report {
     pub rx_bits_per_s: f64,
     /// Latency over the run (open loop: from the intended send time).
     pub latency: Percentiles,
+    /// The same latencies as a distribution: quantile and microseconds, every percent and the
+    /// tail (for CDF plots).
+    pub latency_cdf: Vec<CdfPoint>,
     /// Errors by kind.
     pub errors: std::collections::BTreeMap<&'static str, u64>,
     /// Notes (e.g. TCP Fast Open refused by the sysctl).
@@ -592,6 +625,7 @@ impl Report {
         self.tx_bits_per_s = (t.bytes_tx * 8) as f64 / secs;
         self.rx_bits_per_s = (t.bytes_rx * 8) as f64 / secs;
         self.latency = Percentiles::of(&t.hist);
+        self.latency_cdf = latency_cdf(&t.hist);
         self.errors = ErrorKind::ALL
             .iter()
             .map(|&k| (k.name(), t.errors[k as usize]))
@@ -735,6 +769,11 @@ mod tests {
                 .count(),
             3
         );
+        let cdf = latency_cdf(&total.hist);
+        assert_eq!(cdf.len(), 105);
+        assert!(cdf.windows(2).all(|w| w[0].us <= w[1].us));
+        assert!((cdf[0].us - 10.0).abs() < 0.1 && (cdf[104].us - 30.0).abs() < 0.1);
+        assert!(latency_cdf(&Stats::new().hist).is_empty());
         a.clear();
         assert_eq!((a.ok, a.hist.len(), a.errors_total()), (0, 0, 0));
     }

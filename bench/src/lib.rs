@@ -5,6 +5,7 @@
 //! (198.18.0.1, 02:00:00:00:00:01) and a peer (198.18.0.2, 02:00:00:00:00:02).
 
 pub mod kernel_sockets;
+pub mod matrix;
 
 use shardnet::ip::{InterfaceConfig, Ipv4Cidr};
 use shardnet::port::{RxOffload, Transmit};

@@ -580,6 +580,7 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
         tx_bits_per_s: 0.0,
         rx_bits_per_s: 0.0,
         latency: Default::default(),
+        latency_cdf: Vec::new(),
         errors: Default::default(),
         notes,
         time_wait: None,

@@ -5,8 +5,11 @@
 //! veth (kernel to kernel, no XDP program on the responder's side). Run as root:
 //!
 //! ```sh
-//! cargo run --release -p shardnet-bench --bin xdp_forward -- [--mode native|generic] [--rounds 5] [--secs 1] [--window 32] [--size 64]
+//! cargo run --release -p shardnet-bench --bin xdp_forward -- [--mode native|generic] [--rounds 5] [--secs 1] [--window 32] [--size 64] [--json]
 //! ```
+//!
+//! `--json` prints one JSON object (every median, minimum and maximum, per load and responder)
+//! on the last line of stdout, after the table; the scenario matrix (`matrix`) reads it.
 //!
 //! The responders live in namespace `snet-bs` (shardnet 198.18.0.2 on veth `snet-bs0`, the
 //! kernel at 198.18.0.3 on the same veth end); the load comes from namespace `snet-bk`
@@ -726,6 +729,7 @@ fn main() {
         .unwrap_or(64usize)
         .clamp(1, 1472);
 
+    let json = args.iter().any(|a| a == "--json");
     let shape = Shape { size, window, secs };
     let _ns = Namespaces::up();
     let echo = Arc::new(AtomicBool::new(true));
@@ -830,6 +834,7 @@ fn main() {
          echo window {window}, AF_XDP attach {attach:?}, bind {bind:?}; median (min-max)"
     );
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    let mut json_loads = Vec::new();
     for (load, rows) in ["kernel UDP socket", "AF_XDP generator"]
         .iter()
         .zip(&results)
@@ -851,6 +856,23 @@ fn main() {
                 names[i], e.0, e.1, e.2, lost, r.0, r.1, r.2, sent.0
             );
         }
+        if json {
+            let spread =
+                |v: (f64, f64, f64)| serde_json::json!({ "median": v.0, "min": v.1, "max": v.2 });
+            let responders: Vec<serde_json::Value> = rows
+                .iter()
+                .zip(names)
+                .map(|(rows, name)| {
+                    serde_json::json!({
+                        "responder": name,
+                        "echo_pps": spread(stats(rows.iter().map(|f| f.echo).collect())),
+                        "rx_pps": spread(stats(rows.iter().map(|f| f.rx).collect())),
+                        "lost": rows.iter().map(|f| f.lost).sum::<u64>(),
+                    })
+                })
+                .collect();
+            json_loads.push(serde_json::json!({ "load": load, "responders": responders }));
+        }
         let [k, raw, sn] = medians;
         println!(
             "  echo ratios (medians): shardnet/raw {:.2}, shardnet/kernel {:.2}, raw/kernel {:.2}",
@@ -864,6 +886,18 @@ fn main() {
             ratio(sn.1, k.1),
             ratio(raw.1, k.1),
         );
+    }
+    if json {
+        let out = serde_json::json!({
+            "size": size,
+            "rounds": rounds,
+            "secs": secs,
+            "window": window,
+            "attach": format!("{attach:?}"),
+            "bind": format!("{bind:?}"),
+            "loads": json_loads,
+        });
+        println!("{out}");
     }
 }
 

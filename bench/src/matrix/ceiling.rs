@@ -1,0 +1,207 @@
+//! The ceilings of the real path: raw packet echo with no TCP, in packets/s. AF_XDP: the
+//! `xdp_forward` binary's raw reflector on a veth pair, loaded by its AF_XDP generator (so
+//! that the responder is the bottleneck). DPDK: the `dpdk_forward` binary (raw DPDK
+//! forwarding on a veth through `net_af_xdp`), when it is there.
+
+use super::child;
+use super::results::Ceiling;
+use super::summary::Spread;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+fn spread(v: &Value) -> Option<Spread> {
+    if let Some(x) = v.as_f64() {
+        return Spread::of(&[x]);
+    }
+    let g = |k: &str| v.get(k).and_then(Value::as_f64);
+    Some(Spread {
+        median: g("median")?,
+        min: g("min")?,
+        max: g("max")?,
+        n: v.get("n").and_then(Value::as_u64).unwrap_or(0) as usize,
+    })
+}
+
+/// The last line of `stdout` that parses as a JSON object.
+fn last_json(stdout: &str) -> Option<Value> {
+    stdout.lines().rev().find_map(|l| {
+        serde_json::from_str::<Value>(l.trim())
+            .ok()
+            .filter(Value::is_object)
+    })
+}
+
+/// Reads `xdp_forward --json`: the raw reflector's echoes/s under the AF_XDP generator, with
+/// the kernel's and shardnet's UDP echo of the same run as context.
+pub fn read_xdp_forward(stdout: &str, label: &str) -> Ceiling {
+    let mut c = Ceiling {
+        label: label.into(),
+        packets_per_s: None,
+        not_run: None,
+        context: Vec::new(),
+        shardnet_fraction: None,
+    };
+    let Some(v) = last_json(stdout) else {
+        c.not_run = Some("xdp_forward printed no JSON".into());
+        return c;
+    };
+    let loads = v
+        .get("loads")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for load in &loads {
+        let lname = load.get("load").and_then(Value::as_str).unwrap_or("?");
+        for r in load
+            .get("responders")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let rname = r.get("responder").and_then(Value::as_str).unwrap_or("?");
+            let Some(echo) = r.get("echo_pps").and_then(spread) else {
+                continue;
+            };
+            if lname == "AF_XDP generator" && rname.starts_with("AF_XDP raw reflector") {
+                // The ceiling is the more the raw path carried: echoed (closed loop) or
+                // received (open loop); the other is kept as context.
+                let rx = r.get("rx_pps").and_then(spread);
+                c.packets_per_s = Some(match rx {
+                    Some(rx) if rx.median > echo.median => rx,
+                    _ => echo,
+                });
+                c.context
+                    .push((format!("{rname}, load: {lname}, echoes/s"), echo));
+            } else {
+                c.context
+                    .push((format!("{rname}, load: {lname}, echoes/s"), echo));
+            }
+            if let Some(rx) = r.get("rx_pps").and_then(spread) {
+                c.context.push((
+                    format!("{rname}, load: {lname}, open loop, datagrams/s received"),
+                    rx,
+                ));
+            }
+        }
+    }
+    if c.packets_per_s.is_none() {
+        c.not_run = Some("xdp_forward's JSON has no raw reflector figure".into());
+    }
+    c
+}
+
+/// Datagrams in flight in the ceiling's echo loop: as many as the TCP rows keep in flight at
+/// most (rr with 64 connections), twice, so that the echo loop measures the path's rate
+/// rather than its round-trip time.
+pub const ECHO_WINDOW: usize = 128;
+
+/// Runs `xdp_forward` (it makes and deletes its own namespaces; the caller holds the lock).
+pub fn xdp_forward(bin: &Path, mode: &str, rounds: usize, secs: f64) -> Ceiling {
+    let label = format!(
+        "raw AF_XDP reflector ({mode} XDP, copy mode), AF_XDP generator load: the higher of echoes/s and open-loop datagrams/s received"
+    );
+    if !bin.exists() {
+        return Ceiling {
+            label,
+            packets_per_s: None,
+            not_run: Some(format!("not run: {} is not built", bin.display())),
+            context: Vec::new(),
+            shardnet_fraction: None,
+        };
+    }
+    let limit = Duration::from_secs_f64(60.0 + rounds as f64 * secs * 20.0);
+    let r = child::run(
+        Command::new(bin).args([
+            "--mode",
+            mode,
+            "--rounds",
+            &rounds.to_string(),
+            "--secs",
+            &secs.to_string(),
+            "--window",
+            &ECHO_WINDOW.to_string(),
+            "--json",
+        ]),
+        limit,
+    );
+    match r {
+        Ok(f) if f.code == Some(0) => read_xdp_forward(&f.stdout, &label),
+        Ok(f) => Ceiling {
+            label,
+            packets_per_s: None,
+            not_run: Some(format!(
+                "not run: xdp_forward status {:?}: {}",
+                f.code,
+                f.stderr_tail(3)
+            )),
+            context: Vec::new(),
+            shardnet_fraction: None,
+        },
+        Err(e) => Ceiling {
+            label,
+            packets_per_s: None,
+            not_run: Some(format!("not run: {e}")),
+            context: Vec::new(),
+            shardnet_fraction: None,
+        },
+    }
+}
+
+/// Runs `dpdk_forward --json --secs SECS` if it is built: its last JSON line's
+/// `packets_per_s` (a number or `{median, min, max}`) is the DPDK ceiling.
+pub fn dpdk_forward(bin: &Path, secs: f64) -> Ceiling {
+    let label = "raw DPDK forwarding (net_af_xdp on veth), packets/s".to_string();
+    let mut c = Ceiling {
+        label,
+        packets_per_s: None,
+        not_run: None,
+        context: Vec::new(),
+        shardnet_fraction: None,
+    };
+    if !bin.exists() {
+        c.not_run = Some(format!(
+            "not run: {} is not built (bench/src/bin/dpdk_forward.rs is not on this branch)",
+            bin.display()
+        ));
+        return c;
+    }
+    match child::run(
+        Command::new(bin).args(["--json", "--secs", &secs.to_string()]),
+        Duration::from_secs_f64(120.0 + secs * 10.0),
+    ) {
+        Ok(f) => match last_json(&f.stdout)
+            .as_ref()
+            .and_then(|v| v.get("packets_per_s"))
+            .and_then(spread)
+        {
+            Some(s) => c.packets_per_s = Some(s),
+            None => {
+                c.not_run = Some(format!(
+                    "not run: dpdk_forward (status {:?}) printed no `packets_per_s` JSON: {}",
+                    f.code,
+                    f.stderr_tail(3)
+                ))
+            }
+        },
+        Err(e) => c.not_run = Some(format!("not run: {e}")),
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_reflector_under_the_generator() {
+        let out = "table\n{\"loads\":[{\"load\":\"kernel UDP socket\",\"responders\":[{\"responder\":\"AF_XDP raw reflector (no stack)\",\"echo_pps\":{\"median\":5.0,\"min\":4.0,\"max\":6.0}}]},\
+            {\"load\":\"AF_XDP generator\",\"responders\":[{\"responder\":\"AF_XDP raw reflector (no stack)\",\"echo_pps\":{\"median\":9.0,\"min\":8.0,\"max\":10.0}}]}]}\n";
+        let c = read_xdp_forward(out, "x");
+        assert_eq!(c.packets_per_s.map(|s| s.median), Some(9.0));
+        assert_eq!(c.context.len(), 2);
+        assert!(c.context[0].0.contains("kernel UDP socket"));
+        assert!(read_xdp_forward("no json", "x").not_run.is_some());
+    }
+}

@@ -1,0 +1,291 @@
+//! Starting the apps (`echo`, `loadgen`) for one run of one stack on one path: which binary,
+//! which namespace, which core, which options; waiting for the echo server to be up.
+
+use super::child::{self, Finished, Running};
+use super::measurement::Measurement;
+use super::netns;
+use super::scenario::Scenario;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The stack under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stack {
+    /// shardnet on the path's driver.
+    Shardnet,
+    /// The Linux kernel's sockets.
+    Kernel,
+}
+
+impl Stack {
+    /// The `--stack` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stack::Shardnet => "shardnet",
+            Stack::Kernel => "kernel",
+        }
+    }
+}
+
+/// Where the traffic goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Path {
+    /// shardnet: the in-process memory wire (echo in the load generator's process, one shard per
+    /// side, each pinned to its own core); kernel: loopback, echo on CPU 1, load on CPU 0.
+    MemoryWire,
+    /// Two namespaces joined by a veth pair; shardnet on AF_XDP on both ends.
+    VethAfXdp,
+    /// Two namespaces joined by a veth pair; shardnet on DPDK's `net_af_xdp` on both ends.
+    VethDpdk,
+}
+
+/// The binaries and fixed settings of a matrix run.
+#[derive(Clone, Debug)]
+pub struct Apps {
+    /// `loadgen`.
+    pub loadgen: PathBuf,
+    /// `echo`.
+    pub echo: PathBuf,
+    /// The echo server's TCP port.
+    pub port: u16,
+    /// AF_XDP attach mode (`native` or `generic`).
+    pub xdp_mode: String,
+}
+
+/// A command, inside namespace `ns` (if any), bound to `cpu` (if any).
+fn command(
+    ns: Option<&str>,
+    cpu: Option<usize>,
+    program: &std::path::Path,
+    args: &[String],
+) -> Command {
+    let mut argv: Vec<String> = Vec::new();
+    if let Some(ns) = ns {
+        argv.extend(["ip", "netns", "exec", ns].map(String::from));
+    }
+    if let Some(cpu) = cpu {
+        argv.extend(["taskset".into(), "-c".into(), cpu.to_string()]);
+    }
+    argv.push(program.display().to_string());
+    argv.extend(args.iter().cloned());
+    let mut c = Command::new(&argv[0]);
+    c.args(&argv[1..]);
+    c
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// DPDK EAL arguments for one end: the veth device as a `net_af_xdp` vdev.
+pub fn eal(side: &str, dev: &str) -> String {
+    format!(
+        "--no-huge -m 512 --no-pci --no-shconf --no-telemetry --file-prefix=snet-mx-{side} \
+         --vdev=net_af_xdp0,iface={dev},start_queue=0,queue_count=1"
+    )
+}
+
+impl Apps {
+    /// The options that put a shardnet app on `path`'s driver at `ip` on `dev` (`side` names
+    /// the end for DPDK's file prefix).
+    fn shardnet_driver(&self, path: Path, dev: &str, ip: &str, side: &str) -> Vec<String> {
+        let mut v = strings(&["--stack", "shardnet"]);
+        match path {
+            Path::MemoryWire => v.extend(strings(&["--driver", "memory"])),
+            Path::VethAfXdp => v.extend(strings(&[
+                "--driver",
+                "af-xdp",
+                "--iface",
+                dev,
+                "--ip",
+                &format!("{ip}/24"),
+                "--xdp-mode",
+                &self.xdp_mode,
+            ])),
+            Path::VethDpdk => v.extend(strings(&[
+                "--driver",
+                "dpdk",
+                "--eal",
+                &eal(side, dev),
+                "--ip",
+                &format!("{ip}/24"),
+            ])),
+        }
+        v
+    }
+
+    /// Starts the echo server of `path`/`stack` for `scenario`, bounded to `limit` seconds, and
+    /// waits until it answers; `None` for shardnet on the memory wire (its echo runs inside
+    /// the load generator).
+    pub fn start_echo(
+        &self,
+        path: Path,
+        stack: Stack,
+        scenario: &Scenario,
+        limit: f64,
+    ) -> Result<Option<Running>, String> {
+        let mut args = match (path, stack) {
+            (Path::MemoryWire, Stack::Shardnet) => return Ok(None),
+            (Path::MemoryWire, Stack::Kernel) => strings(&["--stack", "kernel"]),
+            (_, Stack::Kernel) => strings(&[
+                "--stack",
+                "kernel",
+                "--ip",
+                &format!("{}/24", netns::KERNEL_ECHO_IP),
+            ]),
+            (_, Stack::Shardnet) => {
+                self.shardnet_driver(path, netns::DEV_ECHO, netns::SHARDNET_ECHO_IP, "echo")
+            }
+        };
+        args.extend([
+            "--port".into(),
+            self.port.to_string(),
+            "--duration".into(),
+            format!("{limit:.0}"),
+        ]);
+        args.extend(scenario.echo_args());
+        let ns = (path != Path::MemoryWire).then_some(netns::NS_ECHO);
+        let mut echo = child::spawn(
+            &mut command(ns, Some(1), &self.echo, &args),
+            Duration::from_secs_f64(limit + 15.0),
+        )?;
+        let start = Instant::now();
+        loop {
+            if echo.exited() {
+                let f = echo.wait();
+                return Err(format!(
+                    "echo exited before serving (status {:?}): {}",
+                    f.code,
+                    f.stderr_tail(3)
+                ));
+            }
+            if self.echo_ready(path, stack) {
+                return Ok(Some(echo));
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                let f = echo.stop(Duration::from_secs(3));
+                return Err(format!(
+                    "echo did not come up in 20 s: {}",
+                    f.stderr_tail(3)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Whether the echo server answers: the kernel's listening socket exists; shardnet answers
+    /// an ICMP echo from the kernel of the load generator's namespace.
+    fn echo_ready(&self, path: Path, stack: Stack) -> bool {
+        let mut argv: Vec<String> = Vec::new();
+        match (path, stack) {
+            (_, Stack::Kernel) => {
+                if path != Path::MemoryWire {
+                    argv.extend(strings(&["ip", "netns", "exec", netns::NS_ECHO]));
+                }
+                argv.extend(strings(&[
+                    "ss",
+                    "-ltnH",
+                    &format!("sport = :{}", self.port),
+                ]));
+                child::run_ok(&argv.iter().map(String::as_str).collect::<Vec<_>>())
+                    .is_ok_and(|out| !out.trim().is_empty())
+            }
+            (_, Stack::Shardnet) => {
+                argv.extend(strings(&[
+                    "ip",
+                    "netns",
+                    "exec",
+                    netns::NS_LOAD,
+                    "ping",
+                    "-c1",
+                    "-W1",
+                    netns::SHARDNET_ECHO_IP,
+                ]));
+                child::run_ok(&argv.iter().map(String::as_str).collect::<Vec<_>>()).is_ok()
+            }
+        }
+    }
+
+    /// Runs the load generator of `path`/`stack` for `scenario` for `secs` seconds with
+    /// `extra` options (`--tw-report`, ...), and reads its report.
+    pub fn run_loadgen(
+        &self,
+        path: Path,
+        stack: Stack,
+        scenario: &Scenario,
+        secs: f64,
+        extra: &[&str],
+    ) -> Result<Measurement, String> {
+        let mut args = match (path, stack) {
+            (Path::MemoryWire, Stack::Shardnet) => self.shardnet_driver(path, "", "", "load"),
+            (Path::MemoryWire, Stack::Kernel) => strings(&[
+                "--stack",
+                "kernel",
+                "--target",
+                &format!("127.0.0.1:{}", self.port),
+            ]),
+            (_, Stack::Kernel) => strings(&[
+                "--stack",
+                "kernel",
+                "--target",
+                &format!("{}:{}", netns::KERNEL_ECHO_IP, self.port),
+            ]),
+            (_, Stack::Shardnet) => {
+                let mut v =
+                    self.shardnet_driver(path, netns::DEV_LOAD, netns::SHARDNET_LOAD_IP, "load");
+                v.extend([
+                    "--target".into(),
+                    format!("{}:{}", netns::SHARDNET_ECHO_IP, self.port),
+                ]);
+                v
+            }
+        };
+        args.extend(scenario.loadgen_args());
+        args.extend(["--duration".into(), format!("{secs}"), "--json".into()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let ns = (path != Path::MemoryWire).then_some(netns::NS_LOAD);
+        // The memory wire's two runtimes pin themselves (client CPU 0, server CPU 1).
+        let cpu = (!(path == Path::MemoryWire && stack == Stack::Shardnet)).then_some(0);
+        let f = child::run(
+            &mut command(ns, cpu, &self.loadgen, &args),
+            Duration::from_secs_f64(secs + 40.0),
+        )?;
+        parse(scenario, &f)
+    }
+
+    /// One measurement: the echo server (if any), then the load, then the echo server stopped.
+    pub fn measure(
+        &self,
+        path: Path,
+        stack: Stack,
+        scenario: &Scenario,
+        secs: f64,
+        extra: &[&str],
+    ) -> Result<Measurement, String> {
+        let echo = self.start_echo(path, stack, scenario, secs + 20.0)?;
+        let r = self.run_loadgen(path, stack, scenario, secs, extra);
+        if let Some(echo) = echo {
+            echo.stop(Duration::from_secs(5));
+        }
+        r
+    }
+}
+
+fn parse(scenario: &Scenario, f: &Finished) -> Result<Measurement, String> {
+    if f.timed_out {
+        return Err(format!(
+            "loadgen overran its time limit and was killed: {}",
+            f.stderr_tail(3)
+        ));
+    }
+    Measurement::from_report(scenario, &f.stdout).map_err(|e| {
+        format!(
+            "loadgen exit status {:?}, {e}: {}",
+            f.code,
+            f.stderr_tail(3)
+        )
+    })
+}
