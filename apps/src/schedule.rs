@@ -51,6 +51,12 @@ pub struct WorkerConfig {
     pub linger0: bool,
     /// TCP_FASTOPEN_CONNECT.
     pub fastopen: bool,
+    /// Ephemeral ports of the client's connects (inclusive); None: the stack's default
+    /// (Linux `ip_local_port_range`, 32768-60999). Kernel: IP_LOCAL_PORT_RANGE per socket.
+    pub local_ports: Option<(u16, u16)>,
+    /// shardnet: reuse a TIME-WAIT 4-tuple for a new connect when timestamps make it safe
+    /// (Linux `tcp_tw_reuse = 1`; for the kernel that is a sysctl, not a socket option).
+    pub tw_reuse: bool,
     /// TCP_NODELAY.
     pub nodelay: bool,
     /// TCP_QUICKACK after every read.
@@ -530,6 +536,8 @@ mod tests {
             server_close: false,
             linger0: false,
             fastopen: false,
+            local_ports: None,
+            tw_reuse: false,
             nodelay: true,
             quickack: false,
             busy_poll: false,

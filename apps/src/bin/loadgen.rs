@@ -151,6 +151,16 @@ struct Args {
     /// SO_LINGER 0: close sends RST, no TIME_WAIT.
     #[arg(long)]
     linger0: bool,
+    /// Ephemeral ports of the client's connects, LO-HI (kernel: IP_LOCAL_PORT_RANGE per socket,
+    /// Linux 6.3; shardnet: the client shards' range). Default: the stack's own (Linux
+    /// 32768-60999; shardnet's memory driver 1024-65535)
+    #[arg(long, value_name = "LO-HI", value_parser = parse_port_range)]
+    local_ports: Option<(u16, u16)>,
+    /// shardnet: reuse TIME-WAIT 4-tuples for new connects when timestamps make it safe (Linux
+    /// tcp_tw_reuse = 1; always on for the memory driver, as Linux's default does on loopback).
+    /// The kernel's equivalent is the sysctl net.ipv4.tcp_tw_reuse
+    #[arg(long)]
+    tw_reuse: bool,
     /// TCP_QUICKACK after every read.
     #[arg(long)]
     quickack: bool,
@@ -294,6 +304,13 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             }
         }
         StackKind::Kernel => {
+            if args.tw_reuse {
+                return Err(
+                    "--tw-reuse is shardnet's; the kernel's TIME-WAIT reuse is the sysctl \
+                     net.ipv4.tcp_tw_reuse (set it in the load generator's namespace)"
+                        .into(),
+                );
+            }
             let r = tcp_load(
                 args,
                 args.mode.unwrap_or(ModeArg::Rr),
@@ -462,6 +479,8 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
         server_close: args.server_close,
         linger0: args.linger0,
         fastopen: args.fastopen,
+        local_ports: args.local_ports,
+        tw_reuse: args.tw_reuse,
         nodelay: !args.nagle,
         quickack: args.quickack,
         busy_poll: args.common.busy_poll,
@@ -675,4 +694,17 @@ fn emit(args: &Args, outcomes: &[Outcome]) -> Result<ExitCode, String> {
         worst = worst.max(code);
     }
     Ok(ExitCode::from(worst))
+}
+
+/// `LO-HI`: an inclusive range of ports, 1 <= LO <= HI.
+fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (lo, hi) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?}: expected LO-HI"))?;
+    let lo: u16 = lo.trim().parse().map_err(|e| format!("{lo:?}: {e}"))?;
+    let hi: u16 = hi.trim().parse().map_err(|e| format!("{hi:?}: {e}"))?;
+    if lo == 0 || lo > hi {
+        return Err(format!("{s:?}: need 1 <= LO <= HI"));
+    }
+    Ok((lo, hi))
 }

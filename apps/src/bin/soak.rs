@@ -41,8 +41,8 @@ use plotters::prelude::*;
 use shardnet::socket::introspect::ALL_STATES;
 use shardnet::tcp::State;
 use shardnet_apps::client::{ConnConfig, Exchange};
-use shardnet_apps::schedule::{Mode, WorkerConfig};
 use shardnet_apps::report::ErrorKind;
+use shardnet_apps::schedule::{Mode, WorkerConfig};
 use shardnet_apps::shardnet_tcp::echo::{EchoAppConfig, EchoPorts};
 use shardnet_apps::shardnet_tcp::{ECHO_PORT, Idle, SETTLE, SoakNet};
 use std::io::Write;
@@ -191,6 +191,8 @@ fn worker(args: &Args, mode: Mode, secs: u64) -> WorkerConfig {
         server_close: false,
         linger0: false,
         fastopen: false,
+        local_ports: None,
+        tw_reuse: false,
         nodelay: true,
         quickack: false,
         busy_poll: false,

@@ -3,7 +3,7 @@
 //! [`crate::client::ClientConn`]s, and reporting one [`crate::report::Stats`] per second to the
 //! main thread.
 
-use super::{set_fastopen_connect, set_quickack};
+use super::{set_fastopen_connect, set_local_port_range, set_quickack};
 use crate::report::ErrorKind;
 use crate::schedule::{Eof, Msg, Schedule, SlotState, WorkerConfig};
 use mio::net::TcpStream;
@@ -117,6 +117,9 @@ impl Worker {
         }
         if cfg.fastopen {
             set_fastopen_connect(&s)?;
+        }
+        if let Some((lo, hi)) = cfg.local_ports {
+            set_local_port_range(&s, lo, hi)?;
         }
         Ok(s)
     }

@@ -56,6 +56,31 @@ pub fn set_defer_accept(socket: &Socket, secs: u32) -> io::Result<()> {
     )
 }
 
+/// IP_LOCAL_PORT_RANGE (Linux 6.3, `include/uapi/linux/in.h`; not in the libc crate yet).
+const IP_LOCAL_PORT_RANGE: libc::c_int = 51;
+
+/// IP_LOCAL_PORT_RANGE on a client socket: its ephemeral port comes from `lo..=hi`, within the
+/// host's `ip_local_port_range` (Linux 6.3; the kernel takes the intersection of the two).
+pub fn set_local_port_range(socket: &Socket, lo: u16, hi: u16) -> io::Result<()> {
+    let value: u32 = (u32::from(hi) << 16) | u32::from(lo);
+    // SAFETY: the fd is open while `socket` is borrowed; the option value points to a live u32
+    // and the length passed is exactly its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            IP_LOCAL_PORT_RANGE,
+            (&value as *const u32).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// TCP_QUICKACK (not sticky on Linux: the kernel may fall back to delayed ACKs, so apps set it
 /// after each read).
 pub fn set_quickack<S: AsRawFd>(socket: &S) -> io::Result<()> {

@@ -745,23 +745,29 @@ where
     let workers = apps.len();
     let client =
         Runtime::start(config, apps).map_err(|e| format!("load generator runtime: {e:?}"))?;
-    if server.is_some() {
-        // The in-process wire is this host's loopback: reuse TIME-WAIT 4-tuples for new
-        // connects when timestamps make it safe, as Linux's default `tcp_tw_reuse = 2` does
-        // for loopback (and so for the kernel baseline over 127.0.0.1). A client-closed crr
-        // can then open about one connection per ephemeral port per second (Linux reuses a
-        // TIME-WAIT tuple once its last timestamp is over a second old), so the client also
-        // takes the range load generators are usually given (`ip_local_port_range` 1024-65535)
-        // rather than Linux's default 32768-60999. Over a real driver both stay at Linux's
-        // defaults.
+    // The in-process wire is this host's loopback: reuse TIME-WAIT 4-tuples for new connects
+    // when timestamps make it safe, as Linux's default `tcp_tw_reuse = 2` does for loopback (and
+    // so for the kernel baseline over 127.0.0.1). A client-closed crr can then open about one
+    // connection per ephemeral port per second (Linux reuses a TIME-WAIT tuple once its last
+    // timestamp is over a second old), so the client also takes the range load generators are
+    // usually given (`ip_local_port_range` 1024-65535) rather than Linux's default 32768-60999.
+    // Over a real driver both stay at Linux's defaults unless `--tw-reuse` / `--local-ports`.
+    let memory = server.is_some();
+    let tw_reuse = worker.tw_reuse || memory;
+    let local_ports = worker.local_ports.or(memory.then_some((1024, 65535)));
+    if tw_reuse || local_ports.is_some() {
         for i in 0..client.shard_count() {
             client
-                .run_on(i, |shard, _| {
+                .run_on(i, move |shard, _| {
                     let tcp = shard.tcp();
-                    let mut tw = tcp.time_wait_config();
-                    tw.reuse = true;
-                    tcp.set_time_wait_config(tw);
-                    tcp.set_ephemeral_range(1024, 65535);
+                    if tw_reuse {
+                        let mut tw = tcp.time_wait_config();
+                        tw.reuse = true;
+                        tcp.set_time_wait_config(tw);
+                    }
+                    if let Some((lo, hi)) = local_ports {
+                        tcp.set_ephemeral_range(lo, hi);
+                    }
                 })
                 .map_err(|e| format!("load generator runtime: {e:?}"))?;
         }
