@@ -512,6 +512,26 @@ impl DpdkDevice {
             rx_nombuf: s.rx_nombuf,
         })
     }
+
+    /// Whether the driver can raise an interrupt when frames arrive on RX queue `queue`
+    /// (`rte_eth_dev_rx_intr_enable`), which an rx waker for a sleeping shard would be built
+    /// on. `Ok(false)` when the driver has no `rx_queue_intr_enable` operation (ethdev answers
+    /// `ENOTSUP` before anything else): in DPDK 22.11 the case of `net_ring`, `net_af_packet`
+    /// and `net_af_xdp` (measured by the tests). That is why [`DpdkPort`] offers no rx waker
+    /// and an idle runtime with `IdlePolicy::Sleep` caps each sleep at
+    /// `RuntimeConfig::no_waker_sleep`. An interrupt this enabled is disabled again.
+    pub fn rx_interrupts_supported(&self, queue: u16) -> Result<bool, Error> {
+        let port_id = self.inner.port_id;
+        // SAFETY: a started port; the call validates the queue id.
+        let ret = unsafe { sys::rte_eth_dev_rx_intr_enable(port_id, queue) };
+        if ret == -ENOTSUP {
+            return Ok(false);
+        }
+        check("rte_eth_dev_rx_intr_enable", ret)?;
+        // SAFETY: as above; undoes the enable.
+        unsafe { sys::rte_eth_dev_rx_intr_disable(port_id, queue) };
+        Ok(true)
+    }
 }
 
 const ENOTSUP: i32 = 95;
