@@ -21,16 +21,13 @@
 //!   reaches it. Reported: datagrams/s the responder received.
 //!
 //! The load runs on CPU 0, every responder (the kernel's echo thread, the reflector, the shard)
-//! on CPU 1. Each round measures the kernel, then opens a fresh DPDK device (a new vdev name per
-//! round; `net_af_xdp` takes every frame of the queue while open, so the kernel is measured with
-//! it closed) and measures the reflector and shardnet on it. The median and range over the rounds
+//! on CPU 1. With `af_packet` each round measures the kernel, then opens a fresh DPDK device (a
+//! new vdev name per round) and measures the reflector and shardnet on it. The median and range over the rounds
 //! are reported, and the ratios of the medians; `--json` prints one JSON object instead.
 //!
-//! `--vdev af_xdp` runs, but on this machine (DPDK 22.11.11, Linux 6.18, veth in copy mode) the
-//! PMD's transmissions stop reaching the peer after the first few hundred frames (the frames
-//! stay in the XDP socket's TX ring; see `drivers/dpdk/README.md`), so its echo figures are 0,
-//! and a second `net_af_xdp` device on the same queue cannot be created in the same process
-//! ("Failed to create xsk socket"): use `--rounds 1` with it.
+//! With `--vdev af_xdp` the kernel's rounds all run first and one device serves every raw and
+//! shardnet round: a second `net_af_xdp` device on the same queue cannot be created in one
+//! process, and while it is open the PMD's XDP program takes every frame of the queue.
 //!
 //! The namespaces are created by this program (under the interop tests' file lock) and deleted
 //! at its end (also on panic); addresses are 198.18.0.0/15 only, every load is bounded in time.
@@ -524,31 +521,54 @@ fn main() {
     let count = Arc::new(AtomicU64::new(0));
     let (mut kernel, mut raw, mut stack) = (Vec::new(), Vec::new(), Vec::new());
     let mut driver = String::new();
-    for round in 0..rounds {
-        // The kernel, with no DPDK device on the veth.
+    // net_af_packet is reopened every round (kernel, then raw and shardnet on a fresh device,
+    // interleaved); net_af_xdp cannot be created twice on one queue in a process, and takes
+    // every frame of the queue while open: its kernel rounds all run first, then one device
+    // serves every raw and shardnet round.
+    let reopen = vdev == "af_packet";
+    let kernel_round = || {
         let stop = Arc::new(AtomicBool::new(false));
         let k = kernel_responder(echo.clone(), count.clone(), stop.clone());
-        kernel.push(measure(KERNEL_IP, &echo, &count, size, window, secs));
+        let f = measure(KERNEL_IP, &echo, &count, size, window, secs);
         stop.store(true, Ordering::SeqCst);
         k.join().expect("the kernel responder");
-
-        let (device, port) = open_device(eal, format!("net_{vdev}{round}"), vdev_args.clone());
+        f
+    };
+    if !reopen {
+        for _ in 0..rounds {
+            kernel.push(kernel_round());
+        }
+    }
+    let mut open: Option<(DpdkDevice, DpdkPort)> = None;
+    for round in 0..rounds {
+        if reopen {
+            // The kernel, with no DPDK device on the veth.
+            kernel.push(kernel_round());
+        }
+        let (device, port) = match open.take() {
+            Some(open) => open,
+            None => {
+                let (device, port) =
+                    open_device(eal, format!("net_{vdev}{round}"), vdev_args.clone());
+                // The load side's kernel learns shardnet's (the device's) address without
+                // ARP: the raw reflector does not answer ARP.
+                let mac = port.capabilities().mac.to_string();
+                sh(&[
+                    "ip",
+                    "-n",
+                    NS_LOAD,
+                    "neigh",
+                    "replace",
+                    &SHARDNET_IP.to_string(),
+                    "lladdr",
+                    &mac,
+                    "dev",
+                    DEV_LOAD,
+                ]);
+                (device, port)
+            }
+        };
         driver = device.driver_name().to_owned();
-        // The load side's kernel learns shardnet's (the device's) address without ARP: the
-        // raw reflector does not answer ARP.
-        let mac = port.capabilities().mac.to_string();
-        sh(&[
-            "ip",
-            "-n",
-            NS_LOAD,
-            "neigh",
-            "replace",
-            &SHARDNET_IP.to_string(),
-            "lladdr",
-            &mac,
-            "dev",
-            DEV_LOAD,
-        ]);
         let stop = Arc::new(AtomicBool::new(false));
         let r = reflector(port, echo.clone(), count.clone(), stop.clone());
         raw.push(measure(SHARDNET_IP, &echo, &count, size, window, secs));
@@ -582,9 +602,11 @@ fn main() {
                 device.stats()
             );
         }
-        drop(port);
-        drop(device);
+        if !reopen {
+            open = Some((device, port));
+        }
     }
+    drop(open);
 
     let pick = |v: &[Figures], f: fn(&Figures) -> f64| stats(v.iter().map(f).collect());
     let rows: [(&str, Pick); 3] = [("echo", |f| f.echo), ("rx", |f| f.rx), ("sent", |f| f.sent)];
