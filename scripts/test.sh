@@ -35,8 +35,8 @@ apt_install() {
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   apt_install tcpdump
   # The AF_XDP interop tests: namespaces and veth (iproute2), offloads off (ethtool), ping,
-  # and python3 as the Linux peer's client and server.
-  apt_install iproute2 ethtool iputils-ping python3
+  # and python3, bash /dev/tcp and socat as the Linux peer's clients and servers.
+  apt_install iproute2 ethtool iputils-ping python3 socat
   # The DPDK crates (members of the workspace, so `--workspace` builds them): DPDK 22.11's
   # headers and libraries, libclang for bindgen, pkg-config to find them.
   apt_install libdpdk-dev libclang-dev pkg-config
@@ -58,6 +58,8 @@ cargo test --workspace --locked
 step "cargo clippy and test of the apps with the dpdk feature"
 cargo clippy --locked -p shardnet-apps --all-targets --features dpdk -- -D warnings
 cargo test --locked -p shardnet-apps --features dpdk --lib --test cli --test shardnet_drivers
+# The DPDK forwarding benchmark (bench feature dpdk; run by scripts/bench.sh, linted here).
+cargo clippy --locked -p shardnet-bench --features dpdk --bins -- -D warnings
 
 step "TCP simulation, ${SIM_SEEDS:=500} seeds, release build"
 SHARDNET_SEEDS=$SIM_SEEDS cargo test --locked --release -p shardnet --test tcp_simulation

@@ -5,7 +5,8 @@
 //!
 //! - `echo --stack shardnet --driver af-xdp` against `loadgen --stack kernel`, rr and crr;
 //! - `loadgen --stack shardnet --driver af-xdp` against `echo --stack kernel`, rr and crr;
-//! - the same two with `--driver dpdk` on `net_af_packet` (with the `dpdk` feature).
+//! - the same two with `--driver dpdk` on `net_af_packet` and on `net_af_xdp` (with the `dpdk`
+//!   feature).
 //!
 //! Needs root (namespaces, XDP, AF_PACKET) and `ip`, `ethtool`, `timeout`: as another user each
 //! test prints why and returns; as root a failed setup fails the test. Every load is bounded by
@@ -67,6 +68,10 @@ fn must(args: &[&str]) {
 
 /// Two namespaces joined by a veth pair; deleted (with the pair) on drop.
 struct Namespaces {
+    /// The exclusive lock every namespace test takes (shared with the AF_XDP and DPDK tests),
+    /// held while the namespaces exist; released after they are deleted (fields drop after
+    /// `Drop::drop`).
+    _lock: std::fs::File,
     kernel: String,
     shardnet: String,
     /// shardnet's veth end (in `shardnet`).
@@ -76,7 +81,17 @@ struct Namespaces {
 impl Namespaces {
     fn up() -> Namespaces {
         let id = std::process::id() % 100_000;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open("/tmp/shardnet-af-xdp-interop.lock")
+            .expect("open the lock file");
+        // SAFETY: flock on a valid descriptor we own; released when the file is closed.
+        let r = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
+        assert_eq!(r, 0, "flock: {}", std::io::Error::last_os_error());
         let ns = Namespaces {
+            _lock: lock,
             kernel: format!("sapp-k{id}"),
             shardnet: format!("sapp-s{id}"),
             iface: format!("sapps{id}"),
@@ -484,14 +499,20 @@ fn af_xdp_loadgen_loads_the_kernel_echo() {
     shardnet_loadgen_loads_the_kernel(&af_xdp_args(&ns), &ns, "af-xdp");
 }
 
+/// `--driver dpdk` on `vdev` (`net_af_packet0` or `net_af_xdp0`) over shardnet's veth end.
 #[cfg(feature = "dpdk")]
-fn dpdk_args(ns: &Namespaces) -> Vec<String> {
+fn dpdk_args(ns: &Namespaces, vdev: &str) -> Vec<String> {
+    let queue = if vdev.starts_with("net_af_xdp") {
+        ",start_queue=0,queue_count=1"
+    } else {
+        ""
+    };
     vec![
         "--driver".into(),
         "dpdk".into(),
         "--eal".into(),
         format!(
-            "--no-huge -m 512 --no-pci --no-shconf --no-telemetry --log-level=*:warning --vdev=net_af_packet0,iface={}",
+            "--no-huge -m 512 --no-pci --no-shconf --no-telemetry --log-level=*:warning --vdev={vdev},iface={}{queue}",
             ns.iface
         ),
     ]
@@ -505,7 +526,7 @@ fn dpdk_echo_serves_the_kernel_loadgen() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ns = Namespaces::up();
-    shardnet_echo_serves_the_kernel(&dpdk_args(&ns), &ns);
+    shardnet_echo_serves_the_kernel(&dpdk_args(&ns, "net_af_packet0"), &ns);
 }
 
 #[cfg(feature = "dpdk")]
@@ -516,5 +537,27 @@ fn dpdk_loadgen_loads_the_kernel_echo() {
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ns = Namespaces::up();
-    shardnet_loadgen_loads_the_kernel(&dpdk_args(&ns), &ns, "dpdk");
+    shardnet_loadgen_loads_the_kernel(&dpdk_args(&ns, "net_af_packet0"), &ns, "dpdk");
+}
+
+#[cfg(feature = "dpdk")]
+#[test]
+fn dpdk_af_xdp_echo_serves_the_kernel_loadgen() {
+    if !runnable("dpdk_af_xdp_echo_serves_the_kernel_loadgen") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Namespaces::up();
+    shardnet_echo_serves_the_kernel(&dpdk_args(&ns, "net_af_xdp0"), &ns);
+}
+
+#[cfg(feature = "dpdk")]
+#[test]
+fn dpdk_af_xdp_loadgen_loads_the_kernel_echo() {
+    if !runnable("dpdk_af_xdp_loadgen_loads_the_kernel_echo") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Namespaces::up();
+    shardnet_loadgen_loads_the_kernel(&dpdk_args(&ns, "net_af_xdp0"), &ns, "dpdk");
 }

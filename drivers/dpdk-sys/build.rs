@@ -42,6 +42,8 @@ const FUNCTIONS: &[&str] = &[
     "rte_eth_tx_queue_setup",
     "rte_eth_dev_start",
     "rte_eth_dev_stop",
+    "rte_eth_dev_rx_intr_enable",
+    "rte_eth_dev_rx_intr_disable",
     "rte_eth_dev_close",
     "rte_eth_macaddr_get",
     "rte_eth_dev_default_mac_addr_set",

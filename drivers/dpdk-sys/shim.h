@@ -17,5 +17,16 @@ unsigned int shardnet_mbuf_default_buf_size(void);
  * bitfields of the tx_offload union (which bindgen can only reach through generated names). */
 void shardnet_mbuf_set_tx_offload(struct rte_mbuf *m, uint64_t ol_flags, uint16_t l2_len,
                                   uint16_t l3_len);
+/* rte_pktmbuf_pool_create with mempool `flags` (which rte_pktmbuf_pool_create does not take):
+ * the same steps as DPDK's own implementation (create empty, best ops, pktmbuf pool init,
+ * populate, init every mbuf). NULL with rte_errno set on failure. */
+struct rte_mempool *shardnet_pktmbuf_pool_create_flags(const char *name, unsigned int n,
+                                                       unsigned int cache_size,
+                                                       uint16_t data_room_size, int socket_id,
+                                                       unsigned int flags);
+/* RTE_MEMPOOL_F_NO_IOVA_CONTIG. */
+unsigned int shardnet_mempool_f_no_iova_contig(void);
+/* 1 when the EAL gives devices virtual addresses (rte_eal_iova_mode() == RTE_IOVA_VA). */
+int shardnet_iova_is_va(void);
 
 #endif

@@ -55,6 +55,10 @@ const ABORT_PORT: u16 = 9;
 /// Kernel servers.
 const KERNEL_ECHO_PORT: u16 = 9000;
 const KERNEL_HALF_PORT: u16 = 9001;
+/// The kernel's `socat` echo server.
+const KERNEL_SOCAT_PORT: u16 = 9002;
+/// Connections in the churn against `socat` (one process per connection: fewer than [`CHURN`]).
+const SOCAT_CHURN: usize = 500;
 
 /// Bytes each side sends after the peer's FIN in the half-close tests.
 const HALF_OUT: usize = 1 << 20;
@@ -842,7 +846,9 @@ impl Client {
                 _ => break,
             }
         }
-        if c.sent < to_send {
+        // Bulk reads the echo while it sends: an echo server that buffers little (socat's
+        // pipe) would otherwise wait for us to read while we wait for it to.
+        if c.sent < to_send && mode != ClientMode::Bulk {
             return false;
         }
         match mode {
@@ -1437,6 +1443,242 @@ fn kernel_traffic_on_the_same_veth_keeps_flowing(mode: AttachMode) {
     assert_eq!(lock(&stats).echoed, 4 << 20);
 }
 
+/// The kernel's `socat` echo server, on 198.18.0.1:[`KERNEL_SOCAT_PORT`]: one socat per
+/// connection echoing through its own pipe (`PIPE`). socat writes whole blocks with blocking
+/// writes once `select` says writable: with its default 8 KiB blocks it can block on its own
+/// pipe (writable with one free 4 KiB page) and, being the pipe's only reader, never wake
+/// (seen here with 4 MiB in flight).
+/// `-b 4096` (PIPE_BUF) makes every write fit once the pipe is writable. Stopped by PID on drop.
+struct SocatServer(std::process::Child);
+
+impl SocatServer {
+    fn start() -> SocatServer {
+        let listen =
+            format!("TCP-LISTEN:{KERNEL_SOCAT_PORT},bind={KERNEL_IP},reuseaddr,fork,backlog=512");
+        let child = Command::new("timeout")
+            .args([
+                "300", "ip", "netns", "exec", NS_KERNEL, "socat", "-b", "4096", &listen, "PIPE",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn socat (apt-get install socat)");
+        let server = SocatServer(child);
+        // Ready once the kernel lists the listener.
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let filter = format!("sport = :{KERNEL_SOCAT_PORT}");
+            let out = run(&[
+                "timeout", "10", "ip", "netns", "exec", NS_KERNEL, "ss", "-Htln", &filter,
+            ]);
+            if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+                return server;
+            }
+            assert!(Instant::now() < deadline, "socat did not start listening");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for SocatServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait()
+            && let Ok(pid) = libc::pid_t::try_from(self.0.id())
+        {
+            // SAFETY: kill has no memory-safety preconditions; `pid` is our unreaped child
+            // (`timeout`, which passes SIGTERM on to socat).
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// A bash client with no helper program on the socket: `/dev/tcp` opens the connection on fd
+/// 3, a background `cat` writes the file into it while `head -c` reads the echo back; `cmp`
+/// compares. Arguments: host, port, file sent, file received, bytes.
+const BASH_DEV_TCP_CLIENT: &str = r#"
+set -eu
+host=$1 port=$2 sent=$3 got=$4 n=$5
+exec 3<>"/dev/tcp/$host/$port"
+cat "$sent" >&3 &
+head -c "$n" <&3 >"$got"
+wait
+exec 3>&-
+cmp "$sent" "$got"
+echo ok
+"#;
+
+/// A scratch directory for one test's files, deleted on drop.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("shardnet-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the scratch directory");
+        Scratch(dir)
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.0.join(file).display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Linux clients other than python against shardnet's echo server: bash's `/dev/tcp` (256 KiB
+/// and a one-line greeting) and `socat` (4 MiB, stdin to the connection, the echo to stdout,
+/// `shut-down` at the end of the input); then shardnet's client against a `socat` echo server:
+/// 4 MiB on one connection and [`SOCAT_CHURN`] short connections, with the TIME-WAITs on
+/// both sides reported (shardnet closes first and holds them).
+fn bash_and_socat_clients_and_a_socat_server(mode: AttachMode) {
+    if skip() {
+        return;
+    }
+    for tool in ["bash", "socat", "cmp"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(found, "{tool} is missing (scripts/test.sh installs it)");
+    }
+    let _ns = up();
+    let scratch = Scratch::new(&format!("socat-{mode:?}"));
+    let (runtime, stats) = start_servers(open_port(mode), sleepy());
+    let echo_port = ECHO_PORT.to_string();
+
+    // bash: a greeting line, read back with `read`.
+    let greeting = run_ok(&[
+        "timeout",
+        "30",
+        "ip",
+        "netns",
+        "exec",
+        NS_KERNEL,
+        "bash",
+        "-c",
+        "exec 3<>/dev/tcp/198.18.0.2/7; echo 'hello from bash' >&3; read -r line <&3; exec 3>&-; echo \"$line\"",
+    ]);
+    assert_eq!(greeting.trim(), "hello from bash");
+    // bash: 256 KiB of the pattern.
+    let bash_bytes = 256 << 10;
+    let sent = scratch.path("bash-sent");
+    std::fs::write(&sent, (0..bash_bytes).map(pattern).collect::<Vec<u8>>())
+        .expect("write the file to send");
+    let got = scratch.path("bash-got");
+    let out = run_ok(&[
+        "timeout",
+        "60",
+        "ip",
+        "netns",
+        "exec",
+        NS_KERNEL,
+        "bash",
+        "-c",
+        BASH_DEV_TCP_CLIENT,
+        "bash",
+        "198.18.0.2",
+        &echo_port,
+        &sent,
+        &got,
+        &bash_bytes.to_string(),
+    ]);
+    assert_eq!(out.trim(), "ok");
+
+    // socat: 4 MiB through stdin/stdout.
+    let socat_bytes = 4usize << 20;
+    let sent = scratch.path("socat-sent");
+    std::fs::write(&sent, (0..socat_bytes).map(pattern).collect::<Vec<u8>>())
+        .expect("write the file to send");
+    let got = scratch.path("socat-got");
+    let started = Instant::now();
+    run_ok(&[
+        "timeout",
+        "60",
+        "ip",
+        "netns",
+        "exec",
+        NS_KERNEL,
+        "sh",
+        "-c",
+        "socat -t 30 -T 30 - TCP:198.18.0.2:7,shut-down <\"$1\" >\"$2\"",
+        "sh",
+        &sent,
+        &got,
+    ]);
+    let socat_secs = started.elapsed().as_secs_f64();
+    let echoed = std::fs::read(&got).expect("read the echo");
+    assert_eq!(echoed.len(), socat_bytes, "socat got the whole echo");
+    assert!(
+        echoed.iter().enumerate().all(|(i, &b)| b == pattern(i)),
+        "socat's echo is the pattern"
+    );
+    runtime.stop().expect("stop");
+    {
+        let st = lock(&stats);
+        assert_eq!(st.accepted, 3, "{st:?}");
+        assert_eq!(st.echoed, (16 + bash_bytes + socat_bytes) as u64, "{st:?}");
+        assert_eq!((st.errors, st.resets), (0, 0), "{st:?}");
+    }
+
+    // shardnet's client against socat.
+    let _server = SocatServer::start();
+    let (st, _, port, secs) = run_client(
+        open_port(mode),
+        Client::new(ClientMode::Bulk, KERNEL_SOCAT_PORT, socat_bytes),
+        90,
+    );
+    assert_eq!(
+        (st.done, st.bad, st.received),
+        (1, 0, socat_bytes),
+        "{st:?}"
+    );
+    drop(port);
+    let (st, hist, _port, churn_secs) = run_client(
+        open_port(mode),
+        Client::new(ClientMode::Churn, KERNEL_SOCAT_PORT, SOCAT_CHURN),
+        120,
+    );
+    let filter = format!("sport = :{KERNEL_SOCAT_PORT}");
+    let kernel_tw = String::from_utf8_lossy(
+        &run(&[
+            "timeout",
+            "30",
+            "ip",
+            "netns",
+            "exec",
+            NS_KERNEL,
+            "ss",
+            "-Htan",
+            "state",
+            "time-wait",
+            &filter,
+        ])
+        .stdout,
+    )
+    .lines()
+    .filter(|l| !l.trim().is_empty())
+    .count();
+    println!(
+        "{mode:?}: bash /dev/tcp echo of {bash_bytes} bytes and socat echo of {socat_bytes} bytes \
+         ({socat_secs:.2} s) from Linux; shardnet client -> socat echo: {socat_bytes} bytes in \
+         {secs:.2} s, {SOCAT_CHURN} connections in {churn_secs:.2} s ({:.0}/s); TIME-WAIT: \
+         shardnet {}, kernel {kernel_tw}",
+        SOCAT_CHURN as f64 / churn_secs,
+        hist.get(State::TimeWait)
+    );
+    assert_eq!((st.done, st.bad), (SOCAT_CHURN, 0), "{st:?}");
+    assert_eq!(
+        hist.get(State::TimeWait),
+        SOCAT_CHURN,
+        "shardnet closed first"
+    );
+    assert_eq!(kernel_tw, 0, "socat closed second");
+}
+
 /// Each scenario in both attach modes: generic (SKB) XDP and native (veth driver) XDP.
 macro_rules! both_modes {
     ($($scenario:ident => $generic:ident, $native:ident;)*) => {$(
@@ -1471,4 +1713,7 @@ both_modes! {
     kernel_traffic_on_the_same_veth_keeps_flowing =>
         generic_kernel_traffic_on_the_same_veth_keeps_flowing,
         native_kernel_traffic_on_the_same_veth_keeps_flowing;
+    bash_and_socat_clients_and_a_socat_server =>
+        generic_bash_and_socat_clients_and_a_socat_server,
+        native_bash_and_socat_clients_and_a_socat_server;
 }

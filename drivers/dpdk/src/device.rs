@@ -106,16 +106,60 @@ pub struct DeviceStats {
 pub(crate) struct DeviceInner {
     pub(crate) port_id: u16,
     pools: Vec<Arc<Mempool>>,
+    /// The network namespace of the thread that opened the device.
+    netns: Option<std::fs::File>,
+}
+
+/// Whether the calling thread is in the network namespace `ns` refers to.
+fn in_netns(ns: &std::fs::File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (ns.metadata(), std::fs::metadata("/proc/thread-self/ns/net")) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        // Cannot tell: close where we are.
+        _ => true,
+    }
 }
 
 impl Drop for DeviceInner {
     fn drop(&mut self) {
-        // SAFETY: no port of this device exists any more (each holds an Arc of self), so no
-        // thread is in a burst call; stopping frees the mbufs in the device's RX rings, and
-        // the pools (dropped after this body) outlive that.
-        unsafe {
-            sys::rte_eth_dev_stop(self.port_id);
-            sys::rte_eth_dev_close(self.port_id);
+        let port_id = self.port_id;
+        let close = move || {
+            // SAFETY: no port of this device exists any more (each holds an Arc of self), so
+            // no thread is in a burst call; stopping frees the mbufs in the device's RX rings,
+            // and the pools (dropped after this body) outlive that.
+            unsafe {
+                sys::rte_eth_dev_stop(port_id);
+                sys::rte_eth_dev_close(port_id);
+            }
+        };
+        // Virtual devices over a kernel interface (net_af_xdp, net_af_packet, net_tap) undo
+        // their setup by interface index or name in the calling thread's network namespace:
+        // net_af_xdp detaches its XDP program from `if_index`, net_af_packet restores the
+        // interface's flags by name. Closed from another namespace, that would reach another
+        // interface (and leave the program on this one, so that the device cannot be opened
+        // again). Close from a thread in the namespace the device was opened in.
+        match &self.netns {
+            Some(ns) if !in_netns(ns) => {
+                std::thread::scope(|scope| {
+                    let handle = scope.spawn(|| {
+                        // SAFETY: setns on this short-lived thread only, with a valid
+                        // namespace fd.
+                        let r = unsafe {
+                            libc::setns(std::os::fd::AsRawFd::as_raw_fd(ns), libc::CLONE_NEWNET)
+                        };
+                        if r == 0 {
+                            close();
+                        }
+                        r == 0
+                    });
+                    if !handle.join().unwrap_or(false) {
+                        // Cannot enter it (the namespace is gone, or no CAP_SYS_ADMIN): close
+                        // here rather than leak the port.
+                        close();
+                    }
+                });
+            }
+            _ => close(),
         }
         self.pools.clear();
     }
@@ -316,6 +360,7 @@ impl DpdkDevice {
         let mut inner = DeviceInner {
             port_id,
             pools: Vec::new(),
+            netns: std::fs::File::open("/proc/thread-self/ns/net").ok(),
         };
         let mut rx_desc = config.rx_descriptors;
         let mut tx_desc = config.tx_descriptors;
@@ -466,6 +511,26 @@ impl DpdkDevice {
             tx_errors: s.oerrors,
             rx_nombuf: s.rx_nombuf,
         })
+    }
+
+    /// Whether the driver can raise an interrupt when frames arrive on RX queue `queue`
+    /// (`rte_eth_dev_rx_intr_enable`), which an rx waker for a sleeping shard would be built
+    /// on. `Ok(false)` when the driver has no `rx_queue_intr_enable` operation (ethdev answers
+    /// `ENOTSUP` before anything else): in DPDK 22.11 the case of `net_ring`, `net_af_packet`
+    /// and `net_af_xdp` (measured by the tests). That is why [`DpdkPort`] offers no rx waker
+    /// and an idle runtime with `IdlePolicy::Sleep` caps each sleep at
+    /// `RuntimeConfig::no_waker_sleep`. An interrupt this enabled is disabled again.
+    pub fn rx_interrupts_supported(&self, queue: u16) -> Result<bool, Error> {
+        let port_id = self.inner.port_id;
+        // SAFETY: a started port; the call validates the queue id.
+        let ret = unsafe { sys::rte_eth_dev_rx_intr_enable(port_id, queue) };
+        if ret == -ENOTSUP {
+            return Ok(false);
+        }
+        check("rte_eth_dev_rx_intr_enable", ret)?;
+        // SAFETY: as above; undoes the enable.
+        unsafe { sys::rte_eth_dev_rx_intr_disable(port_id, queue) };
+        Ok(true)
     }
 }
 

@@ -40,17 +40,29 @@ impl Mempool {
             .map_err(|_| Error::InvalidArgument(format!("pool name {name:?}")))?;
         // DPDK refuses a cache whose flush threshold (1.5 times its size) exceeds the pool.
         let cache = cache.min(size * 2 / 3).min(512);
+        let socket = socket.unwrap_or(sys::SOCKET_ID_ANY);
         // SAFETY: the EAL is initialised (`_eal`); cname is a valid NUL-terminated string that
         // DPDK copies.
         let ptr = unsafe {
-            sys::rte_pktmbuf_pool_create(
-                cname.as_ptr(),
-                size,
-                cache,
-                0,
-                data_room,
-                socket.unwrap_or(sys::SOCKET_ID_ANY),
-            )
+            if sys::shardnet_iova_is_va() == 1 {
+                // Devices see virtual addresses: an mbuf needs no more than virtual
+                // contiguity, so objects may cross page boundaries and the pool is one dense
+                // array of equal strides. Without this flag, a pool in 4 KiB pages (`--no-huge`)
+                // starts every 2368-byte mbuf on its own page, and net_af_xdp, which registers
+                // `populated_size * object size` bytes from the pool's start as its UMEM
+                // (DPDK 22.11), leaves the upper 40 % of the mbufs outside it: the kernel
+                // rejects their descriptors (`tx_invalid_descs`) and the transfer stalls.
+                sys::shardnet_pktmbuf_pool_create_flags(
+                    cname.as_ptr(),
+                    size,
+                    cache,
+                    data_room,
+                    socket,
+                    sys::shardnet_mempool_f_no_iova_contig(),
+                )
+            } else {
+                sys::rte_pktmbuf_pool_create(cname.as_ptr(), size, cache, 0, data_room, socket)
+            }
         };
         let ptr =
             NonNull::new(ptr).ok_or_else(|| Error::from_rte_errno("rte_pktmbuf_pool_create"))?;

@@ -146,3 +146,24 @@ fn too_many_queues_is_refused() {
     .unwrap_err();
     assert!(matches!(err, Error::Unsupported(_)), "{err}");
 }
+
+#[test]
+fn the_ring_pmd_has_no_rx_interrupts_so_the_port_has_no_rx_waker() {
+    let eal = common::eal();
+    let (a, _b) = ring_pair(eal, "intr", 1, 64).unwrap();
+    let (dev, mut ports) = DpdkDevice::open(
+        eal,
+        a,
+        &PortConfig {
+            pool_size: 255,
+            ..PortConfig::default()
+        },
+    )
+    .unwrap();
+    // ethdev answers ENOTSUP: net_ring has no rx_queue_intr_enable.
+    assert_eq!(dev.rx_interrupts_supported(0), Ok(false));
+    // A queue that does not exist is an error, not a "no".
+    assert!(dev.rx_interrupts_supported(7).is_err());
+    // So the port cannot wake a sleeping shard: the runtime caps its sleeps instead.
+    assert!(!ports[0].set_rx_waker(std::thread::current()));
+}
