@@ -108,7 +108,7 @@ impl App for EchoServer {
             .iter()
             .map(|&l| SocketHandle::Listener(l))
             .collect();
-        let mut s = ctx.shard.sockets(ctx.now);
+        let mut s = ctx.sockets();
         self.events.clear();
         s.poll_events(&mut self.events);
         for e in &self.events {
@@ -176,7 +176,7 @@ impl App for EchoClient {
     fn step(&mut self, ctx: &mut AppContext<'_>) {
         let index = ctx.index;
         let server = SocketAddrV4::new(SERVER_IP, ECHO_PORT);
-        let mut s = ctx.shard.sockets(ctx.now);
+        let mut s = ctx.sockets();
         while self.opened < PER_SHARD && self.conns.len() < CONCURRENCY {
             let id = index * PER_SHARD + self.opened;
             self.opened += 1;

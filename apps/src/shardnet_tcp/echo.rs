@@ -299,7 +299,7 @@ impl App for EchoApp {
     }
 
     fn shutdown(&mut self, ctx: &mut AppContext<'_>) {
-        let mut s = ctx.shard.sockets(ctx.now);
+        let mut s = ctx.sockets();
         for (h, _) in self.conns.drain() {
             let _ = s.close(h);
         }

@@ -351,7 +351,7 @@ impl App for LoadApp {
     }
 
     fn shutdown(&mut self, ctx: &mut AppContext<'_>) {
-        let mut s = ctx.shard.sockets(ctx.now);
+        let mut s = ctx.sockets();
         if !self.done {
             self.finish(&mut s);
         }

@@ -111,7 +111,7 @@ impl App for Server {
     fn step(&mut self, ctx: &mut AppContext<'_>) {
         let tw = ctx.shard.tcp().time_wait_count() as u64;
         self.progress.server_time_wait.store(tw, Ordering::Relaxed);
-        let mut s = ctx.shard.sockets(ctx.now);
+        let mut s = ctx.sockets();
         self.events.clear();
         s.poll_events(&mut self.events);
         for e in &self.events {
@@ -189,7 +189,7 @@ impl App for Client {
         self.progress
             .client_connections
             .store(tcp.connection_count() as u64, Ordering::Relaxed);
-        let mut s = ctx.shard.sockets(ctx.now);
+        let mut s = ctx.sockets();
         while self.opened < self.total && self.conns.len() < self.concurrency {
             let id = self.opened;
             self.opened += 1;

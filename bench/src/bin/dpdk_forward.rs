@@ -382,7 +382,7 @@ struct UdpEcho {
 
 impl App for UdpEcho {
     fn step(&mut self, ctx: &mut AppContext<'_>) {
-        let mut s = ctx.shard.sockets(ctx.now);
+        let mut s = ctx.sockets();
         let h = match self.socket {
             Some(h) => h,
             None => match s.bind_udp(SocketAddrV4::new(SHARDNET_IP, PORT)) {

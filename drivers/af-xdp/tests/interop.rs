@@ -502,7 +502,7 @@ impl App for Servers {
             .iter()
             .map(|&l| SocketHandle::Listener(l))
             .collect();
-        let mut s = ctx.shard.sockets(ctx.now);
+        let mut s = ctx.sockets();
         self.events.clear();
         s.poll_events(&mut self.events);
         let events = std::mem::take(&mut self.events);
@@ -937,7 +937,7 @@ impl Client {
 
 impl App for Client {
     fn step(&mut self, ctx: &mut AppContext<'_>) {
-        let mut s = ctx.shard.sockets(ctx.now);
+        let mut s = ctx.sockets();
         let (limit, total_conns) = match self.mode {
             ClientMode::Churn => (16, self.total),
             _ => (1, 1),

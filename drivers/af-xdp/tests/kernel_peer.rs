@@ -579,7 +579,7 @@ struct Client {
 
 impl App for Client {
     fn step(&mut self, ctx: &mut AppContext<'_>) {
-        let mut s = ctx.shard.sockets(ctx.now);
+        let mut s = ctx.sockets();
         let server = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 9000);
         let h = match self.conn {
             Some(h) => h,

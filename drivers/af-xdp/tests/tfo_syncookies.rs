@@ -389,7 +389,7 @@ impl EchoServer {
 
 impl App for EchoServer {
     fn step(&mut self, ctx: &mut AppContext<'_>) {
-        let mut s = ctx.shard.sockets(ctx.now);
+        let mut s = ctx.sockets();
         let listener = match self.listener {
             Some(l) => l,
             None => {
@@ -471,7 +471,7 @@ struct FastOpenClient {
 impl App for FastOpenClient {
     fn step(&mut self, ctx: &mut AppContext<'_>) {
         ctx.wake_at(ctx.now + Duration::from_millis(1));
-        let mut s = ctx.shard.sockets(ctx.now);
+        let mut s = ctx.sockets();
         let mut events = Vec::new();
         s.poll_events(&mut events);
         if self.current.is_none() {

@@ -188,10 +188,11 @@ struct EchoServer {
 
 impl App for EchoServer {
     fn step(&mut self, ctx: &mut AppContext<'_>) {
-        let mut s = ctx.shard.sockets(ctx.now);
+        let listeners = ctx.listeners;
+        let mut s = ctx.sockets();
         self.events.clear();
         s.poll_events(&mut self.events);
-        for &l in ctx.listeners {
+        for &l in listeners {
             while let Ok((h, _)) = s.accept(SocketHandle::Listener(l)) {
                 self.conns.push(h);
             }

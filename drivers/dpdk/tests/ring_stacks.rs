@@ -106,7 +106,7 @@ impl App for EchoServer {
             .iter()
             .map(|&l| SocketHandle::Listener(l))
             .collect();
-        let mut s = ctx.shard.sockets(ctx.now);
+        let mut s = ctx.sockets();
         self.events.clear();
         s.poll_events(&mut self.events);
         for e in &self.events {
@@ -163,7 +163,7 @@ impl App for EchoClient {
     fn step(&mut self, ctx: &mut AppContext<'_>) {
         let index = ctx.index;
         let server = SocketAddrV4::new(SERVER_IP, ECHO_PORT);
-        let mut s = ctx.shard.sockets(ctx.now);
+        let mut s = ctx.sockets();
         while self.opened < PER_SHARD && self.conns.len() < CONCURRENCY {
             let id = index * PER_SHARD + self.opened;
             self.opened += 1;
@@ -443,7 +443,7 @@ struct Source {
 
 impl App for Source {
     fn step(&mut self, ctx: &mut AppContext<'_>) {
-        let mut s = ctx.shard.sockets(ctx.now);
+        let mut s = ctx.sockets();
         self.events.clear();
         s.poll_events(&mut self.events);
         if self.conn.is_none() && !self.finished {
