@@ -89,10 +89,10 @@ pub fn shardnet(apps: &Apps, lock: &NsLock, path: Path, secs: f64) -> ChurnRun {
             "shardnet, memory wire (client reuses TIME-WAIT tuples as Linux does on loopback, ports 1024-65535, 4 server ports)"
         }
         Path::VethAfXdp => {
-            "shardnet, veth AF_XDP (no TIME-WAIT reuse, ports 32768-60999, 1 server port)"
+            "shardnet, veth AF_XDP (TIME-WAIT reuse as tcp_tw_reuse=1, ports 1024-65535, 1 server port)"
         }
         Path::VethDpdk => {
-            "shardnet, veth DPDK (no TIME-WAIT reuse, ports 32768-60999, 1 server port)"
+            "shardnet, veth DPDK (TIME-WAIT reuse as tcp_tw_reuse=1, ports 1024-65535, 1 server port)"
         }
     };
     let r = if path == Path::MemoryWire {

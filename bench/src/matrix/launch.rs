@@ -236,9 +236,15 @@ impl Apps {
             (_, Stack::Shardnet) => {
                 let mut v =
                     self.shardnet_driver(path, netns::DEV_LOAD, netns::SHARDNET_LOAD_IP, "load");
+                // The kernel's client in the same namespace has tcp_tw_reuse (1 in the matrix,
+                // 0 or 1 in the churn runs) and `netns::CLIENT_PORTS`: shardnet's client gets the
+                // same range and TIME-WAIT reuse under the same rule as Linux's tcp_tw_reuse=1.
                 v.extend([
                     "--target".into(),
                     format!("{}:{}", netns::SHARDNET_ECHO_IP, self.port),
+                    "--tw-reuse".into(),
+                    "--local-ports".into(),
+                    format!("{}-{}", netns::CLIENT_PORTS.0, netns::CLIENT_PORTS.1),
                 ]);
                 v
             }

@@ -158,7 +158,7 @@ pub fn run(cfg: &Config) -> Result<(PathBuf, Vec<String>), String> {
         veth_port_range = veth.port_range();
         let notes = vec![
             format!(
-                "two namespaces joined by a veth pair (1 queue each way, offloads at their defaults); load generator on CPU 0, echo on CPU 1 (taskset); kernel tcp_tw_reuse=1 and ports {veth_port_range} in the load generator's namespace."
+                "two namespaces joined by a veth pair (1 queue each way, offloads at their defaults); load generator on CPU 0, echo on CPU 1 (taskset); kernel tcp_tw_reuse=1 and ports {veth_port_range} in the load generator's namespace; shardnet's load generator the same (--tw-reuse --local-ports)."
             ),
             format!("AF_XDP attach mode {} (veth: copy mode).", cfg.xdp_mode),
         ];
@@ -278,11 +278,16 @@ pub fn run(cfg: &Config) -> Result<(PathBuf, Vec<String>), String> {
         );
         c.shardnet_fraction = fraction(&groups, Path::VethAfXdp, &c);
         ceilings.push(c);
+        // dpdk_forward takes the namespace lock itself (it also runs on its own).
+        drop(lock);
         say("ceilings: dpdk_forward");
-        let mut c = ceiling::dpdk_forward(&cfg.bin_dir.join("dpdk_forward"), cfg.secs);
+        let mut c = ceiling::dpdk_forward(
+            &cfg.bin_dir.join("dpdk_forward"),
+            cfg.ceiling_rounds,
+            if cfg.reps <= 1 { 0.5 } else { 1.0 },
+        );
         c.shardnet_fraction = fraction(&groups, Path::VethDpdk, &c);
         ceilings.push(c);
-        drop(lock);
     }
     let mut churn_runs = Vec::new();
     if has(Part::Churn) {

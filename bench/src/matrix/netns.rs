@@ -30,6 +30,10 @@ pub const KERNEL_ECHO_IP: &str = "198.18.9.2";
 pub const SHARDNET_LOAD_IP: &str = "198.18.9.3";
 /// shardnet's address on the echo server's veth end.
 pub const SHARDNET_ECHO_IP: &str = "198.18.9.4";
+/// The load generator's ephemeral ports on the veth, for both stacks: the kernel's
+/// `ip_local_port_range` in its namespace, shardnet's `--local-ports` (the range load generators
+/// are usually given, rather than Linux's default 32768-60999).
+pub const CLIENT_PORTS: (u16, u16) = (1024, 65535);
 /// The lock every namespace test and script of the project takes.
 pub const LOCK_PATH: &str = "/tmp/shardnet-af-xdp-interop.lock";
 
@@ -137,6 +141,18 @@ impl Veth {
             "sysctl",
             "-qw",
             &format!("net.ipv4.tcp_tw_reuse={tw_reuse}"),
+        ])?;
+        run_ok(&[
+            "ip",
+            "netns",
+            "exec",
+            NS_LOAD,
+            "sysctl",
+            "-qw",
+            &format!(
+                "net.ipv4.ip_local_port_range={} {}",
+                CLIENT_PORTS.0, CLIENT_PORTS.1
+            ),
         ])?;
         Ok(veth)
     }
