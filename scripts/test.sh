@@ -6,6 +6,9 @@
 # Environment:
 #   FUZZ_SECONDS   seconds per fuzz target (default 15; 0 skips fuzzing)
 #   SIM_SEEDS      seeds of the TCP simulation in release mode (default 500)
+#   CAMPAIGN_SEEDS seeds per scenario of the Monte-Carlo campaign in release mode (default 200)
+#   SOAK_SECONDS   seconds of the soak smoke run (default 30; 0 skips it)
+#   BENCH_SMOKE=0  skip the benchmark matrix's quick run
 #   SKIP_INSTALL=1 do not install anything (use what is on the machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +43,9 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   # The DPDK crates (members of the workspace, so `--workspace` builds them): DPDK 22.11's
   # headers and libraries, libclang for bindgen, pkg-config to find them.
   apt_install libdpdk-dev libclang-dev pkg-config
+  # The soak's and the benchmark matrix's PNG plots read a TrueType font at run time; the
+  # matrix pins processes with taskset (util-linux).
+  apt_install fonts-dejavu-core util-linux
   rustup component add rustfmt clippy >/dev/null 2>&1 || true
 fi
 
@@ -64,6 +70,12 @@ cargo clippy --locked -p shardnet-bench --features dpdk --bins -- -D warnings
 step "TCP simulation, ${SIM_SEEDS:=500} seeds, release build"
 SHARDNET_SEEDS=$SIM_SEEDS cargo test --locked --release -p shardnet --test tcp_simulation
 
+step "Monte-Carlo campaign, ${CAMPAIGN_SEEDS:=200} seeds per scenario, release build"
+SHARDNET_CAMPAIGN_SEEDS=$CAMPAIGN_SEEDS cargo test --locked --release -p shardnet --test campaign -- --nocapture
+
+step "audit: no unreviewed panicking call in stack/src"
+scripts/audit-panics.sh
+
 step "TCP bulk transfer of 1 GiB with 1% loss, release build"
 cargo test --locked --release -p shardnet --test tcp_bulk -- --nocapture
 
@@ -75,6 +87,18 @@ cargo test --locked -p shardnet-bench --benches
 
 step "the README's main job, short"
 cargo run --locked --release -p shardnet-apps --bin loadgen -- --duration 1
+
+if [ "${SOAK_SECONDS:=30}" != 0 ]; then
+  step "soak smoke: ${SOAK_SECONDS}s of rr and crr with loss, memory and leak indicators checked"
+  CAMPAIGN_SECS=0 scripts/soak.sh "$SOAK_SECONDS"
+fi
+
+if [ "${BENCH_SMOKE:-1}" != 0 ]; then
+  # Every scenario of the side-by-side matrix once, short; --strict fails if anything but the
+  # DPDK rows could not be measured. Results go to a scratch directory, not bench/results.
+  step "benchmark matrix, quick (shardnet next to the kernel)"
+  scripts/bench.sh --quick --strict --out "$(mktemp -d)"
+fi
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 if [ "$FUZZ_SECONDS" != 0 ]; then
