@@ -6,6 +6,7 @@
 
 pub mod kernel_sockets;
 pub mod matrix;
+pub mod xdp_generator;
 
 use shardnet::ip::{InterfaceConfig, Ipv4Cidr};
 use shardnet::port::{RxOffload, Transmit};

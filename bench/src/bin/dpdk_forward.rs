@@ -7,27 +7,42 @@
 //!
 //! ```sh
 //! cargo run --release -p shardnet-bench --features dpdk --bin dpdk_forward -- \
-//!     [--vdev af_packet|af_xdp] [--rounds 3] [--secs 1] [--window 32] [--size 64] [--json]
+//!     [--vdev af_packet|af_xdp] [--gen-mode native|generic] [--rounds 3] [--secs 1] \
+//!     [--window 32] [--size 64] [--json]
 //! ```
 //!
 //! The responders live in namespace `snet-dfs` (shardnet and the reflector are 198.18.0.2 on
 //! veth `snet-dfs0` through the DPDK device, the kernel is 198.18.0.3 on the same veth end); the
-//! load comes from namespace `snet-dfk` (198.18.0.1) through a kernel UDP socket, in two patterns,
-//! each for `--secs` seconds after a short warm-up:
+//! load comes from namespace `snet-dfk` (198.18.0.1), from two sources in turn:
+//!
+//! - a **kernel UDP socket** (what an ordinary client sends with; it tops out at a few hundred
+//!   thousand sends/s, so it can be the bottleneck rather than the responder), and
+//! - an **AF_XDP generator** on `snet-dfk0` ([`shardnet_bench::xdp_generator`], the one
+//!   `xdp_forward` uses): raw frames from a UMEM in copy mode, its XDP program attached in
+//!   `--gen-mode` (native by default), no kernel stack on the sending side, so that the
+//!   responder is the bottleneck; it answers ARP for 198.18.0.1 itself. It is open only for
+//!   its own measurements (its program takes everything for 198.18.0.1 away from the load
+//!   side's kernel). The figure under this load is the path's ceiling.
+//!
+//! Each load runs two patterns, each for `--secs` seconds after a short warm-up:
 //!
 //! - **echo**: closed loop with `--window` datagrams in flight; each echo received sends the
 //!   next (a 20 ms silence counts the window as lost and refills it). Reported: echoes/s.
 //! - **rx**: open loop, the sender sends as fast as it goes and the responder only counts what
-//!   reaches it. Reported: datagrams/s the responder received.
+//!   reaches it. Reported: datagrams/s the responder received (and `sent`: what was sent/s).
 //!
 //! The load runs on CPU 0, every responder (the kernel's echo thread, the reflector, the shard)
-//! on CPU 1. With `af_packet` each round measures the kernel, then opens a fresh DPDK device (a
-//! new vdev name per round) and measures the reflector and shardnet on it. The median and range over the rounds
-//! are reported, and the ratios of the medians; `--json` prints one JSON object instead.
+//! on CPU 1. With `af_packet` each round measures the kernel (socket load), then opens a fresh
+//! DPDK device (a new vdev name per round), measures the reflector and shardnet on it under
+//! both loads, closes it and measures the kernel under the generator. The median and range
+//! over the rounds are reported, and the ratios of the medians; `--json` prints one JSON
+//! object instead (the kernel socket load's keys `echo_raw_pps`, ...; the generator's
+//! `gen_echo_raw_pps`, ...).
 //!
-//! With `--vdev af_xdp` the kernel's rounds all run first and one device serves every raw and
-//! shardnet round: a second `net_af_xdp` device on the same queue cannot be created in one
-//! process, and while it is open the PMD's XDP program takes every frame of the queue.
+//! With `--vdev af_xdp` the kernel's rounds (both loads) all run first and one device serves
+//! every raw and shardnet round: a second `net_af_xdp` device on the same queue cannot be
+//! created in one process, and while it is open the PMD's XDP program takes every frame of the
+//! queue. The generator's own program is on the other veth end, so the two do not meet.
 //!
 //! The namespaces are created by this program (under the interop tests' file lock) and deleted
 //! at its end (also on panic); addresses are 198.18.0.0/15 only, every load is bounded in time.
@@ -38,7 +53,9 @@ use shardnet::runtime::{App, AppContext, IdlePolicy, Pinning, Runtime, RuntimeCo
 use shardnet::shard::ShardConfig;
 use shardnet::socket::SocketHandle;
 use shardnet::time::Duration as SnDuration;
-use shardnet::wire::Ipv4Addr;
+use shardnet::wire::{EthernetAddress, Ipv4Addr};
+use shardnet_af_xdp::AttachMode;
+use shardnet_bench::xdp_generator::{Generator, GeneratorRun, Shape, generator_load, in_ns, pin};
 use shardnet_dpdk::{DpdkDevice, DpdkPort, Eal, PortConfig, create_vdev};
 use std::net::{SocketAddrV4, UdpSocket};
 use std::process::{Command, Stdio};
@@ -165,40 +182,6 @@ impl Namespaces {
 impl Drop for Namespaces {
     fn drop(&mut self) {
         down();
-    }
-}
-
-/// Runs `f` on a new thread inside namespace `ns`.
-fn in_ns<T: Send + 'static>(
-    ns: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> std::thread::JoinHandle<T> {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        // SAFETY: setns on this thread only, with a valid namespace fd.
-        let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-        f()
-    })
-}
-
-/// Pins the calling thread to `cpu` (if the machine has it); a failure only means less stable
-/// figures, so it is reported, not fatal.
-fn pin(cpu: usize) {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cpu >= cpus {
-        return;
-    }
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes within it for
-    // cpu < CPU_SETSIZE; sched_setaffinity reads `size_of::<cpu_set_t>()` bytes of it.
-    let r = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if r != 0 {
-        eprintln!("pinning to CPU {cpu}: {}", std::io::Error::last_os_error());
     }
 }
 
@@ -467,6 +450,37 @@ fn measure(
     Figures { echo: e, rx, sent }
 }
 
+/// The figures of one AF_XDP generator run.
+fn generator_figures(run: GeneratorRun) -> Figures {
+    let per_s = |n: u64, secs: f64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+    Figures {
+        echo: per_s(run.echoes, run.echo_secs),
+        rx: per_s(run.received, run.rx_secs),
+        sent: per_s(run.sent, run.rx_secs),
+    }
+}
+
+/// The MAC address of the responder's veth end (what the kernel responder answers on, and
+/// what both PMDs take over), read with `ip -br link`.
+fn responder_veth_mac() -> EthernetAddress {
+    let out = sh(&["ip", "-n", NS_RESP, "-br", "link", "show", "dev", DEV_RESP]);
+    // "snet-dfs0@if2  UP  aa:bb:cc:dd:ee:ff <BROADCAST,...>"
+    let field = out
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_else(|| panic!("no MAC address in {out:?}"));
+    let mut mac = [0u8; 6];
+    let mut parts = field.split(':');
+    for b in &mut mac {
+        *b = parts
+            .next()
+            .and_then(|p| u8::from_str_radix(p, 16).ok())
+            .unwrap_or_else(|| panic!("{field:?} is not a MAC address"));
+    }
+    assert!(parts.next().is_none(), "{field:?} is not a MAC address");
+    EthernetAddress(mac)
+}
+
 /// Creates vdev `name` on the responder's veth and opens it with one queue, from a thread in
 /// the responder's namespace (both PMDs reach the interface by name there).
 fn open_device(eal: &'static Eal, name: String, args: String) -> (DpdkDevice, DpdkPort) {
@@ -478,6 +492,14 @@ fn open_device(eal: &'static Eal, name: String, args: String) -> (DpdkDevice, Dp
     })
     .join()
     .expect("the device thread")
+}
+
+/// Per load (kernel UDP socket, AF_XDP generator), each responder's figures over the rounds.
+#[derive(Default)]
+struct Results {
+    kernel: Vec<Figures>,
+    raw: Vec<Figures>,
+    stack: Vec<Figures>,
 }
 
 fn main() {
@@ -496,17 +518,32 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let gen_mode = match arg(&args, "--gen-mode").as_deref() {
+        Some("generic") => AttachMode::Generic,
+        Some("native") | None => AttachMode::Native,
+        Some(other) => {
+            eprintln!("--gen-mode native|generic, not {other}");
+            std::process::exit(2);
+        }
+    };
     let num = |name: &str, default: f64| -> f64 {
         arg(&args, name).map_or(default, |v| {
             v.parse()
                 .unwrap_or_else(|_| panic!("{name} {v}: not a number"))
         })
     };
-    let rounds = num("--rounds", 3.0) as usize;
+    let rounds = (num("--rounds", 3.0) as usize).max(1);
     let secs = num("--secs", 1.0);
     let window = num("--window", 32.0) as usize;
     let size = num("--size", 64.0) as usize;
     let json = args.iter().any(|a| a == "--json");
+    let shape = Shape {
+        size,
+        window,
+        secs,
+        warmup: WARMUP,
+        cpu: 0,
+    };
 
     let mut eal_args = Eal::default_args();
     eal_args.push(format!(
@@ -516,14 +553,18 @@ fn main() {
     let eal = Eal::init(&eal_args).unwrap_or_else(|e| panic!("EAL init {eal_args:?}: {e}"));
     // The EAL may have pinned this thread: the load and responder threads pin themselves.
     let _ns = Namespaces::up();
+    let veth_mac = responder_veth_mac();
 
     let echo = Arc::new(AtomicBool::new(true));
     let count = Arc::new(AtomicU64::new(0));
-    let (mut kernel, mut raw, mut stack) = (Vec::new(), Vec::new(), Vec::new());
+    // [0]: the kernel UDP socket load, [1]: the AF_XDP generator load.
+    let mut results: [Results; 2] = Default::default();
     let mut driver = String::new();
+    let mut generator_modes = String::new();
     // net_af_packet is reopened every round (kernel, then raw and shardnet on a fresh device,
-    // interleaved); net_af_xdp cannot be created twice on one queue in a process, and takes
-    // every frame of the queue while open: its kernel rounds all run first, then one device
+    // then the kernel again under the generator once the device is closed: interleaved);
+    // net_af_xdp cannot be created twice on one queue in a process, and takes every frame of
+    // the queue while open: its kernel rounds (both loads) all run first, then one device
     // serves every raw and shardnet round.
     let reopen = vdev == "af_packet";
     let kernel_round = || {
@@ -534,16 +575,34 @@ fn main() {
         k.join().expect("the kernel responder");
         f
     };
+    // The generator's XDP program takes everything for 198.18.0.1 on the load side's veth
+    // end, so the kernel socket's load gets no echoes while it is open: it is opened for the
+    // generator's measurements only, and closed before the next kernel socket load.
+    let open_generator = || {
+        Generator::open(NS_LOAD, DEV_LOAD, LOAD_IP, gen_mode)
+            .unwrap_or_else(|e| panic!("opening the generator's AF_XDP port: {e}"))
+    };
+    let kernel_generator_round = |g: Generator| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let k = kernel_responder(echo.clone(), count.clone(), stop.clone());
+        let (g, run) = generator_load(g, veth_mac, KERNEL_IP, PORT, shape, &echo, &count);
+        stop.store(true, Ordering::SeqCst);
+        k.join().expect("the kernel responder");
+        (g, generator_figures(run))
+    };
     if !reopen {
         for _ in 0..rounds {
-            kernel.push(kernel_round());
+            results[0].kernel.push(kernel_round());
+            let (g, f) = kernel_generator_round(open_generator());
+            results[1].kernel.push(f);
+            drop(g);
         }
     }
     let mut open: Option<(DpdkDevice, DpdkPort)> = None;
     for round in 0..rounds {
         if reopen {
             // The kernel, with no DPDK device on the veth.
-            kernel.push(kernel_round());
+            results[0].kernel.push(kernel_round());
         }
         let (device, port) = match open.take() {
             Some(open) => open,
@@ -569,96 +628,163 @@ fn main() {
             }
         };
         driver = device.driver_name().to_owned();
+        let device_mac = port.capabilities().mac;
+
+        // Load 1: a kernel UDP socket.
         let stop = Arc::new(AtomicBool::new(false));
         let r = reflector(port, echo.clone(), count.clone(), stop.clone());
-        raw.push(measure(SHARDNET_IP, &echo, &count, size, window, secs));
+        results[0]
+            .raw
+            .push(measure(SHARDNET_IP, &echo, &count, size, window, secs));
         stop.store(true, Ordering::SeqCst);
         let port = r.join().expect("the reflector");
+        let runtime = shardnet_echo(port, &echo, &count);
+        results[0]
+            .stack
+            .push(measure(SHARDNET_IP, &echo, &count, size, window, secs));
+        let port = stop_runtime(runtime);
 
-        let app = UdpEcho {
-            socket: None,
-            buf: Vec::new(),
-            echo: echo.clone(),
-            count: count.clone(),
-        };
-        let runtime =
-            Runtime::start(runtime_config(&port), vec![(port, app)]).expect("start the runtime");
-        stack.push(measure(SHARDNET_IP, &echo, &count, size, window, secs));
-        let port = runtime
-            .stop()
-            .expect("stop the runtime")
-            .pop()
-            .expect("one shard")
-            .port;
-        if !json {
-            eprintln!(
-                "round {round}: echo/s kernel {:.0} raw {:.0} shardnet {:.0}; rx/s kernel {:.0} raw {:.0} shardnet {:.0}; device {:?}",
-                kernel[round].echo,
-                raw[round].echo,
-                stack[round].echo,
-                kernel[round].rx,
-                raw[round].rx,
-                stack[round].rx,
-                device.stats()
-            );
-        }
-        if !reopen {
+        // Load 2: the AF_XDP generator, on the load side's veth end (the DPDK device's
+        // net_af_xdp program, if any, is on the other end).
+        let g = open_generator();
+        generator_modes = format!(
+            "attach {:?}, bind {:?}",
+            g.port().attach_info().mode,
+            g.port().bind_mode()
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let r = reflector(port, echo.clone(), count.clone(), stop.clone());
+        let (g, run) = generator_load(g, device_mac, SHARDNET_IP, PORT, shape, &echo, &count);
+        stop.store(true, Ordering::SeqCst);
+        let port = r.join().expect("the reflector");
+        results[1].raw.push(generator_figures(run));
+        let runtime = shardnet_echo(port, &echo, &count);
+        let (g, run) = generator_load(g, device_mac, SHARDNET_IP, PORT, shape, &echo, &count);
+        let port = stop_runtime(runtime);
+        results[1].stack.push(generator_figures(run));
+        let device_stats = format!("{:?}", device.stats());
+
+        if reopen {
+            // The kernel under the generator once the device is closed.
+            drop(port);
+            drop(device);
+            let (g, f) = kernel_generator_round(g);
+            results[1].kernel.push(f);
+            drop(g);
+        } else {
+            drop(g);
             open = Some((device, port));
+        }
+        if !json {
+            for (load, r) in ["kernel UDP socket", "AF_XDP generator"]
+                .iter()
+                .zip(&results)
+            {
+                eprintln!(
+                    "round {round}, load {load}: echo/s kernel {:.0} raw {:.0} shardnet {:.0}; rx/s kernel {:.0} raw {:.0} shardnet {:.0}",
+                    r.kernel[round].echo,
+                    r.raw[round].echo,
+                    r.stack[round].echo,
+                    r.kernel[round].rx,
+                    r.raw[round].rx,
+                    r.stack[round].rx,
+                );
+            }
+            eprintln!("round {round}: device {device_stats}");
         }
     }
     drop(open);
 
     let pick = |v: &[Figures], f: fn(&Figures) -> f64| stats(v.iter().map(f).collect());
     let rows: [(&str, Pick); 3] = [("echo", |f| f.echo), ("rx", |f| f.rx), ("sent", |f| f.sent)];
+    // The kernel socket load's keys have no prefix (as before the generator was added); the
+    // generator's start with `gen_`.
+    let loads = [("", "kernel UDP socket"), ("gen_", "AF_XDP generator")];
     if json {
         let mut out = format!(
-            "{{\"bench\":\"dpdk_forward\",\"vdev\":\"{vdev}\",\"driver\":\"{driver}\",\"rounds\":{rounds},\"secs\":{secs},\"window\":{window},\"size\":{size}"
+            "{{\"bench\":\"dpdk_forward\",\"vdev\":\"{vdev}\",\"driver\":\"{driver}\",\"rounds\":{rounds},\"secs\":{secs},\"window\":{window},\"size\":{size},\"generator\":\"AF_XDP on {DEV_LOAD}, {generator_modes}\""
         );
-        for (name, f) in rows {
-            for (who, v) in [("kernel", &kernel), ("raw", &raw), ("shardnet", &stack)] {
-                let (m, lo, hi) = pick(v, f);
-                out += &format!(
-                    ",\"{name}_{who}_pps\":{{\"median\":{m:.0},\"min\":{lo:.0},\"max\":{hi:.0}}}"
-                );
+        for ((prefix, _), r) in loads.iter().zip(&results) {
+            let whos = [
+                ("kernel", &r.kernel),
+                ("raw", &r.raw),
+                ("shardnet", &r.stack),
+            ];
+            for (name, f) in rows {
+                for (who, v) in whos {
+                    let (m, lo, hi) = pick(v, f);
+                    out += &format!(
+                        ",\"{prefix}{name}_{who}_pps\":{{\"median\":{m:.0},\"min\":{lo:.0},\"max\":{hi:.0}}}"
+                    );
+                }
             }
+            let (k, raw, sn) = (
+                pick(&r.kernel, |f| f.echo).0,
+                pick(&r.raw, |f| f.echo).0,
+                pick(&r.stack, |f| f.echo).0,
+            );
+            out += &format!(
+                ",\"{prefix}echo_shardnet_over_raw\":{:.3},\"{prefix}echo_shardnet_over_kernel\":{:.3},\"{prefix}echo_raw_over_kernel\":{:.3}",
+                sn / raw,
+                sn / k,
+                raw / k
+            );
         }
-        let (k, r, s) = (
-            pick(&kernel, |f| f.echo).0,
-            pick(&raw, |f| f.echo).0,
-            pick(&stack, |f| f.echo).0,
-        );
-        out += &format!(
-            ",\"echo_shardnet_over_raw\":{:.3},\"echo_shardnet_over_kernel\":{:.3},\"echo_raw_over_kernel\":{:.3}}}",
-            s / r,
-            s / k,
-            r / k
-        );
+        out += "}";
         println!("{out}");
     } else {
         println!(
-            "DPDK {driver} ({vdev}), {size}-byte UDP payloads, {rounds} rounds of {secs} s, median (min-max) pkts/s:"
+            "DPDK {driver} ({vdev}), {size}-byte UDP payloads, echo window {window}, {rounds} rounds of {secs} s, \
+             generator AF_XDP on {DEV_LOAD} ({generator_modes}); median (min-max) pkts/s:"
         );
         println!(
-            "| pattern | kernel | raw DPDK reflector | shardnet on DPDK | shardnet / raw | shardnet / kernel | raw / kernel |"
+            "| load | pattern | kernel | raw DPDK reflector | shardnet on DPDK | shardnet / raw | shardnet / kernel | raw / kernel |"
         );
-        println!("|---|---:|---:|---:|---:|---:|---:|");
-        for (name, f) in rows {
-            let (k, r, s) = (pick(&kernel, f), pick(&raw, f), pick(&stack, f));
-            println!(
-                "| {name} | {:.0} ({:.0}-{:.0}) | {:.0} ({:.0}-{:.0}) | {:.0} ({:.0}-{:.0}) | {:.2} | {:.2} | {:.2} |",
-                k.0,
-                k.1,
-                k.2,
-                r.0,
-                r.1,
-                r.2,
-                s.0,
-                s.1,
-                s.2,
-                s.0 / r.0,
-                s.0 / k.0,
-                r.0 / k.0
-            );
+        println!("|---|---|---:|---:|---:|---:|---:|---:|");
+        for ((_, load), r) in loads.iter().zip(&results) {
+            for (name, f) in rows {
+                let (k, raw, sn) = (pick(&r.kernel, f), pick(&r.raw, f), pick(&r.stack, f));
+                println!(
+                    "| {load} | {name} | {:.0} ({:.0}-{:.0}) | {:.0} ({:.0}-{:.0}) | {:.0} ({:.0}-{:.0}) | {:.2} | {:.2} | {:.2} |",
+                    k.0,
+                    k.1,
+                    k.2,
+                    raw.0,
+                    raw.1,
+                    raw.2,
+                    sn.0,
+                    sn.1,
+                    sn.2,
+                    sn.0 / raw.0,
+                    sn.0 / k.0,
+                    raw.0 / k.0
+                );
+            }
         }
     }
+}
+
+/// Starts shardnet's UDP echo on `port`.
+fn shardnet_echo(
+    port: DpdkPort,
+    echo: &Arc<AtomicBool>,
+    count: &Arc<AtomicU64>,
+) -> Runtime<DpdkPort, UdpEcho> {
+    let app = UdpEcho {
+        socket: None,
+        buf: Vec::new(),
+        echo: echo.clone(),
+        count: count.clone(),
+    };
+    Runtime::start(runtime_config(&port), vec![(port, app)]).expect("start the runtime")
+}
+
+/// Stops the runtime and returns its port.
+fn stop_runtime(runtime: Runtime<DpdkPort, UdpEcho>) -> DpdkPort {
+    runtime
+        .stop()
+        .expect("stop the runtime")
+        .pop()
+        .expect("one shard")
+        .port
 }

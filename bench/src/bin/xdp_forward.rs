@@ -43,9 +43,9 @@ use shardnet::runtime::{App, AppContext, IdlePolicy, Pinning, Runtime, RuntimeCo
 use shardnet::shard::ShardConfig;
 use shardnet::socket::SocketHandle;
 use shardnet::time::Duration as SnDuration;
-use shardnet::wire::EthernetAddress;
 use shardnet::wire::Ipv4Addr;
-use shardnet_af_xdp::{AfXdpConfig, AfXdpPort, AttachMode, XdpFrame};
+use shardnet_af_xdp::{AfXdpConfig, AfXdpPort, AttachMode};
+use shardnet_bench::xdp_generator::{Generator, GeneratorRun, Shape, generator_load, in_ns, pin};
 use std::net::{SocketAddrV4, UdpSocket};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -159,21 +159,6 @@ impl Drop for Namespaces {
     fn drop(&mut self) {
         down();
     }
-}
-
-/// Runs `f` on a new thread inside namespace `ns`.
-fn in_ns<T: Send + 'static>(
-    ns: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> std::thread::JoinHandle<T> {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        // SAFETY: setns on this thread only, with a valid namespace fd.
-        let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-        f()
-    })
 }
 
 /// What a load run measured.
@@ -422,231 +407,6 @@ fn runtime_config(port: &AfXdpPort) -> RuntimeConfig {
     c
 }
 
-// ----- the AF_XDP load generator -----
-
-/// An Ethernet + IPv4 + UDP frame from `src` (port 9999) to `dst`:7 with `size` payload bytes,
-/// IPv4 header checksum filled in, UDP checksum 0 ("none", RFC 768).
-fn udp_frame(
-    dst_mac: EthernetAddress,
-    src_mac: EthernetAddress,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    size: usize,
-) -> Vec<u8> {
-    let mut f = vec![0u8; 42 + size];
-    f[0..6].copy_from_slice(&dst_mac.0);
-    f[6..12].copy_from_slice(&src_mac.0);
-    f[12..14].copy_from_slice(&[0x08, 0x00]);
-    let total = u16::try_from(28 + size).unwrap_or(u16::MAX);
-    f[14] = 0x45;
-    f[16..18].copy_from_slice(&total.to_be_bytes());
-    f[20] = 0x40; // DF
-    f[22] = 64; // TTL
-    f[23] = 17; // UDP
-    f[26..30].copy_from_slice(&src.octets());
-    f[30..34].copy_from_slice(&dst.octets());
-    let mut sum = 0u32;
-    for w in f[14..34].chunks(2) {
-        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    f[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    f[34..36].copy_from_slice(&9999u16.to_be_bytes());
-    f[36..38].copy_from_slice(&PORT.to_be_bytes());
-    f[38..40].copy_from_slice(&u16::try_from(8 + size).unwrap_or(u16::MAX).to_be_bytes());
-    f[42..].fill(0x5a);
-    f
-}
-
-/// Turns an ARP request for `me` into the reply from `mac`, in place.
-fn arp_reply(f: &mut [u8], me: Ipv4Addr, mac: EthernetAddress) -> bool {
-    if f.len() < 42 || f[12..14] != [0x08, 0x06] || f[20..22] != [0, 1] || f[38..42] != me.octets()
-    {
-        return false;
-    }
-    let (mut requester_mac, mut requester_ip) = ([0u8; 6], [0u8; 4]);
-    requester_mac.copy_from_slice(&f[22..28]);
-    requester_ip.copy_from_slice(&f[28..32]);
-    f[0..6].copy_from_slice(&requester_mac);
-    f[6..12].copy_from_slice(&mac.0);
-    f[21] = 2;
-    f[22..28].copy_from_slice(&mac.0);
-    f[28..32].copy_from_slice(&me.octets());
-    f[32..38].copy_from_slice(&requester_mac);
-    f[38..42].copy_from_slice(&requester_ip);
-    true
-}
-
-/// Raw frames from an AF_XDP port on the load side (198.18.0.1): no kernel stack on the
-/// sending side, so the responder is the bottleneck. It answers ARP for 198.18.0.1 itself.
-struct Generator {
-    port: AfXdpPort,
-    mac: EthernetAddress,
-}
-
-impl Generator {
-    fn open(mode: AttachMode) -> Generator {
-        let port = in_ns(NS_LOAD, move || {
-            let mut c = AfXdpConfig::new(DEV_LOAD, LOAD_IP);
-            c.mode = mode;
-            AfXdpPort::open(&c)
-        })
-        .join()
-        .expect("the generator thread")
-        .unwrap_or_else(|e| panic!("opening the generator's AF_XDP port: {e}"));
-        let mac = port.capabilities().mac;
-        Generator { port, mac }
-    }
-
-    /// Handles one received frame: answers ARP, counts echoes from `from`.
-    fn receive(&mut self, mut f: XdpFrame, from: Ipv4Addr, tx: &mut Batch<XdpFrame>) -> bool {
-        let d = f.data();
-        let echo = d.len() >= 42 && d[12..14] == [0x08, 0x00] && d[26..30] == from.octets();
-        if !echo && !tx.is_full() && arp_reply(f.data_mut(), LOAD_IP, self.mac) {
-            tx.push(f);
-            return false;
-        }
-        self.port.release(f);
-        echo
-    }
-
-    /// Closed loop, `window` frames in flight, for `d`; returns (echoes, presumed lost).
-    fn echo(&mut self, template: &[u8], from: Ipv4Addr, window: usize, d: Duration) -> (u64, u64) {
-        let (mut got, mut lost, mut in_flight) = (0u64, 0u64, 0usize);
-        let mut tx: Batch<XdpFrame> = Batch::new();
-        let mut rx: Batch<XdpFrame> = Batch::new();
-        let mut last_rx = Instant::now();
-        let end = last_rx + d;
-        loop {
-            let now = Instant::now();
-            if now >= end {
-                break;
-            }
-            while in_flight < window && !tx.is_full() {
-                let Some(mut f) = self.port.alloc_tx() else {
-                    break;
-                };
-                f.buffer_mut()[..template.len()].copy_from_slice(template);
-                f.set_len(template.len());
-                tx.push(f);
-                in_flight += 1;
-            }
-            self.port.tx_burst(&mut tx);
-            if self.port.rx_burst(&mut rx) > 0 {
-                last_rx = now;
-            } else if now.duration_since(last_rx) > Duration::from_millis(20) {
-                lost += in_flight as u64;
-                in_flight = 0;
-                last_rx = now;
-            }
-            for f in rx.drain(..) {
-                if self.receive(f, from, &mut tx) {
-                    got += 1;
-                    in_flight = in_flight.saturating_sub(1);
-                }
-            }
-        }
-        // Let the window's last echoes arrive, and give every frame back.
-        let drain_end = Instant::now() + Duration::from_millis(30);
-        while Instant::now() < drain_end {
-            self.port.tx_burst(&mut tx);
-            self.port.rx_burst(&mut rx);
-            for f in rx.drain(..) {
-                self.port.release(f);
-            }
-        }
-        for f in tx.drain(..) {
-            self.port.release(f);
-        }
-        (got, lost)
-    }
-
-    /// Open loop: frames as fast as the TX ring takes them, for `d`; returns frames sent.
-    fn blast(&mut self, template: &[u8], d: Duration) -> u64 {
-        let mut sent = 0u64;
-        let mut tx: Batch<XdpFrame> = Batch::new();
-        let mut rx: Batch<XdpFrame> = Batch::new();
-        let end = Instant::now() + d;
-        while Instant::now() < end {
-            while !tx.is_full() {
-                let Some(mut f) = self.port.alloc_tx() else {
-                    break;
-                };
-                f.buffer_mut()[..template.len()].copy_from_slice(template);
-                f.set_len(template.len());
-                tx.push(f);
-            }
-            sent += self.port.tx_burst(&mut tx) as u64;
-            self.port.rx_burst(&mut rx);
-            for f in rx.drain(..) {
-                // ARP answered; anything else released.
-                self.receive(f, Ipv4Addr::UNSPECIFIED, &mut tx);
-            }
-        }
-        for f in tx.drain(..) {
-            self.port.release(f);
-        }
-        sent
-    }
-}
-
-/// The load's shape: payload bytes, echo window, seconds per measurement.
-#[derive(Clone, Copy)]
-struct Shape {
-    size: usize,
-    window: usize,
-    secs: f64,
-}
-
-/// Both patterns from the generator against `target` (whose MAC is `dst_mac`); returns the
-/// generator for the next responder.
-fn generator_load(
-    mut g: Generator,
-    dst_mac: EthernetAddress,
-    target: Ipv4Addr,
-    shape: Shape,
-    echo: &Arc<AtomicBool>,
-    counter: &Arc<AtomicU64>,
-) -> (Generator, Figures) {
-    let Shape { size, window, secs } = shape;
-    let template = udp_frame(dst_mac, g.mac, LOAD_IP, target, size);
-    let (echo_flag, counter2) = (echo.clone(), counter.clone());
-    std::thread::spawn(move || {
-        pin(0);
-        let d = Duration::from_secs_f64(secs);
-        echo_flag.store(true, Ordering::SeqCst);
-        g.echo(&template, target, window, WARMUP);
-        let start = Instant::now();
-        let (got, lost) = g.echo(&template, target, window, d);
-        let echo_load = Load {
-            packets: got,
-            lost,
-            secs: start.elapsed().as_secs_f64(),
-        };
-        echo_flag.store(false, Ordering::SeqCst);
-        g.blast(&template, WARMUP);
-        std::thread::sleep(Duration::from_millis(50));
-        counter2.store(0, Ordering::SeqCst);
-        let start = Instant::now();
-        let sent = g.blast(&template, d);
-        let secs = start.elapsed().as_secs_f64();
-        std::thread::sleep(Duration::from_millis(50));
-        let rx = (
-            Load {
-                packets: sent,
-                lost: 0,
-                secs,
-            },
-            counter2.load(Ordering::SeqCst),
-        );
-        (g, figures(echo_load, rx))
-    })
-    .join()
-    .expect("the generator thread")
-}
-
 /// One responder's figures in one round: echo pkts/s, echoes presumed lost, rx pkts/s at the
 /// responder, sender pkts/s in the rx pattern.
 #[derive(Clone, Copy, Default)]
@@ -666,6 +426,21 @@ fn figures(echo: Load, rx: (Load, u64)) -> Figures {
     }
 }
 
+/// The figures of one generator run (the same arithmetic as [`figures`]).
+fn generator_figures(run: GeneratorRun) -> Figures {
+    let echo = Load {
+        packets: run.echoes,
+        lost: run.lost,
+        secs: run.echo_secs,
+    };
+    let rx = Load {
+        packets: run.sent,
+        lost: 0,
+        secs: run.rx_secs,
+    };
+    figures(echo, (rx, run.received))
+}
+
 /// The median and range of `v`.
 fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
     v.sort_by(f64::total_cmp);
@@ -676,25 +451,6 @@ fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
         (v[mid - 1] + v[mid]) / 2.0
     };
     (median, v[0], v[v.len() - 1])
-}
-
-/// Pins the calling thread to `cpu` (if the machine has it); a failure only means less stable
-/// figures, so it is reported, not fatal.
-fn pin(cpu: usize) {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cpu >= cpus {
-        return;
-    }
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes within it for
-    // cpu < CPU_SETSIZE; sched_setaffinity reads `size_of::<cpu_set_t>()` bytes of it.
-    let r = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if r != 0 {
-        eprintln!("pinning to CPU {cpu}: {}", std::io::Error::last_os_error());
-    }
 }
 
 fn main() {
@@ -730,7 +486,13 @@ fn main() {
         .clamp(1, 1472);
 
     let json = args.iter().any(|a| a == "--json");
-    let shape = Shape { size, window, secs };
+    let shape = Shape {
+        size,
+        window,
+        secs,
+        warmup: WARMUP,
+        cpu: 0,
+    };
     let _ns = Namespaces::up();
     let echo = Arc::new(AtomicBool::new(true));
     let count = Arc::new(AtomicU64::new(0));
@@ -804,26 +566,27 @@ fn main() {
 
         // The same three, loaded by the AF_XDP generator (its program on the load side takes
         // everything addressed to 198.18.0.1, so the kernel socket load is over by now).
-        let g = Generator::open(mode);
+        let g = Generator::open(NS_LOAD, DEV_LOAD, LOAD_IP, mode)
+            .unwrap_or_else(|e| panic!("opening the generator's AF_XDP port: {e}"));
         let stop = Arc::new(AtomicBool::new(false));
         let h = reflector(port, echo.clone(), count.clone(), stop.clone());
-        let (g, f) = generator_load(g, resp_mac, SHARDNET_IP, shape, &echo, &count);
+        let (g, run) = generator_load(g, resp_mac, SHARDNET_IP, PORT, shape, &echo, &count);
         stop.store(true, Ordering::SeqCst);
         let port = h.join().expect("the reflector");
-        results[1][1].push(f);
+        results[1][1].push(generator_figures(run));
 
         let runtime = shardnet_echo(port, &echo, &count);
-        let (g, f) = generator_load(g, resp_mac, SHARDNET_IP, shape, &echo, &count);
+        let (g, run) = generator_load(g, resp_mac, SHARDNET_IP, PORT, shape, &echo, &count);
         drop(stop_runtime(runtime));
-        results[1][2].push(f);
+        results[1][2].push(generator_figures(run));
 
         // The kernel last, once shardnet's port (and its XDP program) is gone.
         let stop = Arc::new(AtomicBool::new(false));
         let h = kernel_responder(echo.clone(), count.clone(), stop.clone());
-        let (g, f) = generator_load(g, resp_mac, KERNEL_IP, shape, &echo, &count);
+        let (g, run) = generator_load(g, resp_mac, KERNEL_IP, PORT, shape, &echo, &count);
         stop.store(true, Ordering::SeqCst);
         let _ = h.join();
-        results[1][0].push(f);
+        results[1][0].push(generator_figures(run));
         drop(g);
         eprintln!("round {} of {rounds} done", round + 1);
     }
