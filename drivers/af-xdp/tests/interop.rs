@@ -15,43 +15,36 @@
 //! `timeout`, every wait has a deadline, and only 198.18.0.0/15 addresses inside the test's own
 //! namespaces are used.
 
-use shardnet::ip::{InterfaceConfig, Ipv4Cidr};
 use shardnet::port::Port;
-use shardnet::runtime::{App, AppContext, IdlePolicy, Pinning, Runtime, RuntimeConfig};
-use shardnet::shard::ShardConfig;
-use shardnet::socket::{
-    Event, Readiness, RecvError, SendError, Shutdown, SockOpt, SocketError, SocketHandle,
-    SocketOptions, StateHistogram,
-};
+use shardnet::runtime::IdlePolicy;
 use shardnet::tcp::State;
 use shardnet::time::Duration;
 use shardnet::wire::Ipv4Addr;
 use shardnet_af_xdp::{AfXdpConfig, AfXdpPort, AttachMode, Error};
 use shardnet_memory::{Impaired, ImpairedConfig, Impairments};
-use std::collections::HashMap;
 use std::net::SocketAddrV4;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
+
+mod support;
+use support::client::{Client, ClientMode, ClientStats, run_client};
+use support::linux_peer::{
+    BULK_CLIENT, CHURN_CLIENT, ECHO_SERVER, KernelServer, kernel_time_wait, python_ok, seconds,
+};
+use support::pattern::pattern;
+use support::servers::{ABORT_PORT, ECHO_PORT, HALF_IN, HALF_OUT, HALF_PORT, start_servers};
+use support::shard::{Idle, KERNEL_ADDR, KERNEL_IP, SHARDNET_ADDR, SHARDNET_IP, histogram, lock};
+use support::{Names, TestNet, in_namespace, is_root, run, run_ok};
 
 const NS_KERNEL: &str = "snet-ik";
 const NS_SHARDNET: &str = "snet-is";
 const DEV_KERNEL: &str = "snet-ik0";
 const DEV_SHARDNET: &str = "snet-is0";
-const KERNEL_IP: &str = "198.18.0.1";
 const KERNEL_CIDR: &str = "198.18.0.1/24";
-const KERNEL_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const SHARDNET_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 /// A kernel address on shardnet's veth end, for kernel-to-kernel traffic beside shardnet.
 const SIDE_IP: &str = "198.18.0.3";
 
-/// shardnet's echo server.
-const ECHO_PORT: u16 = 7;
-/// shardnet's half-close server: reads to EOF, then sends [`HALF_OUT`] bytes, then closes.
-const HALF_PORT: u16 = 8;
-/// shardnet's abort server: reads the first bytes, then closes with `SO_LINGER` 0.
-const ABORT_PORT: u16 = 9;
 /// Kernel servers.
 const KERNEL_ECHO_PORT: u16 = 9000;
 const KERNEL_HALF_PORT: u16 = 9001;
@@ -59,19 +52,10 @@ const KERNEL_HALF_PORT: u16 = 9001;
 const KERNEL_SOCAT_PORT: u16 = 9002;
 /// Connections in the churn against `socat` (one process per connection: fewer than [`CHURN`]).
 const SOCAT_CHURN: usize = 500;
-
-/// Bytes each side sends after the peer's FIN in the half-close tests.
-const HALF_OUT: usize = 1 << 20;
-/// Bytes sent before the half-close.
-const HALF_IN: usize = 100_000;
 /// Connections in each churn test.
 const CHURN: usize = 3000;
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-mod support;
-use support::{Names, TestNet, is_root, run, run_ok};
-
 /// This binary's test hosts (see `support`).
 const NET: Names = Names {
     kernel_ns: NS_KERNEL,
@@ -86,487 +70,44 @@ fn up() -> TestNet {
     TestNet::up(&SERIAL, NET, &[])
 }
 
-/// Byte `i` of every stream these tests send: `i mod 251` (a prime, so it never lines up
-/// with segment or buffer sizes).
-fn pattern(i: usize) -> u8 {
-    (i % 251) as u8
-}
-
-/// The python version of [`pattern`], shared by the scripts.
-const PY_PATTERN: &str = r#"
-BLOCK = bytes(range(251)) * 262
-def pattern(start, n):
-    out = bytearray()
-    while n:
-        o = start % 251
-        k = min(n, len(BLOCK) - o)
-        out += BLOCK[o:o + k]
-        start += k
-        n -= k
-    return bytes(out)
-"#;
-
-/// Runs `python3 -c script args...` in namespace `ns`, bounded to `secs` seconds, and returns
-/// its stdout, failing the test if it failed.
-fn python_ok(ns: &str, secs: u32, script: &str, args: &[&str]) -> String {
-    let secs = secs.to_string();
-    let script = format!("{PY_PATTERN}\n{script}");
-    let mut argv = vec![
-        "timeout", &secs, "ip", "netns", "exec", ns, "python3", "-c", &script,
-    ];
-    argv.extend_from_slice(args);
-    let out = run(&argv);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "python in {ns} {args:?} failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-/// A python server in a namespace: started with a script that prints "ready" once
-/// listening; killed (our child, by PID) when dropped.
-struct KernelServer(std::process::Child);
-
-impl KernelServer {
-    fn start(ns: &str, script: &str, args: &[&str]) -> KernelServer {
-        use std::io::BufRead;
-        let script = format!("{PY_PATTERN}\n{script}");
-        let mut child = Command::new("timeout")
-            .args(["300", "ip", "netns", "exec", ns, "python3", "-c", &script])
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn a kernel server");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut reader = std::io::BufReader::new(stdout);
-        reader
-            .read_line(&mut line)
-            .expect("read the server's ready line");
-        assert_eq!(line.trim(), "ready", "the kernel server did not start");
-        // Keep reading its output in the background, so that it never blocks on a full pipe.
-        let out = Arc::new(Mutex::new(String::new()));
-        let sink = out.clone();
-        std::thread::spawn(move || {
-            let mut l = String::new();
-            while reader.read_line(&mut l).is_ok_and(|n| n > 0) {
-                sink.lock().unwrap_or_else(|e| e.into_inner()).push_str(&l);
-                l.clear();
-            }
-        });
-        SERVER_OUTPUT.with(|o| *o.borrow_mut() = Some(out));
-        KernelServer(child)
-    }
-
-    /// Waits (up to `secs`) for the server to exit by itself and returns what it printed
-    /// after "ready".
-    fn finish(mut self, secs: u64) -> String {
-        let deadline = Instant::now() + std::time::Duration::from_secs(secs);
-        loop {
-            if let Ok(Some(status)) = self.0.try_wait() {
-                assert!(status.success(), "the kernel server failed: {status}");
-                break;
-            }
-            if Instant::now() >= deadline {
-                let ss = run(&[
-                    "timeout", "10", "ip", "netns", "exec", NS_KERNEL, "ss", "-tanoi",
-                ]);
-                panic!(
-                    "the kernel server did not finish; its sockets:\n{}",
-                    String::from_utf8_lossy(&ss.stdout)
-                );
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        // Let the reader thread drain the pipe.
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        SERVER_OUTPUT.with(|o| {
-            o.borrow()
-                .as_ref()
-                .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).clone())
-                .unwrap_or_default()
-        })
-    }
-}
-
-thread_local! {
-    static SERVER_OUTPUT: std::cell::RefCell<Option<Arc<Mutex<String>>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-impl Drop for KernelServer {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait()
-            && let Ok(pid) = libc::pid_t::try_from(self.0.id())
-        {
-            // SAFETY: kill has no memory-safety preconditions; `pid` is our unreaped child
-            // (`timeout`, which passes SIGTERM on to python).
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let _ = self.0.wait();
-    }
-}
-
 /// Opens the AF_XDP port, attached in `mode` (generic or native XDP), from a thread inside
 /// shardnet's namespace.
 fn open_port(mode: AttachMode) -> AfXdpPort {
-    let port = std::thread::spawn(move || -> Result<AfXdpPort, Error> {
-        let ns = std::fs::File::open(format!("/run/netns/{NS_SHARDNET}"))
-            .expect("the shardnet namespace exists");
-        // SAFETY: setns on this thread only, with a valid namespace fd; the thread ends after
-        // opening the port.
-        let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-        let mut config = AfXdpConfig::new(DEV_SHARDNET, SHARDNET_IP);
+    let port = in_namespace(NS_SHARDNET, || -> Result<AfXdpPort, Error> {
+        let mut config = AfXdpConfig::new(DEV_SHARDNET, SHARDNET_ADDR);
         config.mode = mode;
         AfXdpPort::open(&config)
     })
-    .join()
-    .expect("the port thread panicked")
     .unwrap_or_else(|e| panic!("opening the AF_XDP port: {e}"));
     assert_eq!(port.attach_info().mode, mode, "attached as asked");
     port
 }
 
-fn runtime_config<P: Port>(port: &P, idle: IdlePolicy) -> RuntimeConfig {
-    let caps = port.capabilities();
-    let mut c = RuntimeConfig::new(ShardConfig::new(InterfaceConfig {
-        mac: caps.mac,
-        cidr: Ipv4Cidr::new(SHARDNET_IP, 24).expect("a valid prefix"),
-        gateway: None,
-        mtu: caps.mtu,
-        ttl: 64,
-    }));
-    c.idle = idle;
-    c.no_waker_sleep = Duration::from_millis(1);
-    c.pinning = Pinning::None;
-    c.grace = Duration::from_secs(2);
-    c
-}
-
-fn sleepy() -> IdlePolicy {
-    IdlePolicy::Sleep {
-        max: Duration::from_millis(100),
+/// Every shard here sleeps up to 100 ms when idle (the AF_XDP port's rx waker wakes it).
+fn sleepy() -> Idle {
+    Idle {
+        policy: IdlePolicy::Sleep {
+            max: Duration::from_millis(100),
+        },
+        no_waker_sleep: Duration::from_millis(1),
     }
 }
 
-/// The shard's TCP state histogram, read on its own thread.
-fn histogram<P: Port + Send + 'static, A: App + Send + 'static>(
-    runtime: &Runtime<P, A>,
-) -> StateHistogram {
-    let (tx, rx) = std::sync::mpsc::channel();
-    runtime
-        .run_on(0, move |shard, now| {
-            let _ = tx.send(shard.sockets(now).state_histogram());
-        })
-        .expect("run on the shard");
-    rx.recv_timeout(std::time::Duration::from_secs(5))
-        .expect("the shard answers")
-}
-
-/// TIME-WAIT sockets in a namespace's kernel.
-fn kernel_time_wait(ns: &str) -> usize {
-    let out = run(&[
-        "timeout",
-        "30",
-        "ip",
-        "netns",
-        "exec",
-        ns,
-        "ss",
-        "-Htan",
-        "state",
-        "time-wait",
-    ]);
-    assert!(out.status.success(), "ss failed");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .count()
-}
-
-// ----- shardnet's servers -----
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Role {
-    Echo,
-    HalfClose,
-    Abort,
-}
-
-struct Conn {
-    role: Role,
-    pending: Vec<u8>,
-    sent: usize,
-    received: usize,
-    eof: bool,
-    out_sent: usize,
-}
-
-/// What shardnet's servers saw, shared with the test thread.
-#[derive(Default, Debug)]
-struct ServerStats {
-    accepted: u64,
-    echoed: u64,
-    /// Connections that failed with ECONNRESET (seen on an error event or on recv).
-    resets: u64,
-    /// Other connection errors.
-    errors: u64,
-    /// Half-close connections: bytes read before EOF, whether they were all `pattern`,
-    /// the TCP state when EOF was read, and bytes sent after it.
-    half_in: usize,
-    half_bad: bool,
-    half_state_at_eof: Option<State>,
-    half_sent_after_eof: usize,
-    half_done: u64,
-    aborted: u64,
-}
-
-/// Echo on [`ECHO_PORT`], half-close on [`HALF_PORT`], abort on [`ABORT_PORT`].
-#[derive(Default)]
-struct Servers {
-    conns: HashMap<SocketHandle, Conn>,
-    events: Vec<Event>,
-    buf: Vec<u8>,
-    stats: Arc<Mutex<ServerStats>>,
-}
-
-impl Servers {
-    fn reset(&self) {
-        self.stats.lock().unwrap_or_else(|e| e.into_inner()).resets += 1;
-    }
-
-    /// Moves the connection forward; true when it is finished (to be closed).
-    fn drive(&mut self, s: &mut shardnet::socket::Sockets<'_>, h: SocketHandle) -> bool {
-        let Some(mut c) = self.conns.remove(&h) else {
-            return false;
-        };
-        let done = match c.role {
-            Role::Echo => self.echo(s, h, &mut c),
-            Role::HalfClose => self.half_close(s, h, &mut c),
-            Role::Abort => self.abort(s, h, &mut c),
-        };
-        if !done {
-            self.conns.insert(h, c);
-        }
-        done
-    }
-
-    fn echo(
-        &mut self,
-        s: &mut shardnet::socket::Sockets<'_>,
-        h: SocketHandle,
-        c: &mut Conn,
-    ) -> bool {
-        loop {
-            while c.sent < c.pending.len() {
-                match s.send(h, &c.pending[c.sent..]) {
-                    Ok(n) => {
-                        c.sent += n;
-                        self.stats.lock().unwrap_or_else(|e| e.into_inner()).echoed += n as u64;
-                    }
-                    Err(SendError::WouldBlock) => return false,
-                    Err(SendError::ConnectionReset) => {
-                        self.reset();
-                        return true;
-                    }
-                    Err(_) => {
-                        self.stats.lock().unwrap_or_else(|e| e.into_inner()).errors += 1;
-                        return true;
-                    }
-                }
-            }
-            if c.eof {
-                return true;
-            }
-            c.pending.clear();
-            c.sent = 0;
-            match s.recv(h, &mut self.buf) {
-                Ok(0) => c.eof = true,
-                Ok(n) => c.pending.extend_from_slice(&self.buf[..n]),
-                Err(RecvError::WouldBlock) => return false,
-                Err(RecvError::ConnectionReset) => {
-                    self.reset();
-                    return true;
-                }
-                Err(_) => {
-                    self.stats.lock().unwrap_or_else(|e| e.into_inner()).errors += 1;
-                    return true;
-                }
-            }
-        }
-    }
-
-    fn half_close(
-        &mut self,
-        s: &mut shardnet::socket::Sockets<'_>,
-        h: SocketHandle,
-        c: &mut Conn,
-    ) -> bool {
-        while !c.eof {
-            let at = c.received;
-            let mut bad = false;
-            match s.recv_with(h, |bytes| {
-                bad = bytes.iter().enumerate().any(|(k, &b)| b != pattern(at + k));
-                bytes.len()
-            }) {
-                Ok(0) => {
-                    c.eof = true;
-                    let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-                    st.half_in = c.received;
-                    st.half_state_at_eof = s.state(h);
-                }
-                Ok(n) => {
-                    c.received += n;
-                    if bad {
-                        self.stats
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .half_bad = true;
-                    }
-                }
-                Err(RecvError::WouldBlock) => return false,
-                Err(_) => {
-                    self.stats.lock().unwrap_or_else(|e| e.into_inner()).errors += 1;
-                    return true;
-                }
-            }
-        }
-        // The peer has shut down its writing side: keep sending ours.
-        while c.out_sent < HALF_OUT {
-            let at = c.out_sent;
-            match s.send_with(h, HALF_OUT - at, |buf| {
-                for (k, b) in buf.iter_mut().enumerate() {
-                    *b = pattern(at + k);
-                }
-                buf.len()
-            }) {
-                Ok(n) if n > 0 => {
-                    c.out_sent += n;
-                    self.stats
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .half_sent_after_eof += n;
-                }
-                Ok(_) | Err(SendError::WouldBlock) => return false,
-                Err(_) => {
-                    self.stats.lock().unwrap_or_else(|e| e.into_inner()).errors += 1;
-                    return true;
-                }
-            }
-        }
-        self.stats
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .half_done += 1;
-        true
-    }
-
-    fn abort(
-        &mut self,
-        s: &mut shardnet::socket::Sockets<'_>,
-        h: SocketHandle,
-        c: &mut Conn,
-    ) -> bool {
-        match s.recv(h, &mut self.buf) {
-            Ok(n) if n > 0 => {
-                c.received += n;
-                // SO_LINGER 0, then close: RST (RFC 9293 3.10.4 ABORT).
-                let linger = s.set_option(h, SockOpt::Linger(Some(Duration::ZERO)));
-                let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-                if linger.is_ok() {
-                    st.aborted += 1;
-                } else {
-                    st.errors += 1;
-                }
-                true
-            }
-            Err(RecvError::WouldBlock) => false,
-            _ => {
-                self.stats.lock().unwrap_or_else(|e| e.into_inner()).errors += 1;
-                true
-            }
-        }
-    }
-}
-
-impl App for Servers {
-    fn step(&mut self, ctx: &mut AppContext<'_>) {
-        if self.buf.is_empty() {
-            self.buf = vec![0; 64 * 1024];
-        }
-        let listeners: Vec<SocketHandle> = ctx
-            .listeners
-            .iter()
-            .map(|&l| SocketHandle::Listener(l))
-            .collect();
-        let mut s = ctx.sockets();
-        self.events.clear();
-        s.poll_events(&mut self.events);
-        let events = std::mem::take(&mut self.events);
-        for e in &events {
-            let mut ready = Vec::new();
-            if listeners.contains(&e.socket) {
-                while let Ok((h, _)) = s.accept(e.socket) {
-                    let role = match s.local_addr(h).map(|a| a.port()) {
-                        Some(HALF_PORT) => Role::HalfClose,
-                        Some(ABORT_PORT) => Role::Abort,
-                        _ => Role::Echo,
-                    };
-                    self.stats
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .accepted += 1;
-                    self.conns.insert(
-                        h,
-                        Conn {
-                            role,
-                            pending: Vec::new(),
-                            sent: 0,
-                            received: 0,
-                            eof: false,
-                            out_sent: 0,
-                        },
-                    );
-                    ready.push(h);
-                }
-            } else if e.readiness.contains(Readiness::ERROR) && self.conns.contains_key(&e.socket) {
-                match s.socket_error(e.socket) {
-                    Some(SocketError::ConnectionReset) => self.reset(),
-                    _ => self.stats.lock().unwrap_or_else(|e| e.into_inner()).errors += 1,
-                }
-                self.conns.remove(&e.socket);
-                let _ = s.close(e.socket);
-            } else {
-                ready.push(e.socket);
-            }
-            for h in ready {
-                if self.drive(&mut s, h) {
-                    let _ = s.close(h);
-                }
-            }
-        }
-        self.events = events;
-    }
-}
-
-fn start_servers<P: Port + Send + 'static>(
+/// Runs shardnet's client in `mode` against the kernel's `server_port` (see
+/// `support::client`): what it saw, the shard's TCP states, the port and the seconds it took.
+fn client_run<P: Port + Send + 'static>(
     port: P,
-    idle: IdlePolicy,
-) -> (Runtime<P, Servers>, Arc<Mutex<ServerStats>>)
+    mode: ClientMode,
+    server_port: u16,
+    total: usize,
+    secs: u64,
+) -> (ClientStats, shardnet::socket::StateHistogram, P, f64)
 where
     P::Frame: Send,
 {
-    let servers = Servers::default();
-    let stats = servers.stats.clone();
-    let runtime = Runtime::start(runtime_config(&port, idle), vec![(port, servers)])
-        .expect("start the runtime");
-    for p in [ECHO_PORT, HALF_PORT, ABORT_PORT] {
-        runtime.listen(p, 512).expect("listen");
-    }
-    (runtime, stats)
+    let client = Client::new(mode, SocketAddrV4::new(KERNEL_ADDR, server_port), total);
+    let r = run_client(port, client, secs, sleepy());
+    (r.stats, r.histogram, r.port, r.secs)
 }
 
 // ----- kernel-side scripts -----
@@ -650,87 +191,6 @@ except ConnectionResetError:
     print("reset")
 "#;
 
-/// `n` short connections one after the other: connect, send 32 bytes, read the echo, close
-/// (the client closes first). Prints "ok <seconds>".
-const CHURN_CLIENT: &str = r#"
-import socket, sys, time
-host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-start = time.monotonic()
-for i in range(n):
-    s = socket.create_connection((host, port), timeout=10)
-    msg = pattern(i, 32)
-    s.sendall(msg)
-    got = b""
-    while len(got) < 32:
-        b = s.recv(64)
-        if not b:
-            break
-        got += b
-    if got != msg:
-        print("connection", i, "echoed", got, file=sys.stderr)
-        sys.exit(1)
-    s.close()
-print("ok", time.monotonic() - start)
-"#;
-
-/// Bulk echo from the kernel: one connection sending `size` bytes from a thread while the main
-/// thread reads the echo; the SHA-256 of what was sent and what came back must match. Prints
-/// "ok <seconds> <sha256>".
-const BULK_CLIENT: &str = r#"
-import hashlib, socket, sys, threading, time
-host, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-start = time.monotonic()
-s = socket.create_connection((host, port), timeout=60)
-s.settimeout(60)
-sent = hashlib.sha256()
-def send():
-    at = 0
-    while at < size:
-        chunk = pattern(at, min(65536, size - at))
-        s.sendall(chunk)
-        sent.update(chunk)
-        at += len(chunk)
-    s.shutdown(socket.SHUT_WR)
-t = threading.Thread(target=send)
-t.start()
-got = hashlib.sha256()
-n = 0
-while True:
-    b = s.recv(1 << 20)
-    if not b:
-        break
-    got.update(b)
-    n += len(b)
-t.join()
-s.close()
-if n != size or got.digest() != sent.digest():
-    print("echoed", n, "of", size, "bytes, sha256", got.hexdigest(), "sent", sent.hexdigest(), file=sys.stderr)
-    sys.exit(1)
-print("ok", time.monotonic() - start, got.hexdigest())
-"#;
-
-/// A threaded kernel echo server; prints "ready", serves until killed.
-const ECHO_SERVER: &str = r#"
-import socket, sys, threading
-addr, port = sys.argv[1], int(sys.argv[2])
-l = socket.socket()
-l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-l.bind((addr, port))
-l.listen(512)
-print("ready", flush=True)
-def serve(c):
-    with c:
-        c.settimeout(60)
-        while True:
-            b = c.recv(1 << 20)
-            if not b:
-                break
-            c.sendall(b)
-while True:
-    c, _ = l.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-"#;
-
 /// A kernel server that accepts, greets with "hi", reads until the peer resets, and prints
 /// "reset" when recv fails with ECONNRESET, "eof" on a clean close.
 const RESET_SERVER: &str = r#"
@@ -755,278 +215,12 @@ except ConnectionResetError:
     print("reset", flush=True)
 "#;
 
-// ----- shardnet clients -----
-
-/// What a shardnet client app does.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum ClientMode {
-    /// `total` connections (up to 16 at a time), each sending 32 bytes, reading the echo and
-    /// closing first.
-    Churn,
-    /// One connection sending `total` bytes and checking the echo.
-    Bulk,
-    /// One connection sending [`HALF_IN`] bytes, `shutdown(Write)`, then reading to EOF
-    /// (`HALF_OUT` bytes of the pattern expected).
-    HalfClose,
-    /// One connection sending 5 bytes and, once the server's 2-byte greeting arrived, closing
-    /// with `SO_LINGER` 0.
-    Abort,
-}
-
-struct ClientConn {
-    sent: usize,
-    received: usize,
-    shut: bool,
-    seq: usize,
-}
-
-/// What a shardnet client saw, shared with the test thread.
-#[derive(Default, Debug)]
-struct ClientStats {
-    started: usize,
-    done: usize,
-    bad: usize,
-    /// The TCP state when the first byte after our `shutdown(Write)` was read.
-    state_after_shutdown: Option<State>,
-    received: usize,
-}
-
-struct Client {
-    mode: ClientMode,
-    server: SocketAddrV4,
-    total: usize,
-    conns: HashMap<SocketHandle, ClientConn>,
-    events: Vec<Event>,
-    stats: Arc<Mutex<ClientStats>>,
-    finished: Arc<AtomicU64>,
-}
-
-impl Client {
-    fn new(mode: ClientMode, server_port: u16, total: usize) -> Client {
-        Client {
-            mode,
-            server: SocketAddrV4::new(KERNEL_ADDR, server_port),
-            total,
-            conns: HashMap::new(),
-            events: Vec::new(),
-            stats: Arc::default(),
-            finished: Arc::default(),
-        }
-    }
-
-    /// Moves a connection forward; true when it is finished (closed by us).
-    fn drive(&mut self, s: &mut shardnet::socket::Sockets<'_>, h: SocketHandle) -> bool {
-        let mode = self.mode;
-        let Some(c) = self.conns.get_mut(&h) else {
-            return false;
-        };
-        if !s.is_connected(h) {
-            if s.socket_error(h).is_some() {
-                self.stats.lock().unwrap_or_else(|e| e.into_inner()).bad += 1;
-                return true;
-            }
-            return false;
-        }
-        let to_send = match mode {
-            ClientMode::Churn => 32,
-            ClientMode::Bulk => self.total,
-            ClientMode::HalfClose => HALF_IN,
-            ClientMode::Abort => 5,
-        };
-        let base = if mode == ClientMode::Churn { c.seq } else { 0 };
-        while c.sent < to_send {
-            let at = c.sent;
-            match s.send_with(h, (to_send - at).min(64 * 1024), |buf| {
-                for (k, b) in buf.iter_mut().enumerate() {
-                    *b = pattern(base + at + k);
-                }
-                buf.len()
-            }) {
-                Ok(n) if n > 0 => c.sent += n,
-                _ => break,
-            }
-        }
-        // Bulk reads the echo while it sends: an echo server that buffers little (socat's
-        // pipe) would otherwise wait for us to read while we wait for it to.
-        if c.sent < to_send && mode != ClientMode::Bulk {
-            return false;
-        }
-        match mode {
-            ClientMode::Abort => {
-                // Abort once the server's greeting shows it accepted the connection.
-                while let Ok(n) = s.recv_with(h, |bytes| bytes.len()) {
-                    if n == 0 {
-                        break;
-                    }
-                    c.received += n;
-                }
-                if c.received < 2 {
-                    return false;
-                }
-                let r = s.set_option(h, SockOpt::Linger(Some(Duration::ZERO)));
-                let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-                if r.is_ok() {
-                    st.done += 1;
-                } else {
-                    st.bad += 1;
-                }
-                return true;
-            }
-            ClientMode::HalfClose if !c.shut => {
-                if s.shutdown(h, Shutdown::Write).is_err() {
-                    self.stats.lock().unwrap_or_else(|e| e.into_inner()).bad += 1;
-                    return true;
-                }
-                c.shut = true;
-            }
-            _ => {}
-        }
-        let expect = match mode {
-            ClientMode::HalfClose => HALF_OUT,
-            _ => to_send,
-        };
-        loop {
-            let at = c.received;
-            let mut wrong = false;
-            match s.recv_with(h, |bytes| {
-                wrong = bytes
-                    .iter()
-                    .enumerate()
-                    .any(|(k, &b)| b != pattern(base + at + k));
-                bytes.len()
-            }) {
-                Ok(0) => {
-                    let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-                    if c.received != expect {
-                        st.bad += 1;
-                    } else {
-                        st.done += 1;
-                    }
-                    st.received += c.received;
-                    return true;
-                }
-                Ok(n) => {
-                    if c.received == 0 && mode == ClientMode::HalfClose {
-                        self.stats
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .state_after_shutdown = s.state(h);
-                    }
-                    c.received += n;
-                    if wrong {
-                        self.stats.lock().unwrap_or_else(|e| e.into_inner()).bad += 1;
-                    }
-                }
-                Err(RecvError::WouldBlock) => break,
-                Err(_) => {
-                    self.stats.lock().unwrap_or_else(|e| e.into_inner()).bad += 1;
-                    return true;
-                }
-            }
-        }
-        // Churn and bulk close first once the whole echo is back.
-        if matches!(mode, ClientMode::Churn | ClientMode::Bulk) && c.received >= to_send {
-            let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-            st.done += 1;
-            st.received += c.received;
-            return true;
-        }
-        false
-    }
-}
-
-impl App for Client {
-    fn step(&mut self, ctx: &mut AppContext<'_>) {
-        let mut s = ctx.sockets();
-        let (limit, total_conns) = match self.mode {
-            ClientMode::Churn => (16, self.total),
-            _ => (1, 1),
-        };
-        let started = self.stats.lock().unwrap_or_else(|e| e.into_inner()).started;
-        let mut started_now = 0;
-        while self.conns.len() < limit && started + started_now < total_conns {
-            match s.connect(self.server, &SocketOptions::default()) {
-                Ok(h) => {
-                    self.conns.insert(
-                        h,
-                        ClientConn {
-                            sent: 0,
-                            received: 0,
-                            shut: false,
-                            seq: started + started_now,
-                        },
-                    );
-                    started_now += 1;
-                }
-                Err(_) => {
-                    self.stats.lock().unwrap_or_else(|e| e.into_inner()).bad += 1;
-                    break;
-                }
-            }
-        }
-        self.stats.lock().unwrap_or_else(|e| e.into_inner()).started += started_now;
-        self.events.clear();
-        s.poll_events(&mut self.events);
-        let events = std::mem::take(&mut self.events);
-        for e in &events {
-            if self.drive(&mut s, e.socket) {
-                self.conns.remove(&e.socket);
-                let _ = s.close(e.socket);
-            }
-        }
-        self.events = events;
-        let st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        if self.conns.is_empty() && st.started >= total_conns {
-            self.finished.store(1, Ordering::Release);
-        }
-    }
-}
-
-/// Runs a shardnet client on `port` until it finishes (or `secs` pass); returns its stats,
-/// the shard's state histogram at that moment and the port.
-fn run_client<P: Port + Send + 'static>(
-    port: P,
-    client: Client,
-    secs: u64,
-) -> (ClientStats, StateHistogram, P, f64)
-where
-    P::Frame: Send,
-{
-    let stats = client.stats.clone();
-    let finished = client.finished.clone();
-    let runtime = Runtime::start(runtime_config(&port, sleepy()), vec![(port, client)])
-        .expect("start the runtime");
-    let start = Instant::now();
-    let deadline = start + std::time::Duration::from_secs(secs);
-    while finished.load(Ordering::Acquire) == 0 && Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    // Let the last ACKs and FINs cross before reading the states.
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let hist = histogram(&runtime);
-    let mut exits = runtime.stop().expect("stop the runtime");
-    let exit = exits.pop().expect("one shard");
-    assert_eq!(
-        finished.load(Ordering::Acquire),
-        1,
-        "the client did not finish in {secs} s: {:?}",
-        stats.lock().unwrap_or_else(|e| e.into_inner())
-    );
-    let st = std::mem::take(&mut *stats.lock().unwrap_or_else(|e| e.into_inner()));
-    (st, hist, exit.port, elapsed)
-}
-
 fn skip() -> bool {
     if !is_root() {
         eprintln!("skipping: AF_XDP and network namespaces need root (euid is not 0)");
         return true;
     }
     false
-}
-
-fn lock(stats: &Arc<Mutex<ServerStats>>) -> std::sync::MutexGuard<'_, ServerStats> {
-    stats.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 // ----- the tests -----
@@ -1044,7 +238,7 @@ fn linux_half_closes_and_shardnet_keeps_sending(mode: AttachMode) {
         60,
         HALF_CLIENT,
         &[
-            "198.18.0.2",
+            SHARDNET_IP,
             &HALF_PORT.to_string(),
             &HALF_IN.to_string(),
             &HALF_OUT.to_string(),
@@ -1077,9 +271,11 @@ fn shardnet_half_closes_and_linux_keeps_sending(mode: AttachMode) {
             &HALF_OUT.to_string(),
         ],
     );
-    let (st, hist, _port, _) = run_client(
+    let (st, hist, _port, _) = client_run(
         open_port(mode),
-        Client::new(ClientMode::HalfClose, KERNEL_HALF_PORT, 1),
+        ClientMode::HalfClose,
+        KERNEL_HALF_PORT,
+        1,
         60,
     );
     let out = server.finish(30);
@@ -1103,7 +299,7 @@ fn resets_both_ways(mode: AttachMode) {
         NS_KERNEL,
         30,
         RST_CLIENT,
-        &["198.18.0.2", &ECHO_PORT.to_string()],
+        &[SHARDNET_IP, &ECHO_PORT.to_string()],
     );
     let deadline = Instant::now() + std::time::Duration::from_secs(5);
     while lock(&stats).resets == 0 && Instant::now() < deadline {
@@ -1114,7 +310,7 @@ fn resets_both_ways(mode: AttachMode) {
         NS_KERNEL,
         30,
         ABORT_CLIENT,
-        &["198.18.0.2", &ABORT_PORT.to_string()],
+        &[SHARDNET_IP, &ABORT_PORT.to_string()],
     );
     assert_eq!(out.trim(), "reset");
     assert_eq!(lock(&stats).aborted, 1);
@@ -1132,11 +328,8 @@ fn resets_both_ways(mode: AttachMode) {
         RESET_SERVER,
         &[KERNEL_IP, &KERNEL_ECHO_PORT.to_string()],
     );
-    let (st, hist, _port, _) = run_client(
-        open_port(mode),
-        Client::new(ClientMode::Abort, KERNEL_ECHO_PORT, 1),
-        30,
-    );
+    let (st, hist, _port, _) =
+        client_run(open_port(mode), ClientMode::Abort, KERNEL_ECHO_PORT, 1, 30);
     assert_eq!((st.done, st.bad), (1, 0));
     assert_eq!(hist.total(), 0, "{hist:?}");
     assert_eq!(server.finish(30).trim(), "reset");
@@ -1155,16 +348,12 @@ fn connection_churn_and_time_wait_on_the_closing_side(mode: AttachMode) {
         NS_KERNEL,
         90,
         CHURN_CLIENT,
-        &["198.18.0.2", &ECHO_PORT.to_string(), &CHURN.to_string()],
+        &[SHARDNET_IP, &ECHO_PORT.to_string(), &CHURN.to_string()],
     );
-    let secs: f64 = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("the client prints its time");
+    let secs = seconds(&out);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let hist = histogram(&runtime);
-    let kernel_tw = kernel_time_wait(NS_KERNEL);
+    let kernel_tw = kernel_time_wait(NS_KERNEL, &[]);
     println!(
         "Linux client -> shardnet echo: {CHURN} connections in {secs:.2} s ({:.0}/s); \
          TIME-WAIT: kernel {kernel_tw}, shardnet {}; shardnet states {hist:?}",
@@ -1197,12 +386,14 @@ fn connection_churn_and_time_wait_on_the_closing_side(mode: AttachMode) {
         ECHO_SERVER,
         &[KERNEL_IP, &KERNEL_ECHO_PORT.to_string()],
     );
-    let (st, hist, _port, secs) = run_client(
+    let (st, hist, _port, secs) = client_run(
         open_port(mode),
-        Client::new(ClientMode::Churn, KERNEL_ECHO_PORT, CHURN),
+        ClientMode::Churn,
+        KERNEL_ECHO_PORT,
+        CHURN,
         90,
     );
-    let kernel_tw = kernel_time_wait(NS_KERNEL);
+    let kernel_tw = kernel_time_wait(NS_KERNEL, &[]);
     println!(
         "shardnet client -> Linux echo: {CHURN} connections in {secs:.2} s ({:.0}/s); \
          TIME-WAIT: shardnet {}, kernel {kernel_tw}",
@@ -1272,7 +463,7 @@ fn handshake_options_negotiated_with_linux_from_a_pcap(mode: AttachMode) {
         NS_KERNEL,
         30,
         CHURN_CLIENT,
-        &["198.18.0.2", &ECHO_PORT.to_string(), "1"],
+        &[SHARDNET_IP, &ECHO_PORT.to_string(), "1"],
     );
     let mut exits = runtime.stop().expect("stop");
     assert_eq!(lock(&stats).echoed, 32);
@@ -1285,11 +476,7 @@ fn handshake_options_negotiated_with_linux_from_a_pcap(mode: AttachMode) {
     );
     let pcap = shardnet_pcap::PcapPort::new(port, Vec::new(), shardnet_pcap::Clock::System)
         .expect("pcap header");
-    let (st, _, pcap, _) = run_client(
-        pcap,
-        Client::new(ClientMode::Churn, KERNEL_ECHO_PORT, 1),
-        30,
-    );
+    let (st, _, pcap, _) = client_run(pcap, ClientMode::Churn, KERNEL_ECHO_PORT, 1, 30);
     assert_eq!((st.done, st.bad), (1, 0));
     let (_, client_capture) = pcap.into_parts();
 
@@ -1298,8 +485,8 @@ fn handshake_options_negotiated_with_linux_from_a_pcap(mode: AttachMode) {
     println!("shardnet as server: {server_side:?}\nshardnet as client: {client_side:?}");
     let linux = KERNEL_ADDR;
     for (capture, syn_from, synack_from) in [
-        (&server_side, linux, SHARDNET_IP),
-        (&client_side, SHARDNET_IP, linux),
+        (&server_side, linux, SHARDNET_ADDR),
+        (&client_side, SHARDNET_ADDR, linux),
     ] {
         let syn = capture
             .iter()
@@ -1348,7 +535,7 @@ fn transfers_complete_under_two_percent_loss(mode: AttachMode) {
         NS_KERNEL,
         90,
         BULK_CLIENT,
-        &["198.18.0.2", &ECHO_PORT.to_string(), &size.to_string()],
+        &[SHARDNET_IP, &ECHO_PORT.to_string(), &size.to_string()],
     );
     let mut exits = runtime.stop().expect("stop");
     let port = exits.pop().expect("one shard").port;
@@ -1363,11 +550,7 @@ fn transfers_complete_under_two_percent_loss(mode: AttachMode) {
         &[KERNEL_IP, &KERNEL_ECHO_PORT.to_string()],
     );
     let before = port.counters();
-    let (st, _, port, secs) = run_client(
-        port,
-        Client::new(ClientMode::Bulk, KERNEL_ECHO_PORT, size),
-        90,
-    );
+    let (st, _, port, secs) = client_run(port, ClientMode::Bulk, KERNEL_ECHO_PORT, size, 90);
     let c = port.counters();
     println!("shardnet client -> Linux echo under loss: {secs:.2} s; faults {c:?}");
     assert_eq!((st.done, st.bad, st.received), (1, 0, size), "{st:?}");
@@ -1410,7 +593,7 @@ fn kernel_traffic_on_the_same_veth_keeps_flowing(mode: AttachMode) {
             90,
             BULK_CLIENT,
             &[
-                "198.18.0.2",
+                SHARDNET_IP,
                 &ECHO_PORT.to_string(),
                 &(4usize << 20).to_string(),
             ],
@@ -1580,7 +763,7 @@ fn bash_and_socat_clients_and_a_socat_server(mode: AttachMode) {
         "-c",
         BASH_DEV_TCP_CLIENT,
         "bash",
-        "198.18.0.2",
+        SHARDNET_IP,
         &echo_port,
         &sent,
         &got,
@@ -1626,9 +809,11 @@ fn bash_and_socat_clients_and_a_socat_server(mode: AttachMode) {
 
     // shardnet's client against socat.
     let _server = SocatServer::start();
-    let (st, _, port, secs) = run_client(
+    let (st, _, port, secs) = client_run(
         open_port(mode),
-        Client::new(ClientMode::Bulk, KERNEL_SOCAT_PORT, socat_bytes),
+        ClientMode::Bulk,
+        KERNEL_SOCAT_PORT,
+        socat_bytes,
         90,
     );
     assert_eq!(
@@ -1637,31 +822,15 @@ fn bash_and_socat_clients_and_a_socat_server(mode: AttachMode) {
         "{st:?}"
     );
     drop(port);
-    let (st, hist, _port, churn_secs) = run_client(
+    let (st, hist, _port, churn_secs) = client_run(
         open_port(mode),
-        Client::new(ClientMode::Churn, KERNEL_SOCAT_PORT, SOCAT_CHURN),
+        ClientMode::Churn,
+        KERNEL_SOCAT_PORT,
+        SOCAT_CHURN,
         120,
     );
     let filter = format!("sport = :{KERNEL_SOCAT_PORT}");
-    let kernel_tw = String::from_utf8_lossy(
-        &run(&[
-            "timeout",
-            "30",
-            "ip",
-            "netns",
-            "exec",
-            NS_KERNEL,
-            "ss",
-            "-Htan",
-            "state",
-            "time-wait",
-            &filter,
-        ])
-        .stdout,
-    )
-    .lines()
-    .filter(|l| !l.trim().is_empty())
-    .count();
+    let kernel_tw = kernel_time_wait(NS_KERNEL, &[&filter]);
     println!(
         "{mode:?}: bash /dev/tcp echo of {bash_bytes} bytes and socat echo of {socat_bytes} bytes \
          ({socat_secs:.2} s) from Linux; shardnet client -> socat echo: {socat_bytes} bytes in \

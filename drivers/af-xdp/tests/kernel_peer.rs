@@ -1,6 +1,7 @@
 //! Interop with the Linux kernel stack: shardnet on an AF_XDP port at one end of a veth pair,
-//! the kernel at the other, each in a network namespace this test creates and deletes
-//! (`scripts/netns.sh`): `snet-k` holds the kernel peer (198.18.0.1), `snet-s` the veth end
+//! the kernel at the other, each in a network namespace this test creates and deletes (the
+//! hosts of `scripts/netns.sh`, made by `support::TestNet` under the file lock the other
+//! namespace tests take): `snet-k` holds the kernel peer (198.18.0.1), `snet-s` the veth end
 //! shardnet drives as 198.18.0.2.
 //!
 //! Needs root (CAP_NET_ADMIN, CAP_BPF, CAP_SYS_ADMIN for `setns`). As another user every test
@@ -10,243 +11,70 @@
 //! Every external command runs under `timeout`, every wait has a deadline, and the namespaces
 //! are deleted by a drop guard, also when a test fails.
 
-use shardnet::ip::{InterfaceConfig, Ipv4Cidr};
 use shardnet::port::{Frame, Port};
-use shardnet::runtime::{App, AppContext, ExitReason, IdlePolicy, Pinning, Runtime, RuntimeConfig};
-use shardnet::shard::ShardConfig;
-use shardnet::socket::{Event, Readiness, RecvError, SendError, SocketHandle, SocketOptions};
+use shardnet::runtime::{ExitReason, IdlePolicy, Runtime};
 use shardnet::time::Duration;
-use shardnet::wire::Ipv4Addr;
 use shardnet_af_xdp::{AfXdpConfig, AfXdpPort, AttachMode, BindMode, Error};
-use std::collections::HashMap;
 use std::net::SocketAddrV4;
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
+
+mod support;
+use support::client::{Client, ClientMode, run_client};
+use support::linux_peer::{ECHO_SERVER, KernelServer, python_ok, seconds};
+use support::servers::{ECHO_PORT, Servers};
+use support::shard::{
+    Idle, KERNEL_ADDR, KERNEL_IP, SHARDNET_ADDR, SHARDNET_IP, lock, runtime_config,
+};
+use support::{Names, TestNet, in_namespace, is_root, run};
 
 const NS_KERNEL: &str = "snet-k";
 const NS_SHARDNET: &str = "snet-s";
 const DEV_SHARDNET: &str = "snet-s0";
-const KERNEL_IP: &str = "198.18.0.1";
-const SHARDNET_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 /// A kernel address on the shardnet side's veth, for the kernel-to-kernel baseline.
 const BASELINE_IP: &str = "198.18.0.3";
-const ECHO_PORT: u16 = 7;
 const BULK_BYTES: usize = 100 << 20;
 
-/// The namespaces are shared: one test at a time.
+/// One test of this binary at a time (the file lock orders binaries).
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+/// This binary's test hosts (see `support`): the hosts `scripts/netns.sh` makes.
+const NET: Names = Names {
+    kernel_ns: NS_KERNEL,
+    shardnet_ns: NS_SHARDNET,
+    kernel_dev: "snet-k0",
+    shardnet_dev: DEV_SHARDNET,
+    kernel_cidr: "198.18.0.1/24",
+};
 
-fn netns_script() -> String {
-    format!("{}/../../scripts/netns.sh", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Brings the namespaces up; deletes them when dropped.
-struct Namespaces;
-
-impl Namespaces {
-    fn up() -> Namespaces {
-        let out = run(&["timeout", "120", "bash", &netns_script(), "up"]);
-        assert!(
-            out.status.success(),
-            "scripts/netns.sh up failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Namespaces
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        let _ = Command::new("timeout")
-            .args(["30", "bash", &netns_script(), "down"])
-            .output();
-    }
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("running {args:?}: {e}"))
-}
-
-/// Runs `python3 -c script args...` in namespace `ns`, bounded to `secs` seconds.
-fn python_in(ns: &str, secs: u32, script: &str, args: &[&str]) -> Output {
-    let secs = secs.to_string();
-    let mut argv = vec![
-        "timeout", &secs, "ip", "netns", "exec", ns, "python3", "-c", script,
-    ];
-    argv.extend_from_slice(args);
-    run(&argv)
+/// Brings this binary's test hosts up (one test at a time, across binaries too).
+fn up() -> TestNet {
+    TestNet::up(&SERIAL, NET, &[])
 }
 
 /// Opens the AF_XDP port from a thread that entered the shardnet namespace (the socket and
 /// the XDP link, once made, work from any thread).
 fn open_port(mode: AttachMode) -> Result<AfXdpPort, Error> {
-    std::thread::spawn(move || {
-        let ns = std::fs::File::open(format!("/run/netns/{NS_SHARDNET}"))
-            .expect("the shardnet namespace exists");
-        // SAFETY: setns on this thread only, with a valid namespace fd; the thread ends after
-        // opening the port.
-        let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-        let mut config = AfXdpConfig::new(DEV_SHARDNET, SHARDNET_IP);
+    in_namespace(NS_SHARDNET, || {
+        let mut config = AfXdpConfig::new(DEV_SHARDNET, SHARDNET_ADDR);
         config.mode = mode;
         AfXdpPort::open(&config)
     })
-    .join()
-    .expect("the port thread panicked")
 }
 
 /// Generic mode runs the shard with [`IdlePolicy::Sleep`] and a sleep cap of 100 ms even
 /// without a waker, so that only the port's rx waker keeps latency low (checked with ping);
 /// native mode yields when idle.
-fn idle_policy(mode: AttachMode) -> IdlePolicy {
-    match mode {
+fn idle(mode: AttachMode) -> Idle {
+    let policy = match mode {
         AttachMode::Native => IdlePolicy::Yield,
         _ => IdlePolicy::Sleep {
             max: Duration::from_millis(100),
         },
-    }
-}
-
-fn runtime_config(port: &AfXdpPort, idle: IdlePolicy) -> RuntimeConfig {
-    let caps = port.capabilities();
-    let mut c = RuntimeConfig::new(ShardConfig::new(InterfaceConfig {
-        mac: caps.mac,
-        cidr: Ipv4Cidr::new(SHARDNET_IP, 24).expect("a valid prefix"),
-        gateway: None,
-        mtu: caps.mtu,
-        ttl: 64,
-    }));
-    c.idle = idle;
-    c.no_waker_sleep = Duration::from_millis(100);
-    c.pinning = Pinning::None;
-    c.grace = Duration::from_secs(2);
-    c
-}
-
-// ----- the echo server app -----
-
-#[derive(Default)]
-struct EchoConn {
-    pending: Vec<u8>,
-    sent: usize,
-    eof: bool,
-}
-
-/// TCP echo on the runtime's listeners (with backpressure: reads only what it could send) and
-/// UDP echo on port 7.
-#[derive(Default)]
-struct EchoServer {
-    udp: Option<SocketHandle>,
-    conns: HashMap<SocketHandle, EchoConn>,
-    events: Vec<Event>,
-    buf: Vec<u8>,
-    tcp_echoed: u64,
-    udp_echoed: u64,
-    errors: u64,
-}
-
-impl EchoServer {
-    /// Moves bytes from the socket to its send buffer until either side blocks.
-    fn pump(&mut self, s: &mut shardnet::socket::Sockets<'_>, h: SocketHandle) -> bool {
-        let Some(c) = self.conns.get_mut(&h) else {
-            return false;
-        };
-        loop {
-            while c.sent < c.pending.len() {
-                match s.send(h, &c.pending[c.sent..]) {
-                    Ok(n) => {
-                        c.sent += n;
-                        self.tcp_echoed += n as u64;
-                    }
-                    Err(SendError::WouldBlock) => return false,
-                    Err(_) => {
-                        self.errors += 1;
-                        return true;
-                    }
-                }
-            }
-            if c.eof {
-                return true;
-            }
-            c.pending.clear();
-            c.sent = 0;
-            match s.recv(h, &mut self.buf) {
-                Ok(0) => c.eof = true,
-                Ok(n) => c.pending.extend_from_slice(&self.buf[..n]),
-                Err(RecvError::WouldBlock) => return false,
-                Err(_) => {
-                    self.errors += 1;
-                    return true;
-                }
-            }
-        }
-    }
-}
-
-impl App for EchoServer {
-    fn step(&mut self, ctx: &mut AppContext<'_>) {
-        if self.buf.is_empty() {
-            self.buf = vec![0; 64 * 1024];
-        }
-        let listeners: Vec<SocketHandle> = ctx
-            .listeners
-            .iter()
-            .map(|&l| SocketHandle::Listener(l))
-            .collect();
-        // Reads TCP data in place in the received UMEM frames (zero-copy receive).
-        let mut s = ctx.sockets();
-        let udp = match self.udp {
-            Some(h) => h,
-            None => {
-                let h = s
-                    .bind_udp(SocketAddrV4::new(SHARDNET_IP, ECHO_PORT))
-                    .expect("bind UDP 7");
-                self.udp = Some(h);
-                h
-            }
-        };
-        while let Ok(r) = s.recv_from(udp, &mut self.buf) {
-            if s.send_to(udp, Some(r.from), &self.buf[..r.len]).is_ok() {
-                self.udp_echoed += 1;
-            } else {
-                self.errors += 1;
-            }
-        }
-        self.events.clear();
-        s.poll_events(&mut self.events);
-        let events = std::mem::take(&mut self.events);
-        for e in &events {
-            if listeners.contains(&e.socket) {
-                while let Ok((h, _)) = s.accept(e.socket) {
-                    self.conns.insert(h, EchoConn::default());
-                    if self.pump(&mut s, h) {
-                        let _ = s.close(h);
-                        self.conns.remove(&h);
-                    }
-                }
-                continue;
-            }
-            if e.readiness.contains(Readiness::ERROR) {
-                let _ = s.close(e.socket);
-                self.conns.remove(&e.socket);
-                continue;
-            }
-            if self.pump(&mut s, e.socket) {
-                let _ = s.close(e.socket);
-                self.conns.remove(&e.socket);
-            }
-        }
-        self.events = events;
+    };
+    Idle {
+        policy,
+        no_waker_sleep: Duration::from_millis(100),
     }
 }
 
@@ -315,30 +143,10 @@ for c in range(conns):
 print("ok", time.monotonic() - start)
 "#;
 
-/// A threaded TCP echo server on (addr, port): prints "ready" once listening, serves until
-/// killed by its `timeout`.
-const TCP_SERVER: &str = r#"
-import socket, sys, threading
-addr, port = sys.argv[1], int(sys.argv[2])
-l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-l.bind((addr, port))
-l.listen(64)
-print("ready", flush=True)
-def serve(c):
-    with c:
-        while True:
-            b = c.recv(1 << 20)
-            if not b:
-                break
-            c.sendall(b)
-while True:
-    c, _ = l.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-"#;
-
+/// Runs [`TCP_CLIENT`] against `host`'s echo port: `conns` connections of `size` bytes each.
+/// Returns the seconds it took.
 fn tcp_echo_from_kernel(host: &str, conns: usize, size: usize) -> f64 {
-    let out = python_in(
+    let out = python_ok(
         NS_KERNEL,
         120,
         TCP_CLIENT,
@@ -349,53 +157,7 @@ fn tcp_echo_from_kernel(host: &str, conns: usize, size: usize) -> f64 {
             &size.to_string(),
         ],
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "TCP echo client ({conns} x {size} bytes to {host}) failed: {}{}",
-        stdout,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .split_whitespace()
-        .nth(1)
-        .and_then(|t| t.parse().ok())
-        .expect("the client prints its time")
-}
-
-/// A kernel echo server on `addr`:`port` in namespace `ns`, killed when dropped.
-struct KernelServer(std::process::Child);
-
-impl KernelServer {
-    fn start(ns: &str, addr: &str, port: u16) -> KernelServer {
-        use std::io::BufRead;
-        let mut child = Command::new("timeout")
-            .args([
-                "300", "ip", "netns", "exec", ns, "python3", "-c", TCP_SERVER, addr,
-            ])
-            .arg(port.to_string())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn the kernel echo server");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("piped stdout");
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the server's ready line");
-        assert_eq!(line.trim(), "ready", "the kernel echo server did not start");
-        KernelServer(child)
-    }
-}
-
-impl Drop for KernelServer {
-    fn drop(&mut self) {
-        // Our own child, by its PID: SIGTERM to `timeout`, which passes it on to python.
-        if let Ok(pid) = libc::pid_t::try_from(self.0.id()) {
-            // SAFETY: kill has no memory-safety preconditions; `pid` is our unreaped child.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let _ = self.0.wait();
-    }
+    seconds(&out)
 }
 
 /// Everything a kernel peer does against shardnet's echo server on a port attached in `mode`.
@@ -404,8 +166,7 @@ fn kernel_peer_against_shardnet(mode: AttachMode) {
         eprintln!("skipping: AF_XDP and network namespaces need root (euid is not 0)");
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let _ns = Namespaces::up();
+    let _ns = up();
     let port = open_port(mode).unwrap_or_else(|e| panic!("opening the AF_XDP port: {e}"));
     let want = if mode == AttachMode::Native {
         AttachMode::Native
@@ -423,11 +184,11 @@ fn kernel_peer_against_shardnet(mode: AttachMode) {
         port.capabilities().queue_count,
         pool
     );
-    let runtime: Runtime<AfXdpPort, EchoServer> = Runtime::start(
-        runtime_config(&port, idle_policy(mode)),
-        vec![(port, EchoServer::default())],
-    )
-    .expect("start the runtime");
+    let servers = Servers::with_udp_echo(SocketAddrV4::new(SHARDNET_ADDR, ECHO_PORT));
+    let stats = servers.stats();
+    let runtime: Runtime<AfXdpPort, Servers> =
+        Runtime::start(runtime_config(&port, idle(mode)), vec![(port, servers)])
+            .expect("start the runtime");
     runtime.listen(ECHO_PORT, 128).expect("listen on 7");
 
     // ARP + ICMP echo.
@@ -445,7 +206,7 @@ fn kernel_peer_against_shardnet(mode: AttachMode) {
         "0.2",
         "-W",
         "2",
-        "198.18.0.2",
+        SHARDNET_IP,
     ]);
     let ping_out = String::from_utf8_lossy(&ping.stdout);
     assert!(
@@ -469,16 +230,16 @@ fn kernel_peer_against_shardnet(mode: AttachMode) {
     );
 
     // UDP echo.
-    let udp = python_in(NS_KERNEL, 60, UDP_CLIENT, &["198.18.0.2", "7"]);
-    let udp_ok: usize = String::from_utf8_lossy(&udp.stdout)
+    let udp = python_ok(NS_KERNEL, 60, UDP_CLIENT, &[SHARDNET_IP, "7"]);
+    let udp_ok: usize = udp
         .trim()
         .parse()
-        .unwrap_or_else(|_| panic!("UDP client: {}", String::from_utf8_lossy(&udp.stderr)));
+        .unwrap_or_else(|_| panic!("UDP client: {udp}"));
     assert_eq!(udp_ok, 200, "UDP datagrams echoed");
 
     // TCP echo: many small connections, then one bulk transfer.
-    tcp_echo_from_kernel("198.18.0.2", 50, 1000);
-    let shardnet_secs = tcp_echo_from_kernel("198.18.0.2", 1, BULK_BYTES);
+    tcp_echo_from_kernel(SHARDNET_IP, 50, 1000);
+    let shardnet_secs = tcp_echo_from_kernel(SHARDNET_IP, 1, BULK_BYTES);
 
     // The same bulk transfer between two kernel stacks over the same veth pair (the XDP
     // program passes traffic for other addresses to the kernel).
@@ -494,7 +255,11 @@ fn kernel_peer_against_shardnet(mode: AttachMode) {
     ]);
     assert!(add.status.success(), "adding the baseline address");
     let kernel_secs = {
-        let _server = KernelServer::start(NS_SHARDNET, BASELINE_IP, ECHO_PORT);
+        let _server = KernelServer::start(
+            NS_SHARDNET,
+            ECHO_SERVER,
+            &[BASELINE_IP, &ECHO_PORT.to_string()],
+        );
         tcp_echo_from_kernel(BASELINE_IP, 1, BULK_BYTES)
     };
     let mib = (BULK_BYTES >> 20) as f64;
@@ -509,14 +274,11 @@ fn kernel_peer_against_shardnet(mode: AttachMode) {
     let mut exits = runtime.stop().expect("stop the runtime");
     let exit = exits.pop().expect("one shard");
     assert_eq!(exit.reason, ExitReason::Drained);
-    assert_eq!(exit.app.errors, 0);
+    let st = lock(&stats);
+    assert_eq!(st.errors, 0, "{st:?}");
     // Every datagram the client saw echoed, and any it resent after a lost echo.
-    assert!(
-        exit.app.udp_echoed >= 200,
-        "UDP echoed {}",
-        exit.app.udp_echoed
-    );
-    assert_eq!(exit.app.tcp_echoed, (50 * 1000 + BULK_BYTES) as u64);
+    assert!(st.udp_echoed >= 200, "UDP echoed {}", st.udp_echoed);
+    assert_eq!(st.echoed, (50 * 1000 + BULK_BYTES) as u64);
     // The echo read received data in the UMEM frames themselves.
     let z = exit.stats.zero_copy;
     println!("{mode:?}: zero-copy receive {z:?}");
@@ -561,148 +323,36 @@ fn native_xdp_kernel_peer_ping_udp_tcp_and_16_mib() {
 
 // ----- a shardnet client against a Linux server -----
 
-fn pattern(i: usize) -> u8 {
-    (i.wrapping_mul(2_654_435_761) >> 13) as u8
-}
-
-/// Connects to the kernel's echo server, sends `total` bytes (as the send buffer allows),
-/// checks every echoed byte, and closes after the last one.
-struct Client {
-    total: usize,
-    conn: Option<SocketHandle>,
-    sent: usize,
-    received: usize,
-    done: Arc<AtomicU64>,
-    bad: Arc<AtomicU64>,
-    events: Vec<Event>,
-}
-
-impl App for Client {
-    fn step(&mut self, ctx: &mut AppContext<'_>) {
-        let mut s = ctx.sockets();
-        let server = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 9000);
-        let h = match self.conn {
-            Some(h) => h,
-            None if self.done.load(Ordering::Relaxed) == 0 => {
-                match s.connect(server, &SocketOptions::default()) {
-                    Ok(h) => {
-                        self.conn = Some(h);
-                        h
-                    }
-                    Err(_) => {
-                        self.bad.fetch_add(1, Ordering::Relaxed);
-                        self.done.store(1, Ordering::Relaxed);
-                        return;
-                    }
-                }
-            }
-            None => return,
-        };
-        self.events.clear();
-        s.poll_events(&mut self.events);
-        if self
-            .events
-            .iter()
-            .any(|e| e.readiness.contains(Readiness::ERROR))
-        {
-            self.bad.fetch_add(1, Ordering::Relaxed);
-            self.done.store(1, Ordering::Relaxed);
-            let _ = s.close(h);
-            self.conn = None;
-            return;
-        }
-        while self.sent < self.total {
-            let at = self.sent;
-            let want = (self.total - at).min(64 * 1024);
-            match s.send_with(h, want, |buf| {
-                for (k, b) in buf.iter_mut().enumerate() {
-                    *b = pattern(at + k);
-                }
-                buf.len()
-            }) {
-                Ok(n) if n > 0 => self.sent += n,
-                _ => break,
-            }
-        }
-        loop {
-            let at = self.received;
-            let mut wrong = false;
-            match s.recv_with(h, |bytes| {
-                wrong = bytes.iter().enumerate().any(|(k, &b)| b != pattern(at + k));
-                bytes.len()
-            }) {
-                Ok(0) => {
-                    self.bad.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
-                Ok(n) => {
-                    if wrong {
-                        self.bad.fetch_add(1, Ordering::Relaxed);
-                    }
-                    self.received += n;
-                }
-                Err(_) => break,
-            }
-        }
-        if self.received >= self.total {
-            let _ = s.close(h);
-            self.conn = None;
-            self.done.store(1, Ordering::Relaxed);
-        }
-    }
-}
-
 #[test]
 fn shardnet_client_against_a_linux_echo_server() {
     if !is_root() {
         eprintln!("skipping: AF_XDP and network namespaces need root (euid is not 0)");
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let _ns = Namespaces::up();
-    let _server = KernelServer::start(NS_KERNEL, KERNEL_IP, 9000);
+    let _ns = up();
+    let _server = KernelServer::start(NS_KERNEL, ECHO_SERVER, &[KERNEL_IP, "9000"]);
     let port = open_port(AttachMode::Auto).unwrap_or_else(|e| panic!("opening the port: {e}"));
-    let done = Arc::new(AtomicU64::new(0));
-    let bad = Arc::new(AtomicU64::new(0));
     let total = 100 << 20;
-    let app = Client {
+    // One connection sending `total` bytes, every echoed byte checked, closed after the last.
+    let client = Client::new(
+        ClientMode::Bulk,
+        SocketAddrV4::new(KERNEL_ADDR, 9000),
         total,
-        conn: None,
-        sent: 0,
-        received: 0,
-        done: done.clone(),
-        bad: bad.clone(),
-        events: Vec::new(),
-    };
-    let runtime: Runtime<AfXdpPort, Client> = Runtime::start(
-        runtime_config(&port, idle_policy(AttachMode::Generic)),
-        vec![(port, app)],
-    )
-    .expect("start the runtime");
-    let start = Instant::now();
-    let deadline = start + std::time::Duration::from_secs(60);
-    while done.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let mut exits = runtime.stop().expect("stop the runtime");
-    let exit = exits.pop().expect("one shard");
-    assert_eq!(
-        done.load(Ordering::Relaxed),
-        1,
-        "the transfer did not finish in 60 s"
     );
+    let run = run_client(port, client, 60, idle(AttachMode::Generic));
+    let st = run.stats;
     assert_eq!(
-        bad.load(Ordering::Relaxed),
-        0,
-        "echo mismatch or connection error"
+        (st.done, st.bad),
+        (1, 0),
+        "echo mismatch or connection error: {st:?}"
     );
-    assert_eq!(exit.app.received, total);
-    assert_eq!(exit.stats.tcp.active_opens, 1);
+    assert_eq!(st.received, total);
+    assert_eq!(run.shard.tcp.active_opens, 1);
     println!(
-        "shardnet client: {} MiB echoed by the Linux server in {secs:.2} s ({:.1} MiB/s)",
+        "shardnet client: {} MiB echoed by the Linux server in {:.2} s ({:.1} MiB/s)",
         total >> 20,
-        (total >> 20) as f64 / secs
+        run.secs,
+        (total >> 20) as f64 / run.secs
     );
 }
 
@@ -712,21 +362,16 @@ fn clear_errors_for_missing_interface_and_bad_queue() {
         eprintln!("skipping: AF_XDP and network namespaces need root (euid is not 0)");
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let _ns = Namespaces::up();
-    let config = AfXdpConfig::new("snet-missing0", SHARDNET_IP);
+    let _ns = up();
+    let config = AfXdpConfig::new("snet-missing0", SHARDNET_ADDR);
     match AfXdpPort::open(&config) {
         Err(e @ Error::InterfaceNotFound { .. }) => {
             assert!(e.to_string().contains("not found"), "{e}")
         }
         other => panic!("expected InterfaceNotFound, got {other:?}"),
     }
-    let r = std::thread::spawn(|| {
-        let ns = std::fs::File::open(format!("/run/netns/{NS_SHARDNET}")).expect("namespace");
-        // SAFETY: setns on this short-lived thread with a valid namespace fd.
-        let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0);
-        let mut config = AfXdpConfig::new(DEV_SHARDNET, SHARDNET_IP);
+    let r = in_namespace(NS_SHARDNET, || {
+        let mut config = AfXdpConfig::new(DEV_SHARDNET, SHARDNET_ADDR);
         config.queue = 3;
         let bad_queue = AfXdpPort::open(&config).map(|_| ());
         // A second program on an interface that has one: EBUSY, reported as such.
@@ -738,9 +383,7 @@ fn clear_errors_for_missing_interface_and_bad_queue() {
         // Once the first is gone (its link closed), the interface is free again.
         let third = AfXdpPort::open(&config).map(|_| ());
         (bad_queue, second, third)
-    })
-    .join()
-    .expect("thread");
+    });
     match r.0 {
         Err(Error::QueueOutOfRange {
             queue: 3,
@@ -766,8 +409,7 @@ fn frames_round_trip_through_the_pool() {
         eprintln!("skipping: AF_XDP and network namespaces need root (euid is not 0)");
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let _ns = Namespaces::up();
+    let _ns = up();
     let mut port = open_port(AttachMode::Generic).expect("open");
     let total = port.pool_stats().total;
     assert_eq!(port.pool_stats().free, total);
@@ -834,19 +476,12 @@ fn missing_privileges_are_reported_as_such() {
         eprintln!("skipping: AF_XDP and network namespaces need root (euid is not 0)");
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let _ns = Namespaces::up();
-    let r = std::thread::spawn(|| {
-        let ns = std::fs::File::open(format!("/run/netns/{NS_SHARDNET}")).expect("namespace");
-        // SAFETY: setns on this short-lived thread with a valid namespace fd.
-        let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0);
+    let _ns = up();
+    let r = in_namespace(NS_SHARDNET, || {
         // CAP_NET_ADMIN 12, CAP_NET_RAW 13, CAP_SYS_ADMIN 21, CAP_PERFMON 38, CAP_BPF 39.
         drop_effective_caps(&[12, 13, 21, 38, 39]);
-        AfXdpPort::open(&AfXdpConfig::new(DEV_SHARDNET, SHARDNET_IP)).map(|_| ())
-    })
-    .join()
-    .expect("thread");
+        AfXdpPort::open(&AfXdpConfig::new(DEV_SHARDNET, SHARDNET_ADDR)).map(|_| ())
+    });
     match r {
         Err(e @ Error::PermissionDenied { .. }) => {
             let msg = e.to_string();
@@ -865,8 +500,7 @@ fn two_queues_share_one_program_and_keep_their_frames_apart() {
         eprintln!("skipping: AF_XDP and network namespaces need root (euid is not 0)");
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let _ns = Namespaces::up();
+    let _ns = up();
     // A second veth pair with two queues on each end, between the same namespaces (deleted
     // with them).
     let add = run(&[
@@ -904,19 +538,13 @@ fn two_queues_share_one_program_and_keep_their_frames_apart() {
                 .success()
         );
     }
-    let ports = std::thread::spawn(|| {
-        let ns = std::fs::File::open(format!("/run/netns/{NS_SHARDNET}")).expect("namespace");
-        // SAFETY: setns on this short-lived thread with a valid namespace fd.
-        let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0);
-        let mut config = AfXdpConfig::new("snet-s1", SHARDNET_IP);
+    let ports = in_namespace(NS_SHARDNET, || {
+        let mut config = AfXdpConfig::new("snet-s1", SHARDNET_ADDR);
         config.mode = AttachMode::Native;
         config.frame_count = 256;
         config.ring_size = 128;
         AfXdpPort::open_queues(&config, &[0, 1])
     })
-    .join()
-    .expect("thread")
     .unwrap_or_else(|e| panic!("opening two queues: {e}"));
     let [mut p0, mut p1]: [AfXdpPort; 2] = ports.try_into().expect("two ports");
     for (q, p) in [(0, &p0), (1, &p1)] {

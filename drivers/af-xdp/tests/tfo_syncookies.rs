@@ -22,10 +22,7 @@
 //! `sysctl` and `python3`. Every external command runs under `timeout`, every wait has a
 //! deadline, and only 198.18.0.0/15 addresses inside the test's own namespaces are used.
 
-use shardnet::ip::{InterfaceConfig, Ipv4Cidr};
-use shardnet::port::Port;
-use shardnet::runtime::{App, AppContext, IdlePolicy, Pinning, Runtime, RuntimeConfig};
-use shardnet::shard::ShardConfig;
+use shardnet::runtime::{App, AppContext, IdlePolicy, Runtime};
 use shardnet::shard::tcp::SynCookieMode;
 use shardnet::socket::{Event, Readiness, RecvError, SendError, SocketHandle, SocketOptions};
 use shardnet::time::Duration;
@@ -34,7 +31,6 @@ use shardnet_af_xdp::{AfXdpConfig, AfXdpPort, AttachMode, Error};
 use shardnet_pcap::{Clock, PcapPort};
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -43,11 +39,7 @@ const NS_KERNEL: &str = "snet-tk";
 const NS_SHARDNET: &str = "snet-ts";
 const DEV_KERNEL: &str = "snet-tk0";
 const DEV_SHARDNET: &str = "snet-ts0";
-const KERNEL_IP: &str = "198.18.0.1";
 const KERNEL_CIDR: &str = "198.18.0.1/24";
-const KERNEL_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const SHARDNET_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-const SHARDNET_IP_STR: &str = "198.18.0.2";
 /// shardnet's listeners.
 const SERVER_PORT: u16 = 7;
 /// The kernel's Fast Open server.
@@ -61,7 +53,12 @@ const COOKIE_LEN: usize = 3000;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 mod support;
-use support::{Names, TestNet, is_root, run, run_ok};
+use support::linux_peer::{KernelServer, python, python_ok};
+use support::pattern::pattern_bytes;
+use support::shard::{
+    Idle, KERNEL_ADDR, KERNEL_IP, SHARDNET_ADDR, SHARDNET_IP, lock, runtime_config,
+};
+use support::{Names, TestNet, in_namespace, is_root, run_ok};
 
 /// This binary's test hosts (see `support`).
 const NET: Names = Names {
@@ -99,38 +96,6 @@ fn skip() -> bool {
     false
 }
 
-/// `n` bytes of the stream that starts at `start`: byte `i` is `i mod 251`.
-fn pattern(start: usize, n: usize) -> Vec<u8> {
-    (start..start + n).map(|i| (i % 251) as u8).collect()
-}
-
-/// The python version of [`pattern`].
-const PY_PATTERN: &str = r#"
-def pattern(start, n):
-    return bytes((i % 251) for i in range(start, start + n))
-"#;
-
-/// Runs `python3 -c script args...` in namespace `ns`, bounded to `secs` seconds: its stdout,
-/// or what it printed if it failed.
-fn python(ns: &str, secs: u32, script: &str, args: &[&str]) -> Result<String, String> {
-    let secs = secs.to_string();
-    let script = format!("{PY_PATTERN}\n{script}");
-    let mut argv = vec![
-        "timeout", &secs, "ip", "netns", "exec", ns, "python3", "-c", &script,
-    ];
-    argv.extend_from_slice(args);
-    let out = run(&argv);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if out.status.success() {
-        Ok(stdout)
-    } else {
-        Err(format!(
-            "python in {ns} {args:?} failed: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
 /// One line per segment: source, flags, sequence numbers, Fast Open option and payload length.
 fn summary(segs: &[Seg]) -> String {
     segs.iter()
@@ -148,135 +113,25 @@ fn summary(segs: &[Seg]) -> String {
         .collect()
 }
 
-/// Runs `python3 -c script args...` in namespace `ns`, bounded to `secs` seconds, and returns
-/// its stdout, failing the test if it failed.
-fn python_ok(ns: &str, secs: u32, script: &str, args: &[&str]) -> String {
-    let secs = secs.to_string();
-    let script = format!("{PY_PATTERN}\n{script}");
-    let mut argv = vec![
-        "timeout", &secs, "ip", "netns", "exec", ns, "python3", "-c", &script,
-    ];
-    argv.extend_from_slice(args);
-    let out = run(&argv);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "python in {ns} {args:?} failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-/// A python server in a namespace, started with a script that prints "ready" once listening;
-/// killed (our child, by PID) if still running when dropped.
-struct KernelServer {
-    child: std::process::Child,
-    output: Arc<Mutex<String>>,
-}
-
-impl KernelServer {
-    fn start(ns: &str, script: &str, args: &[&str]) -> KernelServer {
-        use std::io::BufRead;
-        let script = format!("{PY_PATTERN}\n{script}");
-        let mut child = Command::new("timeout")
-            .args(["120", "ip", "netns", "exec", ns, "python3", "-c", &script])
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn a kernel server");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut reader = std::io::BufReader::new(stdout);
-        let mut line = String::new();
-        reader
-            .read_line(&mut line)
-            .expect("read the server's ready line");
-        assert_eq!(line.trim(), "ready", "the kernel server did not start");
-        let output = Arc::new(Mutex::new(String::new()));
-        let sink = output.clone();
-        std::thread::spawn(move || {
-            let mut l = String::new();
-            while reader.read_line(&mut l).is_ok_and(|n| n > 0) {
-                sink.lock().unwrap_or_else(|e| e.into_inner()).push_str(&l);
-                l.clear();
-            }
-        });
-        KernelServer { child, output }
-    }
-
-    /// Waits (up to `secs`) for the server to exit successfully by itself and returns what it
-    /// printed after "ready".
-    fn finish(mut self, secs: u64) -> String {
-        let deadline = Instant::now() + std::time::Duration::from_secs(secs);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "the kernel server failed: {status}");
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the kernel server did not finish in {secs} s"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        // Let the reader thread drain the pipe.
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        self.output
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-}
-
-impl Drop for KernelServer {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait()
-            && let Ok(pid) = libc::pid_t::try_from(self.child.id())
-        {
-            // SAFETY: kill has no memory-safety preconditions; `pid` is our unreaped child
-            // (`timeout`, which passes SIGTERM on to python).
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
-        let _ = self.child.wait();
-    }
-}
-
 /// Opens the AF_XDP port (generic XDP) from a thread inside shardnet's namespace, wrapped in a
 /// pcap writer.
 fn open_port() -> PcapPort<AfXdpPort, Vec<u8>> {
-    let port = std::thread::spawn(move || -> Result<AfXdpPort, Error> {
-        let ns = std::fs::File::open(format!("/run/netns/{NS_SHARDNET}"))
-            .expect("the shardnet namespace exists");
-        // SAFETY: setns on this thread only, with a valid namespace fd; the thread ends after
-        // opening the port.
-        let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-        let mut config = AfXdpConfig::new(DEV_SHARDNET, SHARDNET_IP);
+    let port = in_namespace(NS_SHARDNET, || -> Result<AfXdpPort, Error> {
+        let mut config = AfXdpConfig::new(DEV_SHARDNET, SHARDNET_ADDR);
         config.mode = AttachMode::Generic;
         AfXdpPort::open(&config)
     })
-    .join()
-    .expect("the port thread panicked")
     .unwrap_or_else(|e| panic!("opening the AF_XDP port: {e}"));
     PcapPort::new(port, Vec::new(), Clock::System).expect("pcap header")
 }
 
-fn runtime_config<P: Port>(port: &P) -> RuntimeConfig {
-    let caps = port.capabilities();
-    let mut c = RuntimeConfig::new(ShardConfig::new(InterfaceConfig {
-        mac: caps.mac,
-        cidr: Ipv4Cidr::new(SHARDNET_IP, 24).expect("a valid prefix"),
-        gateway: None,
-        mtu: caps.mtu,
-        ttl: 64,
-    }));
-    c.idle = IdlePolicy::Sleep {
+/// Every shard here sleeps at most 1 ms when idle.
+const IDLE: Idle = Idle {
+    policy: IdlePolicy::Sleep {
         max: Duration::from_millis(1),
-    };
-    c.no_waker_sleep = Duration::from_millis(1);
-    c.pinning = Pinning::None;
-    c.grace = Duration::from_secs(2);
-    c
-}
+    },
+    no_waker_sleep: Duration::from_millis(1),
+};
 
 // ----- what the pcap shows -----
 
@@ -450,10 +305,6 @@ impl App for EchoServer {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 // ----- shardnet's Fast Open client -----
 
 /// Sends each message with `connect_with_data` on a connection of its own, one after the
@@ -574,7 +425,7 @@ fn linux_fast_open_client_to_a_shardnet_listener() {
         ..SocketOptions::default()
     };
     let runtime = Runtime::start(
-        runtime_config(&port),
+        runtime_config(&port, IDLE),
         vec![(port, EchoServer::new(options, served.clone()))],
     )
     .expect("start the runtime");
@@ -582,11 +433,7 @@ fn linux_fast_open_client_to_a_shardnet_listener() {
         NS_KERNEL,
         60,
         TFO_CLIENT,
-        &[
-            SHARDNET_IP_STR,
-            &SERVER_PORT.to_string(),
-            &TFO_LEN.to_string(),
-        ],
+        &[SHARDNET_IP, &SERVER_PORT.to_string(), &TFO_LEN.to_string()],
     );
     // Let the last FINs and ACKs cross.
     std::thread::sleep(std::time::Duration::from_millis(300));
@@ -605,7 +452,7 @@ fn linux_fast_open_client_to_a_shardnet_listener() {
     assert_eq!(served.failures, 0, "{served:?}");
     assert_eq!(
         served.received,
-        vec![pattern(0, TFO_LEN), pattern(1000, TFO_LEN)],
+        vec![pattern_bytes(0, TFO_LEN), pattern_bytes(1000, TFO_LEN)],
         "what shardnet received"
     );
     let x = &exit.stats.tcp_ext;
@@ -631,7 +478,7 @@ fn linux_fast_open_client_to_a_shardnet_listener() {
     assert!(syns[1].fast_open.is_some_and(|n| n > 0), "a cookie");
     assert_eq!(
         syns[1].payload,
-        pattern(1000, TFO_LEN),
+        pattern_bytes(1000, TFO_LEN),
         "the data in the SYN"
     );
     // shardnet's first SYN-ACK gave a cookie; its second acknowledged the SYN's data.
@@ -690,14 +537,14 @@ fn shardnet_fast_open_client_to_a_linux_server() {
     let finished = Arc::new(AtomicBool::new(false));
     let client = FastOpenClient {
         remote: SocketAddrV4::new(KERNEL_ADDR, KERNEL_PORT),
-        messages: vec![pattern(0, TFO_LEN), pattern(1000, TFO_LEN)],
+        messages: vec![pattern_bytes(0, TFO_LEN), pattern_bytes(1000, TFO_LEN)],
         next: 0,
         current: None,
         failures: failures.clone(),
         finished: finished.clone(),
     };
-    let runtime =
-        Runtime::start(runtime_config(&port), vec![(port, client)]).expect("start the runtime");
+    let runtime = Runtime::start(runtime_config(&port, IDLE), vec![(port, client)])
+        .expect("start the runtime");
     let deadline = Instant::now() + std::time::Duration::from_secs(30);
     while !finished.load(Ordering::Acquire) && Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -729,7 +576,7 @@ fn shardnet_fast_open_client_to_a_linux_server() {
 
     let (_, capture) = exit.port.into_parts();
     let segs = segments(&capture);
-    let (syns, synacks) = handshakes(&segs, SHARDNET_IP);
+    let (syns, synacks) = handshakes(&segs, SHARDNET_ADDR);
     println!(
         "shardnet's SYNs:{}\nLinux's SYN-ACKs:{}",
         summary(&syns),
@@ -741,7 +588,7 @@ fn shardnet_fast_open_client_to_a_linux_server() {
     assert!(syns[1].fast_open.is_some_and(|n| n > 0), "a cookie");
     assert_eq!(
         syns[1].payload,
-        pattern(1000, TFO_LEN),
+        pattern_bytes(1000, TFO_LEN),
         "the data in the SYN"
     );
     assert_eq!(synacks.len(), 2);
@@ -787,7 +634,7 @@ fn syn_cookies_answered_by_a_linux_client() {
     let port = open_port();
     let served = Arc::new(Mutex::new(Served::default()));
     let runtime = Runtime::start(
-        runtime_config(&port),
+        runtime_config(&port, IDLE),
         vec![(
             port,
             EchoServer::new(SocketOptions::default(), served.clone()),
@@ -810,7 +657,7 @@ fn syn_cookies_answered_by_a_linux_client() {
         60,
         COOKIE_CLIENT,
         &[
-            SHARDNET_IP_STR,
+            SHARDNET_IP,
             &SERVER_PORT.to_string(),
             &COOKIE_CONNS.to_string(),
             &COOKIE_LEN.to_string(),
@@ -824,7 +671,7 @@ fn syn_cookies_answered_by_a_linux_client() {
     let served = lock(&served);
     assert_eq!(served.failures, 0, "{served:?}");
     let mut expected: Vec<Vec<u8>> = (0..COOKIE_CONNS)
-        .map(|i| pattern(i * 7919, COOKIE_LEN))
+        .map(|i| pattern_bytes(i * 7919, COOKIE_LEN))
         .collect();
     let mut got = served.received.clone();
     expected.sort();
