@@ -33,7 +33,7 @@ cargo build --locked --release -p shardnet-apps "${features[@]}" --bin loadgen -
 cargo build --locked --release -p shardnet-bench --bin matrix --bin xdp_forward --bin conn_memory
 # The raw DPDK forwarding ceiling, where this branch has it.
 if [ -f bench/src/bin/dpdk_forward.rs ] && [ ${#features[@]} -gt 0 ]; then
-  cargo build --locked --release -p shardnet-bench --bin dpdk_forward || \
+  cargo build --locked --release -p shardnet-bench --features dpdk --bin dpdk_forward || \
     echo "bench.sh: dpdk_forward did not build; its row will say so" >&2
 fi
 
