@@ -889,6 +889,10 @@ pub fn run_memory(
     let wire = ThreadedWire::new(ThreadedWireConfig {
         pool_size: 8192,
         ring_size: 8192,
+        // Checksum offload as on Linux's loopback, which the kernel baseline runs over (`lo`
+        // neither computes nor verifies TCP checksums); off under --pcap, so that the
+        // capture's checksums are real.
+        checksum_offload: load.pcap.is_none(),
         ..ThreadedWireConfig::default()
     });
     let server_port = wire.add_port(SERVER.mac, server_shards as u16);
