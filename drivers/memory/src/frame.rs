@@ -1,6 +1,6 @@
 //! Frames of the memory wire: fixed-size buffers owned by one queue's pool.
 
-use shardnet::port::Frame;
+use shardnet::port::{Frame, RxOffload};
 
 /// A frame buffer of the memory wire.
 ///
@@ -19,6 +19,9 @@ pub struct MemoryFrame {
     pub(crate) owner: usize,
     /// Identity of the wire whose pools this buffer belongs to.
     pub(crate) wire: u64,
+    /// Whether the wire vouches for the frame's checksums (a wire with checksum offload,
+    /// like Linux's loopback: see `ThreadedWireConfig::checksum_offload`).
+    pub(crate) checksums_verified: bool,
 }
 
 impl MemoryFrame {
@@ -53,6 +56,13 @@ impl Frame for MemoryFrame {
     fn buffer_mut(&mut self) -> &mut [u8] {
         &mut self.buf
     }
+
+    fn rx_offload(&self) -> RxOffload {
+        RxOffload {
+            ipv4_checksum_good: self.checksums_verified,
+            l4_checksum_good: self.checksums_verified,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -66,6 +76,7 @@ mod tests {
             len: 0,
             owner: 0,
             wire: 0,
+            checksums_verified: false,
         };
         assert!(frame.is_empty());
         frame.buffer_mut()[..3].copy_from_slice(b"abc");

@@ -698,6 +698,7 @@ impl Core {
             len: 0,
             owner: queue,
             wire,
+            checksums_verified: false,
         })
     }
 
@@ -867,6 +868,8 @@ impl Core {
                 len,
                 owner: d.to_queue,
                 wire: self.id,
+                // This wire can corrupt frames: the receiver verifies every checksum.
+                checksums_verified: false,
             }
         });
         in_flight.pending -= 1;

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{ip, ipv4_frame, mac};
-use shardnet::port::{Batch, Frame, Port, RssConfig};
+use shardnet::port::{Batch, ChecksumOffload, Frame, Port, RssConfig, RxOffload};
 use shardnet::shard::rss::{
     DEFAULT_KEY, SYMMETRIC_KEY, ipv4_input, ipv4_tcp_udp_input, queue_for_hash,
     round_robin_indirection, toeplitz_hash,
@@ -328,6 +328,46 @@ fn default_rss_is_round_robin_over_the_wire_key() {
     assert_eq!(
         (caps.mac, caps.queue, caps.mtu, caps.pool_size),
         (mac(2), 1, 1500, 1024)
+    );
+}
+
+/// Sends one ARP frame from a port of `wire` to another and returns the offloads the sender
+/// reports and the verdict the receiver's frame carries.
+fn offloads_and_verdict(wire: &ThreadedWire) -> (ChecksumOffload, RxOffload) {
+    let (a, b) = (wire.add_port(mac(1), 1), wire.add_port(mac(2), 1));
+    let (mut pa, mut pb) = (wire.port(a, 0).unwrap(), wire.port(b, 0).unwrap());
+    assert!(send_bytes(&mut pa, &arp_request(mac(1))));
+    let mut batch = Batch::new();
+    assert_eq!(pb.rx_burst(&mut batch), 1);
+    let frame = batch.pop().unwrap();
+    let verdict = frame.rx_offload();
+    pb.release(frame);
+    (pa.capabilities().checksum, verdict)
+}
+
+#[test]
+fn checksum_offload_is_reported_and_vouched_for_only_when_configured() {
+    let (caps, verdict) = offloads_and_verdict(&ThreadedWire::new(ThreadedWireConfig::default()));
+    assert_eq!(caps, ChecksumOffload::default());
+    assert_eq!(verdict, RxOffload::default());
+
+    let (caps, verdict) = offloads_and_verdict(&ThreadedWire::new(ThreadedWireConfig {
+        checksum_offload: true,
+        ..ThreadedWireConfig::default()
+    }));
+    let all = ChecksumOffload {
+        rx_ipv4: true,
+        rx_l4: true,
+        tx_ipv4: true,
+        tx_l4: true,
+    };
+    assert_eq!(caps, all);
+    assert_eq!(
+        verdict,
+        RxOffload {
+            ipv4_checksum_good: true,
+            l4_checksum_good: true,
+        }
     );
 }
 

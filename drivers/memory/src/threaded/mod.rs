@@ -154,11 +154,22 @@ pub struct ThreadedWireConfig {
     /// The indirection table size of multi-queue ports added with [`ThreadedWire::add_port`]
     /// (round-robin over their queues).
     pub indirection_entries: usize,
+    /// Checksum offload, as Linux's loopback device does it (`NETIF_F_HW_CSUM` and
+    /// `NETIF_F_RXCSUM` on `lo`): the ports report every transmit and receive checksum offload
+    /// ([`Capabilities::checksum`](shardnet::port::Capabilities)), so the stacks leave the
+    /// checksums of their frames partial (the pseudo-header sum only) and the wire marks every
+    /// frame it delivers as verified ([`RxOffload`](shardnet::port::RxOffload)). Nothing
+    /// computes the checksums: a memory copy does not corrupt, as Linux's loopback skips them
+    /// for the same reason (its packets stay `CHECKSUM_PARTIAL` end to end). Frames so carry
+    /// checksums a capture shows as incorrect (as `tcpdump -i lo` does), so leave it off where
+    /// frames are captured or where raw frames with arbitrary checksums are injected.
+    pub checksum_offload: bool,
 }
 
 impl Default for ThreadedWireConfig {
     /// 1024 frames of 2048 bytes per queue, MTU 1500, a 1024-frame receive ring, seed 0, no
-    /// loss, Microsoft's default RSS key and a 128-entry indirection table.
+    /// loss, Microsoft's default RSS key, a 128-entry indirection table and no checksum
+    /// offload.
     fn default() -> Self {
         ThreadedWireConfig {
             pool_size: 1024,
@@ -169,6 +180,7 @@ impl Default for ThreadedWireConfig {
             loss: 0.0,
             rss_key: DEFAULT_KEY.to_vec(),
             indirection_entries: DEFAULT_INDIRECTION_ENTRIES,
+            checksum_offload: false,
         }
     }
 }

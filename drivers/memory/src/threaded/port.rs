@@ -149,6 +149,7 @@ impl ThreadedPort {
         let input = hash_input(data);
         let loss = self.shared.loss;
         let wire = self.shared.id;
+        let verified = self.shared.checksum_offload;
         let mut destinations = 0u32;
         for (to_port, port) in self.topology.ports.iter().enumerate() {
             if to_port == self.port.0 || !(group || port.mac == dst) {
@@ -159,7 +160,7 @@ impl ThreadedPort {
                 .min(port.queue_count - 1);
             let to_index = port.first_queue + usize::from(rx_queue);
             if let Some(to) = self.topology.queues.get(to_index) {
-                deliver(to, to_index, wire, data, self.rng.as_mut(), loss);
+                deliver(to, to_index, wire, data, verified, self.rng.as_mut(), loss);
             }
         }
         if destinations == 0 {
@@ -171,11 +172,13 @@ impl ThreadedPort {
 
 /// Copies `data` into a buffer of queue `to` (index `to_index`) and pushes it onto its receive
 /// ring, or counts why not; wakes the queue's receiver if it announced that it may sleep.
+/// `verified`: the wire has checksum offload and vouches for the frame's checksums.
 fn deliver(
     to: &QueueShared,
     to_index: usize,
     wire: u64,
     data: &[u8],
+    verified: bool,
     rng: Option<&mut ChaCha8Rng>,
     loss: f64,
 ) {
@@ -203,6 +206,7 @@ fn deliver(
         len,
         owner: to_index,
         wire,
+        checksums_verified: verified,
     };
     match to.rx.push(frame) {
         Ok(()) => {
@@ -273,6 +277,7 @@ impl Port for ThreadedPort {
             len: 0,
             owner,
             wire,
+            checksums_verified: false,
         })
     }
 

@@ -112,6 +112,8 @@ pub(crate) struct Shared {
     pub(crate) frame_size: usize,
     pub(crate) max_frame_len: usize,
     pub(crate) loss: f64,
+    /// [`ThreadedWireConfig::checksum_offload`].
+    pub(crate) checksum_offload: bool,
     mtu: u16,
     pool_size: usize,
     ring_size: usize,
@@ -184,6 +186,7 @@ impl ThreadedWire {
                 frame_size: config.frame_size,
                 max_frame_len,
                 loss,
+                checksum_offload: config.checksum_offload,
                 mtu: config.mtu,
                 pool_size: config.pool_size,
                 ring_size: config.ring_size,
@@ -294,7 +297,12 @@ impl ThreadedWire {
             queue,
             queue_count: entry.queue_count,
             rss: entry.rss.clone(),
-            checksum: ChecksumOffload::default(),
+            checksum: ChecksumOffload {
+                rx_ipv4: self.shared.checksum_offload,
+                rx_l4: self.shared.checksum_offload,
+                tx_ipv4: self.shared.checksum_offload,
+                tx_l4: self.shared.checksum_offload,
+            },
             pool_size: self.shared.pool_size,
         };
         let rng = lock(&q.rng).take().unwrap_or_else(|| {
