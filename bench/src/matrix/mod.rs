@@ -142,7 +142,7 @@ pub fn run(cfg: &Config) -> Result<(PathBuf, Vec<String>), String> {
             &scenario::ALL,
             plan,
             vec![
-                "shardnet: loadgen with its in-process echo, one shard per side, client on CPU 0, server on CPU 1 (the runtime pins them).".into(),
+                "shardnet: loadgen with its in-process echo, one shard per side, client on CPU 0, server on CPU 1 (the runtime pins them); idle policy auto (sleep on 2 cores); the in-process wire has MTU 9000 and checksum offload, as loopback offloads checksums (loopback itself: MTU 65536 and 64 KiB GSO segments, so stream is not like for like).".into(),
                 format!(
                     "kernel: echo --stack kernel on CPU 1, loadgen --stack kernel on CPU 0 (taskset), 127.0.0.1; host tcp_tw_reuse {}, ports {}.",
                     sysctl("net.ipv4.tcp_tw_reuse"),
