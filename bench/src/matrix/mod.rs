@@ -4,7 +4,7 @@
 //! Every scenario runs the `loadgen` and `echo` apps for each stack back to back, alternating
 //! which goes first, for several repetitions; the result file keeps every repetition and the
 //! table reports medians, spreads (min-max) and the ratio shardnet/kernel. See
-//! `bench/PERFORMANCE.md` for what the paths and scenarios are.
+//! the README's Performance section for what the paths and scenarios are.
 
 pub mod ceiling;
 pub mod child;
