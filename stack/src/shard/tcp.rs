@@ -903,6 +903,35 @@ impl TcpEndpoints {
         )
     }
 
+    /// Whether binding local `port` with `reuse` conflicts with this shard's sockets (Linux
+    /// `inet_csk_bind_conflict`): a listener on the port unless every one of them and this bind
+    /// set SO_REUSEPORT; any connection or TIME-WAIT entry on the port unless SO_REUSEADDR or
+    /// SO_REUSEPORT.
+    fn bind_conflict(&self, port: u16, reuse: Reuse) -> bool {
+        if let Some(group) = self.by_port.get(&port) {
+            let all_share = group.iter().all(|&i| {
+                self.listeners
+                    .get(i as usize)
+                    .and_then(|l| l.listener.as_ref())
+                    .is_some_and(|l| l.reuse.port)
+            });
+            if !(reuse.port && all_share) {
+                return true;
+            }
+        }
+        !reuse.addr
+            && !reuse.port
+            && (self
+                .slots
+                .iter()
+                .any(|s| s.tcb.as_ref().is_some_and(|t| t.local().port() == port))
+                || self
+                    .tw
+                    .iter()
+                    .flatten()
+                    .any(|e| e.tw.local().port() == port))
+    }
+
     fn listen_as(
         &mut self,
         port: u16,
@@ -915,29 +944,7 @@ impl TcpEndpoints {
         if backlog == 0 || port == 0 {
             return Err(ListenError::InvalidBacklog);
         }
-        if let Some(group) = self.by_port.get(&port) {
-            let all_share = group.iter().all(|&i| {
-                self.listeners
-                    .get(i as usize)
-                    .and_then(|l| l.listener.as_ref())
-                    .is_some_and(|l| l.reuse.port)
-            });
-            if !(reuse.port && all_share) {
-                return Err(ListenError::AddrInUse);
-            }
-        }
-        if !reuse.addr
-            && !reuse.port
-            && (self
-                .slots
-                .iter()
-                .any(|s| s.tcb.as_ref().is_some_and(|t| t.local().port() == port))
-                || self
-                    .tw
-                    .iter()
-                    .flatten()
-                    .any(|e| e.tw.local().port() == port))
-        {
+        if self.bind_conflict(port, reuse) {
             return Err(ListenError::AddrInUse);
         }
         // Last, the other shards (Linux `inet_csk_get_port` looks at every socket of the
@@ -1390,29 +1397,7 @@ impl TcpEndpoints {
         if port == 0 {
             return self.connect_from(now, &[*local.ip()], remote, config);
         }
-        if let Some(group) = self.by_port.get(&port) {
-            let all_share = group.iter().all(|&i| {
-                self.listeners
-                    .get(i as usize)
-                    .and_then(|l| l.listener.as_ref())
-                    .is_some_and(|l| l.reuse.port)
-            });
-            if !(reuse.port && all_share) {
-                return Err(ConnectError::AddrInUse);
-            }
-        }
-        if !reuse.addr
-            && !reuse.port
-            && (self
-                .slots
-                .iter()
-                .any(|s| s.tcb.as_ref().is_some_and(|t| t.local().port() == port))
-                || self
-                    .tw
-                    .iter()
-                    .flatten()
-                    .any(|e| e.tw.local().port() == port))
-        {
+        if self.bind_conflict(port, reuse) {
             return Err(ConnectError::AddrInUse);
         }
         let tuple_free = match self.flows.get(&FlowKey::new(local, remote)) {
