@@ -277,12 +277,7 @@ impl Sockets<'_> {
         let h = self
             .shard
             .tcp_connect_with(self.now, remote, config)
-            .map_err(|e| match e {
-                endpoints::ConnectError::AddrNotAvailable => ConnectError::AddrNotAvailable,
-                endpoints::ConnectError::AddrInUse => ConnectError::AddrInUse,
-                endpoints::ConnectError::NetUnreachable => ConnectError::NetUnreachable,
-                endpoints::ConnectError::NoBuffers => ConnectError::NoBuffers,
-            })?;
+            .map_err(connect_error)?;
         if options.linger.is_some() {
             self.shard.tcp().set_linger(h, options.linger);
         }
@@ -321,12 +316,7 @@ impl Sockets<'_> {
         let h = self
             .shard
             .tcp_connect_bound(self.now, local, reuse, remote, config)
-            .map_err(|e| match e {
-                endpoints::ConnectError::AddrNotAvailable => ConnectError::AddrNotAvailable,
-                endpoints::ConnectError::AddrInUse => ConnectError::AddrInUse,
-                endpoints::ConnectError::NetUnreachable => ConnectError::NetUnreachable,
-                endpoints::ConnectError::NoBuffers => ConnectError::NoBuffers,
-            })?;
+            .map_err(connect_error)?;
         if options.linger.is_some() {
             self.shard.tcp().set_linger(h, options.linger);
         }
@@ -355,12 +345,7 @@ impl Sockets<'_> {
         let (h, n) = self
             .shard
             .tcp_connect_fast_open(self.now, remote, config, data)
-            .map_err(|e| match e {
-                endpoints::ConnectError::AddrNotAvailable => ConnectError::AddrNotAvailable,
-                endpoints::ConnectError::AddrInUse => ConnectError::AddrInUse,
-                endpoints::ConnectError::NetUnreachable => ConnectError::NetUnreachable,
-                endpoints::ConnectError::NoBuffers => ConnectError::NoBuffers,
-            })?;
+            .map_err(connect_error)?;
         if options.linger.is_some() {
             self.shard.tcp().set_linger(h, options.linger);
         }
@@ -815,6 +800,16 @@ impl Sockets<'_> {
             return Err(RecvError::BadHandle);
         };
         self.shard.udp().recv_from(u, buf).map_err(udp_recv_error)
+    }
+}
+
+/// The socket-level `connect` error of the shard's.
+fn connect_error(e: endpoints::ConnectError) -> ConnectError {
+    match e {
+        endpoints::ConnectError::AddrNotAvailable => ConnectError::AddrNotAvailable,
+        endpoints::ConnectError::AddrInUse => ConnectError::AddrInUse,
+        endpoints::ConnectError::NetUnreachable => ConnectError::NetUnreachable,
+        endpoints::ConnectError::NoBuffers => ConnectError::NoBuffers,
     }
 }
 
