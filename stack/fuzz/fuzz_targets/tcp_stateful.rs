@@ -696,6 +696,9 @@ impl World {
         assert!(s.tcp.estab_resets <= e.stats().established);
         assert!(s.tcp.curr_estab as usize <= flows);
         assert!(self.tcp_out <= s.tcp.out_segs + s.tcp.out_rsts);
+        if let Err(e) = e.check_timers() {
+            panic!("a connection timer is unreachable: {e}\n{}", e_describe(&self.shard));
+        }
     }
 
     /// The application closes everything and the peer falls silent: every timer runs out and
@@ -755,6 +758,10 @@ impl World {
     }
 }
 
+fn e_describe(shard: &Shard) -> String {
+    shard.tcp_endpoints().describe()
+}
+
 const SYN_OPTS: Opts = Opts {
     mss: Some(1460),
     window_scale: Some(7),
@@ -774,6 +781,9 @@ const PLAIN: Opts = Opts {
 fuzz_target!(|ops: Vec<Op>| {
     let mut world = World::new();
     for op in ops.iter().take(MAX_OPS) {
+        if std::env::var_os("TCP_STATEFUL_TRACE").is_some() {
+            eprintln!("{:?} {op:?}", world.now);
+        }
         world.step(op);
     }
     world.finish();

@@ -774,6 +774,43 @@ impl TcpEndpoints {
         }
     }
 
+    /// Checks that every connection with a timer can be reached by the timer code: it is on
+    /// the ready list, or its wheel entry is live and due no later than its earliest timer.
+    /// A connection that is neither would never fire again (found by the `tcp_stateful` fuzz
+    /// target). Scans the table: for tests and fuzzing, not for anything run per packet.
+    #[doc(hidden)]
+    pub fn check_timers(&self) -> Result<(), String> {
+        for (index, s) in self.slots.iter().enumerate() {
+            let (Some(tcb), Some(due)) = (s.tcb.as_ref(), s.deadline()) else {
+                continue;
+            };
+            if let Some(t) = tcb.next_timer().filter(|_| tcb.is_closed()) {
+                return Err(format!("slot {index}: CLOSED with a timer due {t:?}"));
+            }
+            if s.ready {
+                if !self.ready.contains(&(index as u32)) {
+                    return Err(format!("slot {index} is marked ready but not on the list"));
+                }
+                continue;
+            }
+            match s.timer.and_then(|id| self.wheel.deadline(id)) {
+                Some(at) if at <= due => {}
+                wheel => {
+                    return Err(format!(
+                        "slot {index} {} {} -> {}: due {due:?}, wheel {wheel:?} ({} of {} \
+                         entries), not ready",
+                        tcb.state().name(),
+                        tcb.local(),
+                        tcb.remote(),
+                        self.wheel.len(),
+                        self.wheel.capacity()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// One line per connection, like `ss -tn`: state, addresses, and whether the application
     /// still holds it.
     pub fn describe(&self) -> String {
@@ -2768,6 +2805,14 @@ impl TcpEndpoints {
                 (Some(at), None) => s.timer = self.wheel.insert(at, index).ok(),
                 (None, None) => {}
             }
+            // The wheel holds one entry per flow-table entry (connections with timers are
+            // never CLOSED, requests, TIME-WAIT entries) and has room for `max_connections`,
+            // the flow table's limit: an insert cannot fail unless a CLOSED connection kept a
+            // timer (the bug the `tcp_stateful` fuzz input of 2026-11-22 found).
+            debug_assert!(
+                s.timer.is_some() || s.deadline().is_none(),
+                "timer wheel full: a connection timer would be lost"
+            );
         }
         pending.truncate(kept);
         // Nothing joins the ready list while it is being visited, but keep anything that did.

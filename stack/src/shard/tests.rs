@@ -625,3 +625,51 @@ fn active_opens_choose_ports_whose_replies_reach_this_shard() {
         single.tcp().get(b).unwrap().local().port()
     );
 }
+
+#[test]
+fn connections_shut_down_while_connecting_leave_no_timer_behind() {
+    // Linux inet_shutdown disconnects a SYN-SENT socket and clears its timers. Here a
+    // SYN-SENT connection shut down for writing kept its SYN retransmission timer while
+    // CLOSED; held by the application it stayed out of the flow table but on the timer wheel,
+    // and once such connections filled the wheel (sized for the flow table) the timers of
+    // new connections were dropped: they never retransmitted nor timed out (found by the
+    // `tcp_stateful` fuzz target).
+    let iface = InterfaceConfig {
+        mac: MAC_A,
+        cidr: Ipv4Cidr::new(IP_A, 24).unwrap(),
+        gateway: None,
+        mtu: 1500,
+        ttl: 64,
+    };
+    let mut config = ShardConfig::new(iface);
+    config.announce = false;
+    config.max_tcp_connections = 4;
+    let mut s = Shard::new(config);
+    s.arp.update(t(0), IP_B, MAC_B, true);
+    let remote = SocketAddrV4::new(IP_B, 80);
+    let old: Vec<_> = (0..4)
+        .map(|_| s.tcp_connect(t(0), remote).unwrap())
+        .collect();
+    assert_eq!(tx(&mut s, t(0)).len(), 4, "four SYNs");
+    for h in old {
+        s.tcp().get_mut(h).unwrap().shutdown_write();
+        assert_eq!(s.tcp().get(h).unwrap().state(), crate::tcp::State::Closed);
+        assert_eq!(s.tcp().get(h).unwrap().next_timer(), None);
+    }
+    assert_eq!(tx(&mut s, t(0)).len(), 0, "no RST from SYN-SENT (Linux tcp_disconnect)");
+    let fresh: Vec<_> = (0..4)
+        .map(|_| s.tcp_connect(t(1), remote).unwrap())
+        .collect();
+    assert_eq!(tx(&mut s, t(1)).len(), 4, "four SYNs");
+    s.tcp_endpoints().check_timers().unwrap();
+    // RFC 6298 5.5: every SYN is retransmitted after the initial RTO (1 s).
+    let due = s.poll_timeout().expect("SYN retransmission timers");
+    assert!(due <= t(1002), "{due:?}");
+    s.handle_timeout(t(1002));
+    assert_eq!(tx(&mut s, t(1002)).len(), 4, "four retransmitted SYNs");
+    for h in fresh {
+        let tcb = s.tcp().get(h).unwrap();
+        assert_eq!(tcb.state(), crate::tcp::State::SynSent);
+        assert!(tcb.next_timer().is_some());
+    }
+}

@@ -764,7 +764,9 @@ impl Tcb {
             return;
         }
         match self.state {
-            State::SynSent => self.state = State::Closed,
+            // Linux inet_shutdown: a socket still connecting is disconnected (tcp_disconnect,
+            // no RST from SYN-SENT) and its timers cleared.
+            State::SynSent => self.enter_closed(),
             State::SynReceived | State::Established => {
                 self.fin_queued = true;
                 if self.state == State::Established {
@@ -792,7 +794,7 @@ impl Tcb {
             return;
         }
         match self.state {
-            State::SynSent | State::Closed | State::Listen => self.state = State::Closed,
+            State::SynSent | State::Closed | State::Listen => self.enter_closed(),
             State::FinWait2 => self.close_at = Some(now + self.config.fin_timeout),
             _ => self.shutdown_write(),
         }
@@ -963,7 +965,8 @@ impl Tcb {
                     self.snd_nxt = self.iss;
                 }
             }
-            State::Closed | State::Listen | State::TimeWait => {}
+            // Nothing to retransmit, and no timer to re-arm.
+            State::Closed | State::Listen | State::TimeWait => return,
             _ => {
                 if self.snd_una == self.snd_max {
                     return;
