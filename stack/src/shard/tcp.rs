@@ -305,10 +305,22 @@ struct ListenerSlot {
 /// `tcp_set_state(TCP_CLOSE)` unhashes the socket at once, so that a new incarnation's SYN
 /// reaches the listener instead of being answered with a RST by the dead connection (found by
 /// the Monte-Carlo campaign, `stack/tests/campaign.rs`, scenario churn-tuple-reuse).
-fn unhash_closed(flows: &mut FlowTable, index: u32, tcb: &Tcb) {
+fn unhash_closed(
+    flows: &mut FlowTable,
+    wheel: &mut TimerWheel<u32>,
+    index: u32,
+    tcb: &Tcb,
+    timer: &mut Option<TimerId>,
+) {
     let key = FlowKey::new(tcb.local(), tcb.remote());
     if flows.get(&key) == Some(index) {
         flows.remove(&key);
+    }
+    // The wheel is sized for the flow table: an entry that leaves the table leaves the wheel
+    // at once, or a connection admitted in its place could find the wheel full (a CLOSED
+    // connection has no timer left to run).
+    if let Some(id) = timer.take() {
+        wheel.cancel(id);
     }
 }
 
@@ -775,11 +787,19 @@ impl TcpEndpoints {
     }
 
     /// Checks that every connection with a timer can be reached by the timer code: it is on
-    /// the ready list, or its wheel entry is live and due no later than its earliest timer.
+    /// the ready list, or its wheel entry is live and due no later than its earliest timer;
+    /// and that the wheel holds no more entries than the flow table (it has room for as many).
     /// A connection that is neither would never fire again (found by the `tcp_stateful` fuzz
     /// target). Scans the table: for tests and fuzzing, not for anything run per packet.
     #[doc(hidden)]
     pub fn check_timers(&self) -> Result<(), String> {
+        if self.wheel.len() > self.flows.len() {
+            return Err(format!(
+                "{} timer wheel entries for {} flow-table entries",
+                self.wheel.len(),
+                self.flows.len()
+            ));
+        }
         for (index, s) in self.slots.iter().enumerate() {
             let (Some(tcb), Some(due)) = (s.tcb.as_ref(), s.deadline()) else {
                 continue;
@@ -1886,7 +1906,13 @@ impl TcpEndpoints {
                     self.in_place.record(conn, at, offer);
                     let after = tcb.state();
                     if tcb.is_closed() && slot.owned {
-                        unhash_closed(&mut self.flows, index, tcb);
+                        unhash_closed(
+                            &mut self.flows,
+                            &mut self.wheel,
+                            index,
+                            tcb,
+                            &mut slot.timer,
+                        );
                     }
                     count_attempt_fail(&mut self.stats, before, after);
                     sync_counters(
@@ -2596,10 +2622,7 @@ impl TcpEndpoints {
             if core::mem::take(&mut s.estab) {
                 self.stats.curr_estab = self.stats.curr_estab.saturating_sub(1);
             }
-            unhash_closed(&mut self.flows, index, &tcb);
-            if let Some(id) = s.timer.take() {
-                self.wheel.cancel(id);
-            }
+            unhash_closed(&mut self.flows, &mut self.wheel, index, &tcb, &mut s.timer);
             s.linger_at = None;
             s.event_at = None;
             let fast_open = s.fast_open_of.take();
@@ -2777,7 +2800,7 @@ impl TcpEndpoints {
                 continue;
             }
             if tcb.is_closed() {
-                unhash_closed(&mut self.flows, index, tcb);
+                unhash_closed(&mut self.flows, &mut self.wheel, index, tcb, &mut s.timer);
             }
             if tcb.state() == State::TimeWait
                 && !s.owned
@@ -2805,10 +2828,12 @@ impl TcpEndpoints {
                 (Some(at), None) => s.timer = self.wheel.insert(at, index).ok(),
                 (None, None) => {}
             }
-            // The wheel holds one entry per flow-table entry (connections with timers are
-            // never CLOSED, requests, TIME-WAIT entries) and has room for `max_connections`,
-            // the flow table's limit: an insert cannot fail unless a CLOSED connection kept a
-            // timer (the bug the `tcp_stateful` fuzz input of 2026-11-22 found).
+            // The wheel holds at most one entry per flow-table entry (connections, requests,
+            // TIME-WAIT entries; a connection leaves both together, see `unhash_closed`) and
+            // has room for `max_connections`, the flow table's limit, so an insert cannot
+            // fail. Two ways it did fail were found by the `tcp_stateful` fuzz target on
+            // 2026-11-22: a CLOSED connection that kept its timer, and one closed by a segment
+            // whose wheel entry stayed until this loop reached it.
             debug_assert!(
                 s.timer.is_some() || s.deadline().is_none(),
                 "timer wheel full: a connection timer would be lost"

@@ -656,7 +656,11 @@ fn connections_shut_down_while_connecting_leave_no_timer_behind() {
         assert_eq!(s.tcp().get(h).unwrap().state(), crate::tcp::State::Closed);
         assert_eq!(s.tcp().get(h).unwrap().next_timer(), None);
     }
-    assert_eq!(tx(&mut s, t(0)).len(), 0, "no RST from SYN-SENT (Linux tcp_disconnect)");
+    assert_eq!(
+        tx(&mut s, t(0)).len(),
+        0,
+        "no RST from SYN-SENT (Linux tcp_disconnect)"
+    );
     let fresh: Vec<_> = (0..4)
         .map(|_| s.tcp_connect(t(1), remote).unwrap())
         .collect();
@@ -672,4 +676,62 @@ fn connections_shut_down_while_connecting_leave_no_timer_behind() {
         assert_eq!(tcb.state(), crate::tcp::State::SynSent);
         assert!(tcb.next_timer().is_some());
     }
+}
+
+#[test]
+fn a_connection_reset_by_its_peer_leaves_the_timer_wheel_with_the_flow_table() {
+    // The timer wheel has room for `max_tcp_connections` entries, like the flow table. A
+    // connection reset by a segment left the flow table at once but kept its wheel entry until
+    // the next poll; a connection request admitted in its place took the last wheel entry,
+    // and the poll then could not put back the timer of a connection whose RTO had just fired:
+    // it never fired again (found by the `tcp_stateful` fuzz target).
+    let iface = InterfaceConfig {
+        mac: MAC_A,
+        cidr: Ipv4Cidr::new(IP_A, 24).unwrap(),
+        gateway: None,
+        mtu: 1500,
+        ttl: 64,
+    };
+    let mut config = ShardConfig::new(iface);
+    config.announce = false;
+    config.max_tcp_connections = 2;
+    let mut s = Shard::new(config);
+    s.arp.update(t(0), IP_B, MAC_B, true);
+    s.tcp().listen(80, 16).unwrap();
+    let remote = SocketAddrV4::new(IP_B, 9000);
+    let a = s.tcp_connect(t(0), remote).unwrap();
+    assert_eq!(tx(&mut s, t(0)).len(), 1);
+    let b = s.tcp_connect(t(500), remote).unwrap();
+    let syn_b = tcp_of(&tx(&mut s, t(500))[0]);
+    // A's SYN retransmission timer fires (1 s): A waits on the ready list for the next poll.
+    s.handle_timeout(t(1000));
+    // B is refused: RST,ACK acknowledging its SYN (RFC 9293 3.10.7.3: enter CLOSED).
+    let mut rst = Vec::new();
+    PacketBuilder::ethernet2(MAC_B.0, MAC_A.0)
+        .ipv4(IP_B.octets(), IP_A.octets(), 64)
+        .tcp(9000, syn_b.source_port, 0, 0)
+        .rst()
+        .ack(syn_b.sequence_number.wrapping_add(1))
+        .write(&mut rst, &[])
+        .unwrap();
+    rx(&mut s, t(1000), &rst);
+    assert_eq!(s.tcp().get(b).unwrap().state(), crate::tcp::State::Closed);
+    // A SYN to the listener takes B's place in the flow table.
+    rx(&mut s, t(1000), &tcp_frame(|f| f.syn(), 100, &[]));
+    assert_eq!(s.tcp_endpoints().connection_count(), 2);
+    // The poll sends A's retransmitted SYN and the SYN-ACK, and every timer stays reachable.
+    assert_eq!(tx(&mut s, t(1000)).len(), 2);
+    s.tcp_endpoints().check_timers().unwrap();
+    let tcb = s.tcp().get(a).unwrap();
+    assert_eq!(tcb.state(), crate::tcp::State::SynSent);
+    let due = tcb.next_timer().unwrap();
+    s.handle_timeout(due);
+    let out = tx(&mut s, due);
+    assert!(
+        out.iter().any(|f| {
+            let h = tcp_of(f);
+            h.syn && !h.ack
+        }),
+        "A's SYN goes out again at {due:?}"
+    );
 }
