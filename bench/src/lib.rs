@@ -4,6 +4,7 @@
 //! fixture and etherparse tests) between two hosts of the RFC 2544 range: "us"
 //! (198.18.0.1, 02:00:00:00:00:01) and a peer (198.18.0.2, 02:00:00:00:00:02).
 
+pub mod forward;
 pub mod kernel_sockets;
 pub mod matrix;
 pub mod xdp_generator;
