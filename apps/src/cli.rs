@@ -115,9 +115,20 @@ pub struct Common {
     /// Spin on epoll with a zero timeout instead of sleeping in it (fair against a polling stack).
     #[arg(long)]
     pub busy_poll: bool,
+    /// After the last event, keep polling this many microseconds before sleeping, on both
+    /// stacks alike: shardnet's sleeping shards (`RuntimeConfig::busy_poll`) and the kernel
+    /// sockets' epoll loop (zero timeouts). Like Linux's `net.core.busy_poll`, whose
+    /// documentation recommends 50. 0: sleep at once.
+    #[arg(long, value_name = "US", default_value_t = 50)]
+    pub poll_us: u64,
 }
 
 impl Common {
+    /// `--poll-us` as a duration.
+    pub fn poll_window(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.poll_us)
+    }
+
     /// The driver, `memory` if none was given.
     pub fn driver(&self) -> Driver {
         self.driver.unwrap_or(Driver::Memory)

@@ -63,6 +63,9 @@ pub struct WorkerConfig {
     pub quickack: bool,
     /// Spin on epoll with a zero timeout.
     pub busy_poll: bool,
+    /// Kernel sockets: poll epoll with a zero timeout for this long after the last event
+    /// before sleeping in it (`--poll-us`).
+    pub poll_window: Duration,
     /// A request (or connect) older than this is a timeout.
     pub timeout: Duration,
     /// Stop issuing at this time since the start.
@@ -541,6 +544,7 @@ mod tests {
             nodelay: true,
             quickack: false,
             busy_poll: false,
+            poll_window: Duration::ZERO,
             timeout: Duration::from_millis(5),
             deadline: Duration::from_secs(10),
             drain: Duration::from_secs(1),

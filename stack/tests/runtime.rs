@@ -422,6 +422,7 @@ struct Setup {
     concurrency: usize,
     hold: bool,
     grace: Duration,
+    busy_poll: Duration,
 }
 
 impl Setup {
@@ -435,6 +436,7 @@ impl Setup {
             concurrency: 24,
             hold: false,
             grace: Duration::from_secs(2),
+            busy_poll: Duration::ZERO,
         }
     }
 }
@@ -454,6 +456,7 @@ fn config(setup: &Setup, mac: EthernetAddress, ip: Ipv4Addr) -> RuntimeConfig {
     c.idle = setup.idle;
     c.pinning = setup.pinning.clone();
     c.grace = setup.grace;
+    c.busy_poll = setup.busy_poll;
     if setup.mismatch {
         c.rss_override = Some(round_robin());
     }
@@ -714,6 +717,37 @@ fn sleeping_shards_on_two_cores_do_not_starve_and_sleep_when_idle() {
     {
         assert_eq!(e, ExitReason::Drained);
     }
+}
+
+#[test]
+fn sleeping_shards_keep_polling_for_busy_poll_after_work_then_sleep() {
+    let mut setup = Setup::new(IdlePolicy::Sleep {
+        max: Duration::from_millis(5),
+    });
+    setup.busy_poll = Duration::from_secs(1);
+    setup.per_shard = 20;
+    let r = start(&setup);
+    let total = setup.per_shard * usize::from(QUEUES);
+    wait_until("every echo to complete", Duration::from_secs(60), || {
+        r.progress.completed.load(Ordering::Relaxed) == total
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    // Answering `collect_stats` is work: each shard then polls for a second without sleeping
+    // (Linux SO_BUSY_POLL), and sleeps again once the second has passed with nothing to do.
+    let start = r.client.collect_stats().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let polling = r.client.collect_stats().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let idle = r.client.collect_stats().unwrap();
+    for ((s, p), i) in start.iter().zip(&polling).zip(&idle) {
+        assert_eq!(
+            p.runtime.parks, s.runtime.parks,
+            "no sleep within the window"
+        );
+        assert!(p.runtime.idle_iterations > s.runtime.idle_iterations);
+        assert!(i.runtime.parks > p.runtime.parks, "asleep after the window");
+    }
+    stop(r);
 }
 
 #[test]

@@ -145,6 +145,7 @@ fn run(args: &Args) -> Result<(), String> {
         nodelay: !args.nagle,
         quickack: args.quickack,
         busy_poll: args.common.busy_poll,
+        poll_window: args.common.poll_window(),
     })?;
     let listen: Vec<String> = server.local.iter().map(|a| a.to_string()).collect();
     eprintln!(
@@ -291,7 +292,9 @@ fn run_shardnet(args: &Args) -> Result<(), String> {
     let idle = if args.common.busy_poll {
         Idle::Busy
     } else {
-        Idle::Auto
+        Idle::Auto {
+            poll: args.common.poll_window(),
+        }
     };
     let opts = args
         .common

@@ -484,15 +484,17 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
         nodelay: !args.nagle,
         quickack: args.quickack,
         busy_poll: args.common.busy_poll,
+        poll_window: args.common.poll_window(),
         timeout,
         deadline,
         drain: timeout,
     };
     let shards = usize::from(args.common.shards);
+    let poll = args.common.poll_window();
     let idle = match (args.idle, args.common.busy_poll) {
         (_, true) | (IdleArg::Busy, _) => Idle::Busy,
-        (IdleArg::Sleep, false) => Idle::Sleep,
-        (IdleArg::Auto, false) => Idle::Auto,
+        (IdleArg::Sleep, false) => Idle::Sleep { poll },
+        (IdleArg::Auto, false) => Idle::Auto { poll },
     };
     let net = args.common.net_options(idle);
     let (series, elapsed, start_wall, unsent, summary, target_name, tw_counters) =

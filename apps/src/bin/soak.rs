@@ -196,6 +196,7 @@ fn worker(args: &Args, mode: Mode, secs: u64) -> WorkerConfig {
         nodelay: true,
         quickack: false,
         busy_poll: false,
+        poll_window: std::time::Duration::ZERO,
         // Under loss a request may wait for retransmissions (RTO 200 ms+, backoff): a timeout
         // counts an error but is not a leak.
         timeout: Duration::from_secs(5),
@@ -339,7 +340,10 @@ fn run(args: &Args) -> Result<bool, String> {
         args.loss,
         args.seed,
         echo,
-        Idle::Sleep,
+        // The soak measures memory and leaks, not latency: sleep at once.
+        Idle::Sleep {
+            poll: std::time::Duration::ZERO,
+        },
     )?;
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))

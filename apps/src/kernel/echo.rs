@@ -13,7 +13,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Echo server options.
 #[derive(Clone, Debug)]
@@ -40,6 +40,9 @@ pub struct EchoConfig {
     pub quickack: bool,
     /// Spin on epoll with a zero timeout.
     pub busy_poll: bool,
+    /// Poll epoll with a zero timeout for this long after the last event before sleeping in
+    /// it (`--poll-us`).
+    pub poll_window: Duration,
 }
 
 /// Counters of one thread, read by the status line.
@@ -206,17 +209,21 @@ fn worker(
     let mut conns: Vec<Option<Conn>> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
     let mut events = Events::with_capacity(1024);
-    let timeout = if cfg.busy_poll {
-        Duration::ZERO
-    } else {
-        Duration::from_millis(50)
-    };
+    let mut last_event = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        let timeout = if cfg.busy_poll || last_event.elapsed() < cfg.poll_window {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(50)
+        };
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
             return Err(format!("epoll_wait: {e}"));
+        }
+        if !events.is_empty() {
+            last_event = Instant::now();
         }
         for ev in events.iter() {
             let t = ev.token().0;

@@ -60,6 +60,8 @@ impl Worker {
     fn run(&mut self, stop: &AtomicBool) {
         let mut events = Events::with_capacity(1024);
         let mut stale = Vec::new();
+        // When epoll last returned events (for `poll_window`).
+        let mut last_event = 0u64;
         loop {
             let now = self.now_ns();
             if self.sched.begin(now, stop.load(Ordering::Relaxed)) {
@@ -77,7 +79,9 @@ impl Worker {
             for &i in &stale {
                 self.fail(i, ErrorKind::Timeout);
             }
-            let wait = if self.sched.cfg().busy_poll {
+            let polling =
+                now.saturating_sub(last_event) < self.sched.cfg().poll_window.as_nanos() as u64;
+            let wait = if self.sched.cfg().busy_poll || polling {
                 Duration::ZERO
             } else if let Some(until) = self.sched.next_send_in(self.now_ns()) {
                 // epoll_wait sleeps in whole milliseconds: sleeping through the next intended send
@@ -96,6 +100,9 @@ impl Worker {
                     self.sched.stats.error(ErrorKind::Other);
                     return;
                 }
+            }
+            if !events.is_empty() {
+                last_event = self.now_ns();
             }
             for ev in events.iter() {
                 let i = ev.token().0;

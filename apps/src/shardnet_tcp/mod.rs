@@ -106,12 +106,45 @@ pub fn shard_config(host: Host) -> ShardConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Idle {
     /// Busy-poll if the shard threads of both sides fit on the cores with one core to spare,
-    /// else sleep.
-    Auto,
+    /// else as [`Idle::Sleep`].
+    Auto {
+        /// See [`Idle::Sleep`].
+        poll: Duration,
+    },
     /// Spin (one core per shard).
     Busy,
-    /// Park until a frame, a timer or 1 ms.
-    Sleep,
+    /// Park until a frame, a timer or 1 ms, after polling for `poll` since the last work
+    /// ([`RuntimeConfig::busy_poll`]).
+    Sleep {
+        /// How long to keep polling after the last work before parking.
+        poll: Duration,
+    },
+}
+
+/// The runtime settings an [`Idle`] choice comes to (see [`idle_policy`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdleChoice {
+    /// The runtime's idle policy.
+    pub policy: IdlePolicy,
+    /// [`RuntimeConfig::busy_poll`].
+    pub busy_poll: Duration,
+}
+
+impl IdleChoice {
+    /// For reports: "busy-poll", "sleep", or "sleep after polling N us".
+    pub fn describe(&self) -> String {
+        match self.policy {
+            IdlePolicy::BusyPoll => "busy-poll".into(),
+            _ if self.busy_poll.is_zero() => "sleep".into(),
+            _ => format!("sleep after polling {} us", self.busy_poll.as_micros()),
+        }
+    }
+
+    /// Sets the idle policy and the polling window of `c`.
+    pub fn apply(&self, c: &mut RuntimeConfig) {
+        c.idle = self.policy;
+        c.busy_poll = self.busy_poll;
+    }
 }
 
 /// One in-process load: the load generator's shards against the echo's shards.
@@ -278,14 +311,14 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn runtime_config(host: Host, idle: IdlePolicy, first_core: usize, shards: usize) -> RuntimeConfig {
+fn runtime_config(host: Host, idle: IdleChoice, first_core: usize, shards: usize) -> RuntimeConfig {
     runtime_config_mtu(host, idle, first_core, shards, 1500)
 }
 
 /// [`runtime_config`] on an interface of MTU `mtu` (the TCP MSS follows it).
 fn runtime_config_mtu(
     host: Host,
-    idle: IdlePolicy,
+    idle: IdleChoice,
     first_core: usize,
     shards: usize,
     mtu: u16,
@@ -293,7 +326,7 @@ fn runtime_config_mtu(
     let mut shard = shard_config(host);
     shard.iface.mtu = mtu;
     let mut c = RuntimeConfig::new(shard);
-    c.idle = idle;
+    idle.apply(&mut c);
     let n = cores();
     // The two runtimes of the process take different cores (as far as there are cores).
     c.pinning = Pinning::Cores((first_core..first_core + shards).map(|i| i % n).collect());
@@ -409,21 +442,25 @@ where
     (0..rt.shard_count()).map(|i| rt.stats(i)).collect()
 }
 
-/// The runtime's idle policy for `idle` with `threads` busy shard threads in this process
-/// (`auto` spins only if they leave a core to spare), and its name.
-pub fn idle_policy(idle: Idle, threads: usize) -> (IdlePolicy, &'static str) {
+/// The runtime's idle settings for `idle` with `threads` busy shard threads in this process
+/// (`auto` spins only if they leave a core to spare).
+pub fn idle_policy(idle: Idle, threads: usize) -> IdleChoice {
+    let busy = IdleChoice {
+        policy: IdlePolicy::BusyPoll,
+        busy_poll: Duration::ZERO,
+    };
     match idle {
-        Idle::Busy => (IdlePolicy::BusyPoll, "busy-poll"),
+        Idle::Busy => busy,
         // Spinning shards need a core each, and the main thread (progress, stats) one more:
         // busy-polling on fewer cores than that starves them all (measured on 2 cores: 17k
         // rr requests/s busy-polling against 158k sleeping).
-        Idle::Auto if threads < cores() => (IdlePolicy::BusyPoll, "busy-poll"),
-        Idle::Auto | Idle::Sleep => (
-            IdlePolicy::Sleep {
-                max: shardnet::time::Duration::from_millis(1),
+        Idle::Auto { .. } if threads < cores() => busy,
+        Idle::Auto { poll } | Idle::Sleep { poll } => IdleChoice {
+            policy: IdlePolicy::Sleep {
+                max: Duration::from_millis(1),
             },
-            "sleep",
-        ),
+            busy_poll: poll,
+        },
     }
 }
 
@@ -583,7 +620,7 @@ pub struct SoakNet {
     wire: ThreadedWire,
     server: EchoRuntime<ThreadedPort>,
     client_ports: Vec<ThreadedPort>,
-    idle: IdlePolicy,
+    idle: IdleChoice,
     server_shards: usize,
 }
 
@@ -627,7 +664,7 @@ impl SoakNet {
         let server_ports = (0..server_shards)
             .map(|q| port(server_port, q))
             .collect::<Result<Vec<_>, _>>()?;
-        let (idle, _) = idle_policy(idle, client_shards + server_shards);
+        let idle = idle_policy(idle, client_shards + server_shards);
         let server = EchoRuntime::start(
             runtime_config(SERVER, idle, 0, server_shards),
             server_ports,
@@ -969,7 +1006,7 @@ where
 {
     let client_shards = client_ports.len();
     let server_shards = server_ports.len();
-    let (idle, idle_name) = idle_policy(load.idle, client_shards + server_shards);
+    let idle = idle_policy(load.idle, client_shards + server_shards);
     // Both sides take the wire's MTU (and so their MSS) from the port.
     let mtu = server_ports.first().map_or(1500, |p| p.capabilities().mtu);
     let server = EchoRuntime::start(
@@ -1000,7 +1037,7 @@ where
     server_side.peak_time_wait = server_side.peak_time_wait.max(run.peak_server_time_wait);
     let summary = ShardnetSummary {
         driver: "memory".into(),
-        idle: idle_name.into(),
+        idle: idle.describe(),
         client: run.side,
         server: Some(server_side),
         echo_accepted: Some(echo_accepted),

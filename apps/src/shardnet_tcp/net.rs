@@ -8,7 +8,8 @@
 
 use super::echo::EchoAppConfig;
 use super::{
-    EchoRuntime, Idle, MemoryResult, capture_ports, finish_captures, idle_policy, run_client,
+    EchoRuntime, Idle, IdleChoice, MemoryResult, capture_ports, finish_captures, idle_policy,
+    run_client,
 };
 use crate::cli::{Driver, IpCidr};
 use crate::metrics::{ExtraText, LoadgenMetrics};
@@ -66,7 +67,7 @@ impl NetOptions {
     fn runtime_config(
         &self,
         caps: &shardnet::port::Capabilities,
-        idle: IdlePolicy,
+        idle: IdleChoice,
     ) -> Result<RuntimeConfig, String> {
         let cidr = Ipv4Cidr::new(self.ip.addr, self.ip.prefix)
             .map_err(|e| format!("--ip {}/{}: {e:?}", self.ip.addr, self.ip.prefix))?;
@@ -79,9 +80,9 @@ impl NetOptions {
         });
         shard.max_tcp_connections = MAX_CONNECTIONS;
         let mut c = RuntimeConfig::new(shard);
-        c.idle = idle;
+        idle.apply(&mut c);
         // The peer (or another process) may share the cores: pin only spinning shards.
-        c.pinning = match idle {
+        c.pinning = match idle.policy {
             IdlePolicy::BusyPoll => Pinning::Auto,
             _ => Pinning::None,
         };
@@ -284,7 +285,7 @@ fn load_on<P: Port + Send + 'static>(
         .first()
         .map(|p| p.capabilities().clone())
         .ok_or("no port")?;
-    let (idle, idle_name) = idle_policy(opts.idle, ports.len() + 1);
+    let idle = idle_policy(opts.idle, ports.len() + 1);
     let config = opts.runtime_config(&caps, idle)?;
     let no_server: Option<&EchoRuntime<P>> = None;
     let (run, pcap_frames) = match &opts.pcap {
@@ -340,7 +341,7 @@ fn load_on<P: Port + Send + 'static>(
         tw_counters: run.tw_counters,
         summary: ShardnetSummary {
             driver: driver.into(),
-            idle: idle_name.into(),
+            idle: idle.describe(),
             client: run.side,
             server: None,
             echo_accepted: None,
@@ -443,7 +444,7 @@ fn echo_on<P: Port + Send + 'static>(
         .first()
         .map(|p| p.capabilities().clone())
         .ok_or("no port")?;
-    let (idle, idle_name) = idle_policy(opts.idle, ports.len() + 1);
+    let idle = idle_policy(opts.idle, ports.len() + 1);
     let config = opts.runtime_config(&caps, idle)?;
     let base = match &opts.pcap {
         None => {
@@ -453,7 +454,7 @@ fn echo_on<P: Port + Send + 'static>(
             return Ok(EchoOutcome {
                 driver: driver.into(),
                 interface,
-                idle: idle_name.into(),
+                idle: idle.describe(),
                 last,
                 side,
                 elapsed,
@@ -472,7 +473,7 @@ fn echo_on<P: Port + Send + 'static>(
             "{interface}; {frames} frames captured to {}",
             base.display()
         ),
-        idle: idle_name.into(),
+        idle: idle.describe(),
         last,
         side: exits_side.0,
         elapsed,
@@ -552,7 +553,9 @@ mod tests {
             shards: 1,
             xdp_mode: XdpMode::Auto,
             eal: None,
-            idle: Idle::Auto,
+            idle: Idle::Auto {
+                poll: std::time::Duration::ZERO,
+            },
             pcap: None,
         }
     }

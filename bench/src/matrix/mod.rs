@@ -27,6 +27,9 @@ use results::{Group, Results};
 use side_by_side::Plan;
 use std::path::PathBuf;
 
+/// How both stacks wait, said under every table: the apps' default `--poll-us 50`.
+const POLL_NOTE: &str = "both stacks poll for 50 us after their last event before they sleep (the apps' default --poll-us 50: shardnet's RuntimeConfig::busy_poll, the kernel apps' epoll_wait with a zero timeout; Linux's net.core.busy_poll recommends 50).";
+
 /// The parts of the matrix, each of which can be left out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Part {
@@ -142,12 +145,13 @@ pub fn run(cfg: &Config) -> Result<(PathBuf, Vec<String>), String> {
             &scenario::ALL,
             plan,
             vec![
-                "shardnet: loadgen with its in-process echo, one shard per side, client on CPU 0, server on CPU 1 (the runtime pins them); idle policy auto (sleep on 2 cores); the in-process wire has MTU 9000 and checksum offload, as loopback offloads checksums (loopback itself: MTU 65536 and 64 KiB GSO segments, so stream is not like for like).".into(),
+                "shardnet: loadgen with its in-process echo, one shard per side, client on CPU 0, server on CPU 1 (the runtime pins them); idle policy auto (sleep on 2 cores, after polling 50 us); the in-process wire has MTU 9000 and checksum offload, as loopback offloads checksums (loopback itself: MTU 65536 and 64 KiB GSO segments, so stream is not like for like).".into(),
                 format!(
                     "kernel: echo --stack kernel on CPU 1, loadgen --stack kernel on CPU 0 (taskset), 127.0.0.1; host tcp_tw_reuse {}, ports {}.",
                     sysctl("net.ipv4.tcp_tw_reuse"),
                     sysctl("net.ipv4.ip_local_port_range")
                 ),
+                POLL_NOTE.into(),
             ],
         ));
     }
@@ -161,6 +165,7 @@ pub fn run(cfg: &Config) -> Result<(PathBuf, Vec<String>), String> {
                 "two namespaces joined by a veth pair (1 queue each way, offloads at their defaults); load generator on CPU 0, echo on CPU 1 (taskset); kernel tcp_tw_reuse=1 and ports {veth_port_range} in the load generator's namespace; shardnet's load generator the same (--tw-reuse --local-ports)."
             ),
             format!("AF_XDP attach mode {} (veth: copy mode).", cfg.xdp_mode),
+            POLL_NOTE.into(),
         ];
         let mut veth_group = None;
         if has(Part::Veth) {
