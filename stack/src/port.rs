@@ -122,12 +122,23 @@ pub trait Port {
     /// Pool occupancy.
     fn pool_stats(&self) -> PoolStats;
 
-    /// Asks the port to unpark `thread` whenever frames arrive for this queue, so that a runtime
-    /// whose shard is idle can sleep until the next timer *or* the next frame. Returns false if
-    /// the port cannot (the default): the runtime then caps its sleeps at a short interval.
+    /// Asks the port to unpark `thread` when frames arrive for this queue after
+    /// [`Port::arm_rx_waker`], so that a runtime whose shard is idle can sleep until the next
+    /// timer *or* the next frame. Returns false if the port cannot (the default): the runtime
+    /// then caps its sleeps at a short interval.
     fn set_rx_waker(&mut self, thread: std::thread::Thread) -> bool {
         let _ = thread;
         false
+    }
+
+    /// Called by the thread registered with [`Port::set_rx_waker`] right before it sleeps: the
+    /// next frame for this queue unparks it (a frame that arrives before the park leaves the
+    /// thread's unpark token set, so the park returns at once). Returns false if frames are
+    /// already waiting, so that the caller receives them instead of sleeping. Arming only
+    /// before a sleep, not on every `rx_burst` that finds nothing, keeps the wakeup machinery
+    /// off the data path of a shard that polls. The default arms nothing and returns true.
+    fn arm_rx_waker(&mut self) -> bool {
+        true
     }
 }
 

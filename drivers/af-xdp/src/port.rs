@@ -373,8 +373,8 @@ pub struct AfXdpPort {
 /// State shared by a port and its waker thread.
 #[derive(Debug, Default)]
 struct WakerShared {
-    /// Set by the port when an `rx_burst` found nothing (the shard may park); cleared by the
-    /// waker thread when it wakes the shard.
+    /// Set by the port when the shard is about to park (`arm_rx_waker`); cleared by the waker
+    /// thread when it wakes the shard.
     armed: AtomicBool,
     /// Set when the port is dropped.
     stop: AtomicBool,
@@ -383,13 +383,13 @@ struct WakerShared {
 /// The rx waker: a thread that `poll`s the socket (a duplicate of its fd) while the port is
 /// armed, and unparks the shard thread when the RX ring has frames.
 ///
-/// Protocol: an `rx_burst` that returns nothing arms the waker (unparking the waker thread if
-/// it was not armed yet). The armed waker thread polls the socket for `POLLIN` (the RX ring is
+/// Protocol: a shard about to park arms the waker (`Port::arm_rx_waker`, unparking the waker
+/// thread if it was not armed yet). The armed waker thread polls the socket for `POLLIN` (the RX ring is
 /// not empty); when it sees it and wins the `armed` flag back (`swap`), it unparks the shard
 /// thread. A frame that arrives before the shard parks leaves the thread's unpark token set,
 /// so its park returns at once: no wakeup is lost. While the shard is busy and frames keep
-/// coming, the waker is disarmed and sleeps: it costs nothing on the data path but one atomic
-/// swap per empty `rx_burst`.
+/// coming, or while it polls without parking, the waker is disarmed and sleeps: it costs
+/// nothing on the data path.
 #[derive(Debug)]
 struct RxWaker {
     shared: Arc<WakerShared>,
@@ -433,7 +433,7 @@ impl RxWaker {
         })
     }
 
-    /// Called when an `rx_burst` found nothing.
+    /// Called when the shard is about to park.
     fn arm(&self) {
         if !self.shared.armed.swap(true, Ordering::AcqRel) {
             if let Some(t) = &self.thread {
@@ -1017,11 +1017,6 @@ impl Port for AfXdpPort {
                 )
             };
         }
-        if taken == 0 {
-            if let Some(w) = &self.waker {
-                w.arm();
-            }
-        }
         taken as usize
     }
 
@@ -1087,6 +1082,15 @@ impl Port for AfXdpPort {
         }
         self.held = self.held.saturating_sub(1);
         self.free.push(self.chunk_of(frame.addr));
+    }
+
+    /// Arms the waker thread (see [`RxWaker`]); a frame already in the RX ring makes it unpark
+    /// the shard at once, so this never reports frames itself.
+    fn arm_rx_waker(&mut self) -> bool {
+        if let Some(w) = &self.waker {
+            w.arm();
+        }
+        true
     }
 
     fn set_rx_waker(&mut self, thread: std::thread::Thread) -> bool {

@@ -472,6 +472,10 @@ impl<P: Port> Port for Impaired<P> {
     fn set_rx_waker(&mut self, thread: std::thread::Thread) -> bool {
         self.inner.set_rx_waker(thread)
     }
+
+    fn arm_rx_waker(&mut self) -> bool {
+        self.inner.arm_rx_waker()
+    }
 }
 
 impl<P: Port> Drop for Impaired<P> {

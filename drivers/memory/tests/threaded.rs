@@ -581,7 +581,8 @@ fn ports_added_while_others_run_are_reached() {
     assert!(wire.all_pools_full());
 }
 
-/// Receives one frame on `port`, parking (registered as its waker) while there is none; fails
+/// Receives one frame on `port`, parking (registered as its waker, armed before each park)
+/// while there is none; fails
 /// if a park lasts as long as `limit`, which only a lost wakeup makes it do.
 fn wait_for_frame(port: &mut ThreadedPort, limit: Duration) -> Vec<u8> {
     let mut batch = Batch::new();
@@ -594,6 +595,10 @@ fn wait_for_frame(port: &mut ThreadedPort, limit: Duration) -> Vec<u8> {
                 port.release(rest);
             }
             return bytes;
+        }
+        // The runtime's order: arm the waker, and park only if no frame slipped in.
+        if !port.arm_rx_waker() {
+            continue;
         }
         let parked = Instant::now();
         thread::park_timeout(limit);

@@ -88,6 +88,9 @@ fn receive(port: &mut ThreadedPort) -> usize {
     for frame in batch.drain(..) {
         port.release(frame);
     }
+    // As a runtime about to sleep: the next frame for a port with a waker takes the wakeup
+    // path.
+    port.arm_rx_waker();
     n
 }
 

@@ -167,6 +167,10 @@ impl<P: Port, W: Write> Port for PcapPort<P, W> {
     fn set_rx_waker(&mut self, thread: std::thread::Thread) -> bool {
         self.inner.set_rx_waker(thread)
     }
+
+    fn arm_rx_waker(&mut self) -> bool {
+        self.inner.arm_rx_waker()
+    }
 }
 
 #[cfg(test)]

@@ -1214,7 +1214,8 @@ impl<P: Port, A: App> ShardThread<P, A> {
                     let sleep = deadline
                         .map_or(cap, |d| d.saturating_duration_since(now))
                         .min(cap);
-                    if !sleep.is_zero() {
+                    // Frames that arrived since the rx burst: receive them instead.
+                    if !sleep.is_zero() && (!waker || port.arm_rx_waker()) {
                         if dirty {
                             publish(&mut shard, &mut counters, now);
                             next_publish = now + stats_interval;

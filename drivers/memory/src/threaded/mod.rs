@@ -102,24 +102,23 @@
 //! [`Port::set_rx_waker`](shardnet::port::Port::set_rx_waker) registers the thread to unpark.
 //! The protocol, per receiving queue, has one `AtomicBool` "sleeping" flag:
 //!
-//! 1. Receiver: an `rx_burst` that finds the ring empty (it returns fewer frames than the batch
-//!    had room for) sets the flag, issues a `SeqCst` fence and looks at the ring once more,
-//!    taking any frame that slipped in. The flag is set only if a waker is registered.
+//! 1. Receiver, about to sleep ([`Port::arm_rx_waker`](shardnet::port::Port::arm_rx_waker)):
+//!    sets the flag, issues a `SeqCst` fence and looks at the ring once more; if a frame
+//!    slipped in, it does not sleep. The flag is set only if a waker is registered.
 //! 2. Sender: after pushing a frame onto a ring, it issues a `SeqCst` fence and reads the flag;
 //!    if it is set, the sender clears it (`swap`, so one sender per sleep does this) and
 //!    unparks the registered thread.
-//! 3. The runtime may park (with `std::thread::park` or `park_timeout`) after any `rx_burst`
-//!    that did not fill its batch, having done its other work in between.
+//! 3. The receiver parks (with `std::thread::park` or `park_timeout`) if the ring was empty.
 //!
 //! The fences make the flag and the ring a Dekker pair: either the receiver's second look
 //! sees the frame, or the sender sees the flag. An unpark that comes before the park leaves
 //! the thread's token set, so the park returns at once: no wakeup is lost. A wakeup may be
-//! spurious (the frame was already taken by the second look), which costs one loop iteration.
-//! The registered thread handle sits behind a mutex that a sender takes only when it has
-//! won the flag, i.e. at most once per receiver `rx_burst` that found the ring empty (so a
-//! receiver that polls without parking costs its senders one uncontended lock and one
-//! `Thread::unpark`, a single atomic operation when the thread is not parked, per poll).
-//! Without a registered waker the flag is never set and senders only pay the fence.
+//! spurious (the receiver woke for another reason and took the frame), which costs one loop
+//! iteration. The registered thread handle sits behind a mutex that a sender takes only when
+//! it has won the flag, i.e. at most once per sleep. A receiver that polls without sleeping
+//! never sets the flag, so its senders pay only the fence and one load (until this version
+//! the flag was set by every `rx_burst` that found the ring empty, which made a polling
+//! receiver cost its senders a lock and an unpark per poll).
 
 mod port;
 mod wire;
@@ -130,6 +129,7 @@ pub use port::ThreadedPort;
 pub use wire::ThreadedWire;
 
 use core::sync::atomic::{AtomicU64, Ordering};
+use crossbeam::utils::CachePadded;
 use shardnet::shard::rss::{DEFAULT_INDIRECTION_ENTRIES, DEFAULT_KEY};
 
 /// The configuration of a [`ThreadedWire`].
@@ -237,18 +237,32 @@ impl core::ops::AddAssign for ThreadedCounters {
 }
 
 /// The live counters of one queue: relaxed atomics, written by whichever thread the event
-/// happens on.
+/// happens on. The transmit half is written by the queue's own thread and the receive half by
+/// the threads that deliver to it, each on its own cache line: sharing one made every frame
+/// move the line between the sender's and the receiver's cores (false sharing).
 #[derive(Debug, Default)]
 pub(crate) struct AtomicCounters {
-    pub(crate) tx_frames: AtomicU64,
-    pub(crate) tx_bytes: AtomicU64,
-    pub(crate) tx_ring_full: AtomicU64,
-    pub(crate) tx_invalid: AtomicU64,
-    pub(crate) tx_no_destination: AtomicU64,
-    pub(crate) rx_frames: AtomicU64,
-    pub(crate) rx_bytes: AtomicU64,
-    pub(crate) rx_nombuf: AtomicU64,
-    pub(crate) rx_ring_full: AtomicU64,
+    pub(crate) tx: CachePadded<TxAtomics>,
+    pub(crate) rx: CachePadded<RxAtomics>,
+}
+
+/// The transmit counters of a queue (see [`ThreadedCounters`] for each).
+#[derive(Debug, Default)]
+pub(crate) struct TxAtomics {
+    pub(crate) frames: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+    pub(crate) ring_full: AtomicU64,
+    pub(crate) invalid: AtomicU64,
+    pub(crate) no_destination: AtomicU64,
+}
+
+/// The receive counters of a queue (see [`ThreadedCounters`] for each).
+#[derive(Debug, Default)]
+pub(crate) struct RxAtomics {
+    pub(crate) frames: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+    pub(crate) nombuf: AtomicU64,
+    pub(crate) ring_full: AtomicU64,
     pub(crate) lost: AtomicU64,
 }
 
@@ -261,17 +275,18 @@ pub(crate) fn bump(counter: &AtomicU64, n: u64) {
 impl AtomicCounters {
     pub(crate) fn snapshot(&self) -> ThreadedCounters {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (tx, rx) = (&self.tx, &self.rx);
         ThreadedCounters {
-            tx_frames: get(&self.tx_frames),
-            tx_bytes: get(&self.tx_bytes),
-            tx_ring_full: get(&self.tx_ring_full),
-            tx_invalid: get(&self.tx_invalid),
-            tx_no_destination: get(&self.tx_no_destination),
-            rx_frames: get(&self.rx_frames),
-            rx_bytes: get(&self.rx_bytes),
-            rx_nombuf: get(&self.rx_nombuf),
-            rx_ring_full: get(&self.rx_ring_full),
-            lost: get(&self.lost),
+            tx_frames: get(&tx.frames),
+            tx_bytes: get(&tx.bytes),
+            tx_ring_full: get(&tx.ring_full),
+            tx_invalid: get(&tx.invalid),
+            tx_no_destination: get(&tx.no_destination),
+            rx_frames: get(&rx.frames),
+            rx_bytes: get(&rx.bytes),
+            rx_nombuf: get(&rx.nombuf),
+            rx_ring_full: get(&rx.ring_full),
+            lost: get(&rx.lost),
         }
     }
 }

@@ -33,8 +33,7 @@ pub struct ThreadedPort {
     capabilities: Capabilities,
     /// This queue's loss stream (given back to the queue on drop).
     rng: Option<ChaCha8Rng>,
-    /// Whether a receive waker is registered, so `rx_burst` announces when it finds the ring
-    /// empty.
+    /// Whether a receive waker is registered, so `arm_rx_waker` announces a sleep.
     waker: bool,
 }
 
@@ -136,12 +135,12 @@ impl ThreadedPort {
             || frame.buf.len() != self.shared.frame_size
             || !(ETHERNET_HEADER_LEN..=self.shared.max_frame_len).contains(&len)
         {
-            bump(&self.queue.counters.tx_invalid, 1);
+            bump(&self.queue.counters.tx.invalid, 1);
             self.give_back(frame);
             return;
         }
-        bump(&self.queue.counters.tx_frames, 1);
-        bump(&self.queue.counters.tx_bytes, len as u64);
+        bump(&self.queue.counters.tx.frames, 1);
+        bump(&self.queue.counters.tx.bytes, len as u64);
 
         let data = &frame.buf[..len];
         let dst = EthernetAddress::from_bytes(data);
@@ -164,7 +163,7 @@ impl ThreadedPort {
             }
         }
         if destinations == 0 {
-            bump(&self.queue.counters.tx_no_destination, 1);
+            bump(&self.queue.counters.tx.no_destination, 1);
         }
         self.give_back(frame);
     }
@@ -182,13 +181,13 @@ fn deliver(
     rng: Option<&mut ChaCha8Rng>,
     loss: f64,
 ) {
-    let c = &to.counters;
+    let c = &to.counters.rx;
     if rng.is_some_and(|rng| chance(rng, loss)) {
         bump(&c.lost, 1);
         return;
     }
     let Some(mut buf) = to.pool.pop() else {
-        bump(&c.rx_nombuf, 1);
+        bump(&c.nombuf, 1);
         return;
     };
     let len = data.len();
@@ -197,7 +196,7 @@ fn deliver(
         None => {
             // Cannot happen: every buffer of the wire holds an MTU-sized frame.
             let _ = to.pool.push(buf);
-            bump(&c.rx_nombuf, 1);
+            bump(&c.nombuf, 1);
             return;
         }
     }
@@ -210,8 +209,8 @@ fn deliver(
     };
     match to.rx.push(frame) {
         Ok(()) => {
-            bump(&c.rx_frames, 1);
-            bump(&c.rx_bytes, len as u64);
+            bump(&c.frames, 1);
+            bump(&c.bytes, len as u64);
             // Pairs with the fence in `rx_burst`: either the receiver's second look at the ring
             // sees this frame, or this load sees its flag (see the module docs).
             fence(Ordering::SeqCst);
@@ -220,7 +219,7 @@ fn deliver(
             }
         }
         Err(frame) => {
-            bump(&c.rx_ring_full, 1);
+            bump(&c.ring_full, 1);
             let _ = to.pool.push(frame.buf);
         }
     }
@@ -254,20 +253,9 @@ impl Port for ThreadedPort {
         &self.capabilities
     }
 
-    /// Takes delivered frames, oldest first. With a receive waker registered, a call that
-    /// leaves the ring empty (returns fewer frames than `batch` had room for) arms the wakeup:
-    /// the next frame delivered to this queue unparks the waker thread.
+    /// Takes delivered frames, oldest first.
     fn rx_burst(&mut self, batch: &mut Batch<MemoryFrame>) -> usize {
-        let mut received = self.pop_into(batch);
-        if self.waker && !batch.is_full() {
-            self.queue.sleeping.store(true, Ordering::Relaxed);
-            // Pairs with the fence in `deliver`.
-            fence(Ordering::SeqCst);
-            // A frame pushed before the flag was visible: its sender did not see the flag,
-            // so take it now rather than sleep on it.
-            received += self.pop_into(batch);
-        }
-        received
+        self.pop_into(batch)
     }
 
     fn alloc_tx(&mut self) -> Option<MemoryFrame> {
@@ -308,5 +296,17 @@ impl Port for ThreadedPort {
         *lock(&self.queue.waker) = Some(thread);
         self.waker = true;
         true
+    }
+
+    /// Sets the queue's "sleeping" flag and looks at the ring once more (see the module docs):
+    /// false if a frame is waiting (its sender may not have seen the flag).
+    fn arm_rx_waker(&mut self) -> bool {
+        if !self.waker {
+            return true;
+        }
+        self.queue.sleeping.store(true, Ordering::Relaxed);
+        // Pairs with the fence in `deliver`.
+        fence(Ordering::SeqCst);
+        self.queue.rx.is_empty()
     }
 }
