@@ -48,14 +48,16 @@ use std::time::{Duration, Instant};
 /// The echo port of the in-process network.
 pub const ECHO_PORT: u16 = 7777;
 /// Consecutive ports from [`ECHO_PORT`] the in-process echo listens on, and the load generator
-/// spreads its connections over: four times the 4-tuples for a client-closed crr to cycle
-/// through (with TIME-WAIT reuse, one connection per port per second each).
-pub const MEMORY_ECHO_PORTS: u16 = 4;
+/// spreads its connections over: eight times the 4-tuples for a client-closed crr to cycle
+/// through (with TIME-WAIT reuse, each 4-tuple once a second: 8 x 64,512 = 516,096
+/// connections/s at most; with four ports the crr of the main job reached that cap, 258,048/s,
+/// and reported connects refused with EADDRNOTAVAIL).
+pub const MEMORY_ECHO_PORTS: u16 = 8;
 
 /// The most TCP connections (TIME-WAIT included: each holds a flow-table entry) per shard. A
 /// client-closed crr on the memory wire keeps every 4-tuple it can cycle through in TIME-WAIT:
-/// [`MEMORY_ECHO_PORTS`] x 64,512 ephemeral ports = 258,048, so 2^19 leaves room.
-const MAX_CONNECTIONS: usize = 1 << 19;
+/// [`MEMORY_ECHO_PORTS`] x 64,512 ephemeral ports = 516,096, so 2^20 leaves room.
+const MAX_CONNECTIONS: usize = 1 << 20;
 
 /// TCP sockets by state, published by a shard's app for other threads.
 #[derive(Debug, Default)]

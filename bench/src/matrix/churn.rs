@@ -86,7 +86,7 @@ pub fn kernel(apps: &Apps, lock: &NsLock, tw_reuse: u8, secs: f64) -> ChurnRun {
 pub fn shardnet(apps: &Apps, lock: &NsLock, path: Path, secs: f64) -> ChurnRun {
     let label = match path {
         Path::MemoryWire => {
-            "shardnet, memory wire (client reuses TIME-WAIT tuples as Linux does on loopback, ports 1024-65535, 4 server ports)"
+            "shardnet, memory wire (client reuses TIME-WAIT tuples as Linux does on loopback, ports 1024-65535, 8 server ports)"
         }
         Path::VethAfXdp => {
             "shardnet, veth AF_XDP (TIME-WAIT reuse as tcp_tw_reuse=1, ports 1024-65535, 1 server port)"

@@ -1084,8 +1084,8 @@ impl Port for AfXdpPort {
         self.free.push(self.chunk_of(frame.addr));
     }
 
-    /// Arms the waker thread (see [`RxWaker`]); a frame already in the RX ring makes it unpark
-    /// the shard at once, so this never reports frames itself.
+    /// Arms the waker thread; a frame already in the RX ring makes it unpark the shard at
+    /// once, so this never reports frames itself.
     fn arm_rx_waker(&mut self) -> bool {
         if let Some(w) = &self.waker {
             w.arm();

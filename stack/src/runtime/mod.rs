@@ -17,7 +17,9 @@
 //! 7. [`Shard::handle_timeout`];
 //! 8. [`Shard::poll_transmit`] into a [`TxBatcher`], then the port's transmit burst;
 //! 9. publish the counters for [`Runtime::stats`] every [`RuntimeConfig::stats_interval`];
-//! 10. if nothing happened, apply the [`IdlePolicy`].
+//! 10. if nothing happened, apply the [`IdlePolicy`]: under [`IdlePolicy::Sleep`], poll on
+//!     until [`RuntimeConfig::busy_poll`] has passed since the last work, then arm the port's
+//!     rx waker ([`Port::arm_rx_waker`]) and park until the next deadline or frame.
 //!
 //! # Zero-copy receive
 //!
@@ -150,9 +152,10 @@ pub struct RuntimeConfig {
     pub forward_buffers: usize,
     /// The sleep cap of [`IdlePolicy::Sleep`] on ports without an rx waker.
     pub no_waker_sleep: Duration,
-    /// Under [`IdlePolicy::Sleep`]: after its last work, an idle shard keeps polling (yielding
-    /// the core between polls) for this long before it sleeps, so that an answer arriving
-    /// within a round trip is taken without a wake-up; zero sleeps at once. Linux's
+    /// Under [`IdlePolicy::Sleep`]: after its last work, an idle shard keeps polling (spinning;
+    /// yielding the core to other threads was measured far worse on a shared core) for this
+    /// long before it sleeps, so that an answer arriving within a round trip is taken without
+    /// a wake-up; zero sleeps at once. Linux's
     /// `net.core.busy_poll` / `SO_BUSY_POLL` does the same for a socket waiting for data (off
     /// by default there and here; the Linux documentation recommends 50 us). It matters most on
     /// ports without an rx waker, whose sleeps are [`RuntimeConfig::no_waker_sleep`] long.
