@@ -696,8 +696,8 @@ impl World {
         assert!(s.tcp.estab_resets <= e.stats().established);
         assert!(s.tcp.curr_estab as usize <= flows);
         assert!(self.tcp_out <= s.tcp.out_segs + s.tcp.out_rsts);
-        if let Err(e) = e.check_timers() {
-            panic!("a connection timer is unreachable: {e}\n{}", e_describe(&self.shard));
+        if let Err(why) = e.check_timers() {
+            panic!("a connection timer is unreachable: {why}\n{}", e.describe());
         }
     }
 
@@ -756,10 +756,6 @@ impl World {
         assert_eq!(self.shard.stats().tcp.curr_estab, 0);
         self.check_counters();
     }
-}
-
-fn e_describe(shard: &Shard) -> String {
-    shard.tcp_endpoints().describe()
 }
 
 const SYN_OPTS: Opts = Opts {
