@@ -93,6 +93,12 @@ pub enum Update {
 pub struct ArpCache {
     config: ArpConfig,
     entries: HashMap<Ipv4Addr, State>,
+    /// No entry has a probe or an expiry due before this ([`Instant::MAX`]: no entry is
+    /// resolving or being refreshed). Lowered whenever an entry starts resolving and raised
+    /// after a scan, so that `poll_probe` and `handle_timeout`, called on every loop iteration
+    /// of a shard, do not scan the table while nothing is due (they did, 1.75 % of a
+    /// memory-wire rr profile).
+    next_due: Instant,
 }
 
 impl ArpCache {
@@ -101,6 +107,7 @@ impl ArpCache {
         ArpCache {
             config,
             entries: HashMap::with_capacity(config.capacity),
+            next_due: Instant::MAX,
         }
     }
 
@@ -138,6 +145,7 @@ impl ArpCache {
                             probes_sent: 0,
                             next_probe: now,
                         };
+                        self.next_due = self.next_due.min(now);
                     }
                     Resolution::Known(mac)
                 }
@@ -155,6 +163,7 @@ impl ArpCache {
                 next_probe: now,
             },
         );
+        self.next_due = self.next_due.min(now);
         Resolution::Pending
     }
 
@@ -211,6 +220,9 @@ impl ArpCache {
 
     /// The next ARP request due at `now`, if any; marks it sent. Call until it returns `None`.
     pub fn poll_probe(&mut self, now: Instant) -> Option<Probe> {
+        if now < self.next_due {
+            return None;
+        }
         let retrans = self.config.retrans_time;
         let max = self.config.max_probes;
         for (ip, state) in self.entries.iter_mut() {
@@ -241,12 +253,17 @@ impl ArpCache {
                 _ => {}
             }
         }
+        // A whole scan found nothing due: nothing is until the earliest deadline.
+        self.next_due = self.earliest_deadline().unwrap_or(Instant::MAX);
         None
     }
 
     /// Expires entries whose probes all went unanswered, calling `failed` for each one that was
     /// still resolving (its waiting packets must be dropped).
     pub fn handle_timeout(&mut self, now: Instant, mut failed: impl FnMut(Ipv4Addr)) {
+        if now < self.next_due {
+            return;
+        }
         let max = self.config.max_probes;
         self.entries.retain(|ip, state| match *state {
             State::Incomplete {
@@ -263,10 +280,19 @@ impl ArpCache {
             } => !(probes_sent >= max && next_probe <= now),
             _ => true,
         });
+        self.next_due = self.earliest_deadline().unwrap_or(Instant::MAX);
     }
 
     /// The next time [`ArpCache::poll_probe`] or [`ArpCache::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.next_due == Instant::MAX {
+            return None;
+        }
+        self.earliest_deadline()
+    }
+
+    /// The earliest probe or expiry of the entries resolving or being refreshed (a scan).
+    fn earliest_deadline(&self) -> Option<Instant> {
         self.entries
             .values()
             .filter_map(|s| match s {
