@@ -196,7 +196,7 @@ fn worker(args: &Args, mode: Mode, secs: u64) -> WorkerConfig {
         nodelay: true,
         quickack: false,
         busy_poll: false,
-        poll_window: std::time::Duration::ZERO,
+        poll_window: Duration::ZERO,
         // Under loss a request may wait for retransmissions (RTO 200 ms+, backoff): a timeout
         // counts an error but is not a leak.
         timeout: Duration::from_secs(5),
@@ -342,7 +342,7 @@ fn run(args: &Args) -> Result<bool, String> {
         echo,
         // The soak measures memory and leaks, not latency: sleep at once.
         Idle::Sleep {
-            poll: std::time::Duration::ZERO,
+            poll: Duration::ZERO,
         },
     )?;
     let stop = Arc::new(AtomicBool::new(false));

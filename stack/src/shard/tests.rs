@@ -18,8 +18,8 @@ fn t(ms: u64) -> Instant {
     Instant::from_millis(ms)
 }
 
-/// Shard A (198.18.0.1/24), already announced, with the peer B in its ARP cache unless `cold`.
-fn shard(cold: bool) -> Shard {
+/// The configuration of shard A (198.18.0.1/24), already announced.
+fn config_a() -> ShardConfig {
     let iface = InterfaceConfig {
         mac: MAC_A,
         cidr: Ipv4Cidr::new(IP_A, 24).unwrap(),
@@ -29,10 +29,24 @@ fn shard(cold: bool) -> Shard {
     };
     let mut config = ShardConfig::new(iface);
     config.announce = false;
-    let mut s = Shard::new(config);
+    config
+}
+
+/// Shard A, with the peer B in its ARP cache unless `cold`.
+fn shard(cold: bool) -> Shard {
+    let mut s = Shard::new(config_a());
     if !cold {
         s.arp.update(t(0), IP_B, MAC_B, true);
     }
+    s
+}
+
+/// Shard A with room for `max` TCP connections (flow table and timer wheel), B in its ARP cache.
+fn small_shard(max: usize) -> Shard {
+    let mut config = config_a();
+    config.max_tcp_connections = max;
+    let mut s = Shard::new(config);
+    s.arp.update(t(0), IP_B, MAC_B, true);
     s
 }
 
@@ -634,18 +648,7 @@ fn connections_shut_down_while_connecting_leave_no_timer_behind() {
     // and once such connections filled the wheel (sized for the flow table) the timers of
     // new connections were dropped: they never retransmitted nor timed out (found by the
     // `tcp_stateful` fuzz target).
-    let iface = InterfaceConfig {
-        mac: MAC_A,
-        cidr: Ipv4Cidr::new(IP_A, 24).unwrap(),
-        gateway: None,
-        mtu: 1500,
-        ttl: 64,
-    };
-    let mut config = ShardConfig::new(iface);
-    config.announce = false;
-    config.max_tcp_connections = 4;
-    let mut s = Shard::new(config);
-    s.arp.update(t(0), IP_B, MAC_B, true);
+    let mut s = small_shard(4);
     let remote = SocketAddrV4::new(IP_B, 80);
     let old: Vec<_> = (0..4)
         .map(|_| s.tcp_connect(t(0), remote).unwrap())
@@ -685,18 +688,7 @@ fn a_connection_reset_by_its_peer_leaves_the_timer_wheel_with_the_flow_table() {
     // the next poll; a connection request admitted in its place took the last wheel entry,
     // and the poll then could not put back the timer of a connection whose RTO had just fired:
     // it never fired again (found by the `tcp_stateful` fuzz target).
-    let iface = InterfaceConfig {
-        mac: MAC_A,
-        cidr: Ipv4Cidr::new(IP_A, 24).unwrap(),
-        gateway: None,
-        mtu: 1500,
-        ttl: 64,
-    };
-    let mut config = ShardConfig::new(iface);
-    config.announce = false;
-    config.max_tcp_connections = 2;
-    let mut s = Shard::new(config);
-    s.arp.update(t(0), IP_B, MAC_B, true);
+    let mut s = small_shard(2);
     s.tcp().listen(80, 16).unwrap();
     let remote = SocketAddrV4::new(IP_B, 9000);
     let a = s.tcp_connect(t(0), remote).unwrap();
