@@ -696,6 +696,11 @@ impl World {
         assert!(s.tcp.estab_resets <= e.stats().established);
         assert!(s.tcp.curr_estab as usize <= flows);
         assert!(self.tcp_out <= s.tcp.out_segs + s.tcp.out_rsts);
+        // The histogram counts the compact tables by their kept counts: it must agree with
+        // the listing, which walks them.
+        let mut listed = shardnet::socket::StateHistogram::default();
+        e.connections().for_each(|c| listed.add(c.state));
+        assert_eq!(e.state_histogram(), listed);
         if let Err(why) = e.check_timers() {
             panic!("a connection timer is unreachable: {why}\n{}", e.describe());
         }

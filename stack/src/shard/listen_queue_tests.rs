@@ -67,6 +67,11 @@ fn syn_received_is_a_compact_request_with_syn_ack_retransmissions() {
     let iss = open(&mut ep, t(0), 4000);
     assert_eq!((ep.request_count(), ep.tcb_count()), (1, 0));
     assert_eq!(ep.count_in(State::SynReceived), 1);
+    let h = ep.state_histogram();
+    assert_eq!(
+        (h.get(State::Listen), h.get(State::SynReceived), h.total()),
+        (1, 1, 2)
+    );
     let row = ep
         .connections()
         .find(|c| c.state == State::SynReceived)

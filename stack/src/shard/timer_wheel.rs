@@ -227,10 +227,22 @@ impl<T> TimerWheel<T> {
         value
     }
 
-    /// Moves a pending timer to a new deadline (earlier or later), in O(1).
+    /// Moves a pending timer to a new deadline (earlier or later), in O(1). A deadline in the
+    /// tick the timer already has only replaces the deadline: the node stays in its list,
+    /// which is where placing it again would put it (a connection re-arms its timers on most
+    /// segments, mostly within the same tick).
     pub fn reschedule(&mut self, id: TimerId, deadline: Instant) -> Result<(), Gone> {
-        if self.live(id).is_none() {
+        let tick = self.tick_of(deadline);
+        let Some(node) = self
+            .nodes
+            .get_mut(id.index as usize)
+            .filter(|n| n.generation == id.generation && n.value.is_some())
+        else {
             return Err(Gone);
+        };
+        if node.tick == tick {
+            node.deadline = deadline;
+            return Ok(());
         }
         self.unlink(id.index);
         self.place(id.index, deadline);
@@ -365,7 +377,7 @@ impl<T> TimerWheel<T> {
     /// does nothing (time never goes backwards).
     ///
     /// Order: first the timers that were already overdue when inserted or rescheduled (in the
-    /// order they were put there), then the others by tick. Timers within one tick fire in an
+    /// order they were put there; a reschedule within its tick keeps a timer's place), then the others by tick. Timers within one tick fire in an
     /// unspecified order (not necessarily insertion order, nor by their exact deadline).
     ///
     /// Cost: amortised O(1) per timer fired or cascaded (each timer moves down at most
@@ -544,6 +556,24 @@ mod tests {
         assert_eq!(fired(&mut w, ms(3)), vec![1]);
         assert!(fired(&mut w, ms(199)).is_empty());
         assert_eq!(fired(&mut w, ms(200)), vec![2]);
+    }
+
+    #[test]
+    fn reschedule_within_the_tick_keeps_the_new_deadline_and_fires_in_that_tick() {
+        let mut w = TimerWheel::new(8, MS, ms(0));
+        let a = w.insert(ms(70) + Duration::from_micros(100), 1).unwrap();
+        w.reschedule(a, ms(70) + Duration::from_micros(900))
+            .unwrap();
+        assert_eq!(w.deadline(a), Some(ms(70) + Duration::from_micros(900)));
+        assert_eq!(w.next_deadline(), Some(ms(71)));
+        assert!(fired(&mut w, ms(70)).is_empty());
+        assert_eq!(fired(&mut w, ms(71)), vec![1]);
+        // And out of the tick again afterwards: a fresh timer moved to a later tick.
+        let b = w.insert(ms(80) + Duration::from_micros(1), 2).unwrap();
+        w.reschedule(b, ms(80) + Duration::from_micros(2)).unwrap();
+        w.reschedule(b, ms(90)).unwrap();
+        assert!(fired(&mut w, ms(81)).is_empty());
+        assert_eq!(fired(&mut w, ms(90)), vec![2]);
     }
 
     #[test]

@@ -86,7 +86,12 @@ const fn slot(state: State) -> usize {
 impl StateHistogram {
     /// Counts one more socket in `state`.
     pub fn add(&mut self, state: State) {
-        self.counts[slot(state)] += 1;
+        self.add_n(state, 1);
+    }
+
+    /// Counts `n` more sockets in `state`.
+    pub fn add_n(&mut self, state: State, n: usize) {
+        self.counts[slot(state)] += n;
     }
 
     /// Sockets in `state`.
