@@ -316,7 +316,7 @@ impl<H> Schedule<H> {
         let slot = &mut self.slots[i];
         slot.handle = Some(handle);
         slot.since_ns = now;
-        slot.client = ClientConn::new(self.cfg.conn);
+        slot.client.reset(self.cfg.conn);
         slot.state = SlotState::Connecting;
     }
 

@@ -7,7 +7,6 @@ use crate::shardnet_tcp::StateGauges;
 use shardnet::runtime::{App, AppContext};
 use shardnet::socket::{Event, Readiness, RecvError, SendError, SocketHandle, SocketOptions};
 use shardnet::time::Duration;
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -124,7 +123,10 @@ pub struct EchoApp {
     states: Arc<StateGauges>,
     listeners: Vec<SocketHandle>,
     listen_tried: bool,
-    conns: HashMap<SocketHandle, Conn>,
+    conns: super::HandleMap<Conn>,
+    /// Emptied `pending` buffers of closed connections, for the next ones (a crr load accepts
+    /// a connection per transaction: this keeps the allocator off that path).
+    spare: Vec<Vec<u8>>,
     events: Vec<Event>,
     last_sample: Option<shardnet::time::Instant>,
 }
@@ -139,6 +141,8 @@ impl std::fmt::Debug for EchoApp {
 }
 
 const BUF: usize = 64 * 1024;
+/// At most this many spare buffers are kept (each at most [`BUF`] bytes of capacity).
+const SPARE_BUFFERS: usize = 256;
 
 impl EchoApp {
     /// A shard's echo, counting into the shared `counters` and publishing its TCP state
@@ -150,7 +154,8 @@ impl EchoApp {
             states,
             listeners: Vec::new(),
             listen_tried: false,
-            conns: HashMap::new(),
+            conns: super::handle_map(),
+            spare: Vec::new(),
             events: Vec::new(),
             last_sample: None,
         }
@@ -230,7 +235,13 @@ impl EchoApp {
         };
         if let Some(error) = end {
             let _ = s.close(h);
-            self.conns.remove(&h);
+            if let Some(mut conn) = self.conns.remove(&h)
+                && self.spare.len() < SPARE_BUFFERS
+                && conn.pending.capacity() <= BUF
+            {
+                conn.pending.clear();
+                self.spare.push(conn.pending);
+            }
             self.counters.closed.fetch_add(1, Ordering::Relaxed);
             if error {
                 self.counters.errors.fetch_add(1, Ordering::Relaxed);
@@ -270,7 +281,7 @@ impl App for EchoApp {
                     self.conns.insert(
                         h,
                         Conn {
-                            pending: Vec::new(),
+                            pending: self.spare.pop().unwrap_or_default(),
                             pos: 0,
                             echoed: 0,
                             responder: Responder::new(),

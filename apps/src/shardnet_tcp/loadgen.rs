@@ -13,7 +13,6 @@ use shardnet::socket::{
     Sockets,
 };
 use shardnet::time::Duration as NetDuration;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
@@ -33,7 +32,7 @@ pub struct LoadApp {
     start_on_runtime_clock: Option<u64>,
     stop: Arc<AtomicBool>,
     states: Arc<StateGauges>,
-    by_handle: HashMap<SocketHandle, usize>,
+    by_handle: super::HandleMap<usize>,
     last_sample: u64,
     done: bool,
     events: Vec<Event>,
@@ -94,7 +93,7 @@ impl LoadApp {
             start_on_runtime_clock: None,
             stop,
             states,
-            by_handle: HashMap::new(),
+            by_handle: super::handle_map(),
             last_sample: 0,
             done: false,
             events: Vec::new(),

@@ -59,6 +59,18 @@ pub const MEMORY_ECHO_PORTS: u16 = 8;
 /// [`MEMORY_ECHO_PORTS`] x 64,512 ephemeral ports = 516,096, so 2^20 leaves room.
 const MAX_CONNECTIONS: usize = 1 << 20;
 
+/// Per-connection state of an app, by socket handle. Hashed with `ahash` rather than std's
+/// SipHash: the handles are the stack's slot numbers, not chosen by peers, so a hash-flooding
+/// defence buys nothing here, and SipHash was 2 % of a crr profile (three lookups per
+/// connection). Fixed seeds: nothing to keep secret.
+pub(crate) type HandleMap<V> =
+    std::collections::HashMap<shardnet::socket::SocketHandle, V, ahash::RandomState>;
+
+/// An empty [`HandleMap`].
+pub(crate) fn handle_map<V>() -> HandleMap<V> {
+    HandleMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4))
+}
+
 /// TCP sockets by state, published by a shard's app for other threads.
 #[derive(Debug, Default)]
 pub struct StateGauges {
