@@ -17,6 +17,7 @@
 
 mod errno;
 pub mod ip;
+mod keyed_hash;
 pub mod port;
 pub mod runtime;
 pub mod shard;

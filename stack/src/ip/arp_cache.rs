@@ -92,7 +92,9 @@ pub enum Update {
 #[derive(Debug)]
 pub struct ArpCache {
     config: ArpConfig,
-    entries: HashMap<Ipv4Addr, State>,
+    /// Keyed with the shard's secret ([`crate::keyed_hash`]): a host on the link picks the
+    /// addresses it announces. Looked up for every frame sent.
+    entries: HashMap<Ipv4Addr, State, ahash::RandomState>,
     /// No entry has a probe or an expiry due before this ([`Instant::MAX`]: no entry is
     /// resolving or being refreshed). Lowered whenever an entry starts resolving and raised
     /// after a scan, so that `poll_probe` and `handle_timeout`, called on every loop iteration
@@ -102,11 +104,15 @@ pub struct ArpCache {
 }
 
 impl ArpCache {
-    /// An empty cache; memory for `config.capacity` entries is reserved now.
-    pub fn new(config: ArpConfig) -> Self {
+    /// An empty cache, its hash keyed with `hash_key` (a per-shard secret drawn at random);
+    /// memory for `config.capacity` entries is reserved now.
+    pub fn new(config: ArpConfig, hash_key: [u8; 16]) -> Self {
         ArpCache {
             config,
-            entries: HashMap::with_capacity(config.capacity),
+            entries: HashMap::with_capacity_and_hasher(
+                config.capacity,
+                crate::keyed_hash::keyed_state(hash_key),
+            ),
             next_due: Instant::MAX,
         }
     }
@@ -311,6 +317,7 @@ mod tests {
 
     const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
     const MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+    const KEY: [u8; 16] = [7; 16];
 
     fn t(ms: u64) -> Instant {
         Instant::from_millis(ms)
@@ -318,7 +325,7 @@ mod tests {
 
     #[test]
     fn unknown_address_is_requested_at_once_then_retried() {
-        let mut c = ArpCache::new(ArpConfig::default());
+        let mut c = ArpCache::new(ArpConfig::default(), KEY);
         assert_eq!(c.resolve(t(0), A), Resolution::Pending);
         assert_eq!(
             c.poll_probe(t(0)),
@@ -338,7 +345,7 @@ mod tests {
 
     #[test]
     fn reply_resolves_pending_entry() {
-        let mut c = ArpCache::new(ArpConfig::default());
+        let mut c = ArpCache::new(ArpConfig::default(), KEY);
         c.resolve(t(0), A);
         c.poll_probe(t(0));
         assert_eq!(c.update(t(5), A, MAC, false), Update::Resolved);
@@ -348,7 +355,7 @@ mod tests {
 
     #[test]
     fn unanswered_resolution_fails_after_max_probes() {
-        let mut c = ArpCache::new(ArpConfig::default());
+        let mut c = ArpCache::new(ArpConfig::default(), KEY);
         c.resolve(t(0), A);
         let mut sent = 0;
         let mut failed = Vec::new();
@@ -365,7 +372,7 @@ mod tests {
 
     #[test]
     fn stale_entry_is_still_used_while_refreshed_by_unicast_probe() {
-        let mut c = ArpCache::new(ArpConfig::default());
+        let mut c = ArpCache::new(ArpConfig::default(), KEY);
         c.update(t(0), A, MAC, true);
         assert_eq!(c.resolve(t(30_000), A), Resolution::Known(MAC));
         assert_eq!(
@@ -381,7 +388,7 @@ mod tests {
 
     #[test]
     fn stale_entry_without_answer_is_removed() {
-        let mut c = ArpCache::new(ArpConfig::default());
+        let mut c = ArpCache::new(ArpConfig::default(), KEY);
         c.update(t(0), A, MAC, true);
         c.resolve(t(30_000), A);
         for ms in (30_000..=34_000).step_by(100) {
@@ -395,7 +402,7 @@ mod tests {
 
     #[test]
     fn gratuitous_arp_updates_but_does_not_create() {
-        let mut c = ArpCache::new(ArpConfig::default());
+        let mut c = ArpCache::new(ArpConfig::default(), KEY);
         assert_eq!(c.update(t(0), A, MAC, false), Update::Ignored);
         assert!(c.is_empty());
         c.update(t(0), A, MAC, true);
@@ -406,10 +413,13 @@ mod tests {
 
     #[test]
     fn full_cache_evicts_resolved_entries_but_never_resolving_ones() {
-        let mut c = ArpCache::new(ArpConfig {
-            capacity: 2,
-            ..ArpConfig::default()
-        });
+        let mut c = ArpCache::new(
+            ArpConfig {
+                capacity: 2,
+                ..ArpConfig::default()
+            },
+            KEY,
+        );
         let b = Ipv4Addr::new(198, 18, 0, 3);
         let d = Ipv4Addr::new(198, 18, 0, 4);
         c.update(t(0), A, MAC, true);

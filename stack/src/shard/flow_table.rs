@@ -33,12 +33,9 @@
 //!
 //! # Hash
 //!
-//! Remote peers choose the remote half of the 4-tuple, so an unkeyed hash would let them aim
-//! every connection at one probe sequence (hash flooding). The hash is `ahash` keyed with 256
-//! bits derived from the shard's 16-byte secret: `ahash` is designed to be DoS-resistant when its
-//! keys are secret, and hashes a 12-byte key in a few nanoseconds (AES rounds where the target
-//! has AES-NI, a folded multiply otherwise), faster than SipHash-1-3 (not measured here).
-//! `foldhash` is as fast but states only minimal DoS resistance.
+//! Remote peers choose the remote half of the 4-tuple, so the hash is keyed with the shard's
+//! secret ([`crate::keyed_hash`]: `ahash`, DoS-resistant while the key is secret, faster than
+//! SipHash-1-3). `foldhash` is as fast but states only minimal DoS resistance.
 
 use core::fmt;
 use core::hash::{BuildHasher, Hasher};
@@ -131,20 +128,7 @@ impl FlowTable {
     /// drawn at random). Reserves all its memory now and never grows.
     pub fn with_capacity(capacity: usize, hash_key: [u8; 16]) -> Self {
         let n = capacity.saturating_add(capacity / 3).saturating_add(1);
-        let word = |i: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&hash_key[i..i + 8]);
-            u64::from_le_bytes(w)
-        };
-        let (k0, k1) = (word(0), word(8));
-        // Four distinct 64-bit keys from the 128-bit secret (the odd constants are digits of pi
-        // and e, only there to make the halves differ).
-        let hasher = ahash::RandomState::with_seeds(
-            k0,
-            k1,
-            k0.rotate_left(32) ^ 0x243f_6a88_85a3_08d3,
-            k1.rotate_left(32) ^ 0xb7e1_5162_8aed_2a6b,
-        );
+        let hasher = crate::keyed_hash::keyed_state(hash_key);
         FlowTable {
             slots: vec![Slot::EMPTY; n].into_boxed_slice(),
             zero: None,

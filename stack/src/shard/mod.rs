@@ -348,8 +348,12 @@ impl Shard {
         // RFC 6691: the MSS option is the MTU less the fixed IPv4 and TCP headers.
         config.tcp.mss = config.iface.mtu.saturating_sub(40);
         let slot = ETH + usize::from(config.iface.mtu);
+        // The ARP cache's hash key: the shard's secret, turned so that it differs from the
+        // flow table's (which reverses it) and the ISN key.
+        let mut arp_key = config.isn_key;
+        arp_key.rotate_left(8);
         Shard {
-            arp: ArpCache::new(config.arp),
+            arp: ArpCache::new(config.arp, arp_key),
             udp: UdpSockets::new(config.udp, config.iface.address()),
             tcp: TcpEndpoints::new(config.tcp, config.isn_key, config.max_tcp_connections),
             stats: Stats::default(),

@@ -629,22 +629,34 @@ impl<'a> Repr<'a> {
             fast_open: None,
             payload,
         };
+        // Linux `tcp_fast_parse_options`: the option area of nearly every segment of an
+        // established connection is exactly NOP, NOP, Timestamps; read it without the loop.
+        match aligned_timestamp(options) {
+            Some(ts) => repr.timestamp = Some(ts),
+            None => repr.apply_options(options)?,
+        }
+        Ok(repr)
+    }
+
+    /// Sets the fields of the options in `options` (an option area), or names the first
+    /// malformed one.
+    fn apply_options(&mut self, options: &'a [u8]) -> Result<()> {
         for option in OptionIter::new(options) {
             match option? {
                 TcpOption::EndOfList | TcpOption::NoOperation | TcpOption::Unknown { .. } => {}
-                TcpOption::MaxSegmentSize(mss) => repr.max_seg_size = Some(mss),
+                TcpOption::MaxSegmentSize(mss) => self.max_seg_size = Some(mss),
                 TcpOption::WindowScale(shift) => {
-                    repr.window_scale = Some(shift.min(MAX_WINDOW_SCALE));
+                    self.window_scale = Some(shift.min(MAX_WINDOW_SCALE));
                 }
-                TcpOption::SackPermitted => repr.sack_permitted = true,
-                TcpOption::SackRange(blocks) => repr.sack_ranges = blocks,
+                TcpOption::SackPermitted => self.sack_permitted = true,
+                TcpOption::SackRange(blocks) => self.sack_ranges = blocks,
                 TcpOption::Timestamps { tsval, tsecr } => {
-                    repr.timestamp = Some(TcpTimestamp { tsval, tsecr });
+                    self.timestamp = Some(TcpTimestamp { tsval, tsecr });
                 }
-                TcpOption::FastOpenCookie(cookie) => repr.fast_open = Some(TfoCookie::new(cookie)?),
+                TcpOption::FastOpenCookie(cookie) => self.fast_open = Some(TfoCookie::new(cookie)?),
             }
         }
-        Ok(repr)
+        Ok(())
     }
 
     /// Option bytes of everything but the SACK blocks, as laid out by [`Repr::emit_header`].
@@ -776,6 +788,22 @@ impl<'a> Repr<'a> {
 
     /// Writes the option area into `buf` (exactly `options_len()` bytes) and returns its length.
     fn emit_options(&self, buf: &mut [u8]) -> usize {
+        // The established connection's segment: NOP, NOP, Timestamps in one go (the layout the
+        // general path below writes, and `aligned_timestamp` reads).
+        if let (Some(ts), None, false, None, None) = (
+            self.timestamp,
+            self.max_seg_size,
+            self.sack_permitted,
+            self.window_scale,
+            &self.fast_open,
+        ) && self.sack_blocks_emitted() == 0
+            && let Some(area) = buf.get_mut(..ALIGNED_TIMESTAMP_LEN)
+        {
+            area[..4].copy_from_slice(&ALIGNED_TIMESTAMP_PREFIX);
+            area[4..8].copy_from_slice(&ts.tsval.to_be_bytes());
+            area[8..].copy_from_slice(&ts.tsecr.to_be_bytes());
+            return ALIGNED_TIMESTAMP_LEN;
+        }
         let mut at = 0;
         let mut put = |option: TcpOption<'_>| {
             at += option.emit(&mut buf[at..]);
@@ -825,6 +853,32 @@ impl<'a> Repr<'a> {
         }
         at
     }
+}
+
+/// NOP, NOP, Timestamps (kind 8, length 10): RFC 7323 Appendix A's recommended layout, which
+/// Linux sends on every segment once timestamps are on.
+const ALIGNED_TIMESTAMP_PREFIX: [u8; 4] = [
+    super::tcp_option::kind::NO_OPERATION,
+    super::tcp_option::kind::NO_OPERATION,
+    super::tcp_option::kind::TIMESTAMPS,
+    10,
+];
+
+/// Bytes of the aligned timestamp option area.
+const ALIGNED_TIMESTAMP_LEN: usize = 12;
+
+/// The timestamps of an option area that is exactly [`ALIGNED_TIMESTAMP_PREFIX`] and the two
+/// values (Linux `tcp_parse_aligned_timestamp`); `None` for any other area, which the general
+/// parser reads.
+fn aligned_timestamp(options: &[u8]) -> Option<TcpTimestamp> {
+    let area: &[u8; ALIGNED_TIMESTAMP_LEN] = options.try_into().ok()?;
+    if area[..4] != ALIGNED_TIMESTAMP_PREFIX {
+        return None;
+    }
+    Some(TcpTimestamp {
+        tsval: read_u32(area, 4),
+        tsecr: read_u32(area, 8),
+    })
 }
 
 #[cfg(test)]
@@ -1403,6 +1457,25 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_aligned_timestamp_shortcut_reads_what_the_option_loop_reads(
+            area in proptest::collection::vec(any::<u8>(), 12),
+            tsval in any::<u32>(),
+            tsecr in any::<u32>(),
+        ) {
+            let mut aligned = vec![1, 1, 8, 10];
+            aligned.extend_from_slice(&tsval.to_be_bytes());
+            aligned.extend_from_slice(&tsecr.to_be_bytes());
+            for bytes in [&area, &aligned] {
+                if let Some(ts) = aligned_timestamp(bytes) {
+                    let mut looped = Repr::default();
+                    looped.apply_options(bytes).unwrap();
+                    prop_assert_eq!(looped, Repr { timestamp: Some(ts), ..Repr::default() });
+                }
+            }
+            prop_assert_eq!(aligned_timestamp(&aligned), Some(TcpTimestamp { tsval, tsecr }));
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..100)) {
             let unchecked = Segment::new_unchecked(&bytes[..]);
