@@ -652,6 +652,46 @@ fn a_parked_receiver_is_woken_by_a_sender() {
 }
 
 #[test]
+fn a_broadcast_wakes_every_parked_receiver_even_beyond_the_bursts_wake_list() {
+    // A burst notes up to 8 queues to wake after its one fence and wakes the others at once:
+    // twelve parked receivers of one broadcast must all wake either way.
+    const LIMIT: Duration = Duration::from_secs(5);
+    const RECEIVERS: u8 = 12;
+    let wire = ThreadedWire::new(ThreadedWireConfig::default());
+    let a = wire.add_port(mac(1), 1);
+    let ids: Vec<_> = (0..RECEIVERS)
+        .map(|i| wire.add_port(mac(10 + i), 1))
+        .collect();
+    let mut pa = wire.port(a, 0).unwrap();
+    let asleep = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let receivers: Vec<_> = ids
+        .iter()
+        .map(|&id| {
+            let mut p = wire.port(id, 0).unwrap();
+            let asleep = Arc::clone(&asleep);
+            thread::spawn(move || {
+                assert!(p.set_rx_waker(thread::current()));
+                asleep.fetch_add(1, Ordering::AcqRel);
+                let frame = wait_for_frame(&mut p, LIMIT);
+                (frame, p)
+            })
+        })
+        .collect();
+    while asleep.load(Ordering::Acquire) < usize::from(RECEIVERS) {
+        thread::yield_now();
+    }
+    // Let the receivers get into their parks.
+    thread::sleep(Duration::from_millis(50));
+    let arp = arp_request(mac(1));
+    assert!(send_bytes(&mut pa, &arp));
+    for r in receivers {
+        let (frame, p) = r.join().unwrap();
+        assert_eq!(frame, arp);
+        assert_eq!(p.counters().rx_frames, 1);
+    }
+}
+
+#[test]
 fn ping_pong_between_parking_threads_loses_no_wakeup() {
     // Each round trip needs two wakeups and nothing else wakes the threads: one lost wakeup
     // parks a thread for the whole limit, which `wait_for_frame` reports.
