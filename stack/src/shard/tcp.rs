@@ -425,8 +425,10 @@ pub struct TcpEndpoints {
     ready: Vec<u32>,
     listeners: Vec<ListenerSlot>,
     free_listeners: Vec<u32>,
-    /// Listeners by port: one, or a `SO_REUSEPORT` group.
-    by_port: HashMap<u16, Vec<u32>>,
+    /// Listeners by port: one, or a `SO_REUSEPORT` group. Looked up for every SYN and for
+    /// every ephemeral port tried by `connect`, so hashed with keyed `ahash` rather than
+    /// SipHash (the ports are the application's, but a keyed hash costs nothing more).
+    by_port: HashMap<u16, Vec<u32>, ahash::RandomState>,
     /// Readiness events for the application (see `socket::events`).
     events: EventQueue,
     /// Secret mixed into the `SO_REUSEPORT` hash, so that peers cannot aim at one listener.
@@ -596,6 +598,8 @@ impl TcpEndpoints {
     pub fn new(config: TcpConfig, isn_key: [u8; 16], max_connections: usize) -> Self {
         let mut flow_key = isn_key;
         flow_key.reverse();
+        let mut port_key = isn_key;
+        port_key.rotate_left(4);
         TcpEndpoints {
             config,
             isn: IsnGenerator::new(isn_key),
@@ -607,7 +611,7 @@ impl TcpEndpoints {
             ready: Vec::with_capacity(max_connections),
             listeners: Vec::new(),
             free_listeners: Vec::new(),
-            by_port: HashMap::new(),
+            by_port: HashMap::with_hasher(crate::keyed_hash::keyed_state(port_key)),
             events: EventQueue::with_capacity(max_connections),
             reuseport_key: u64::from_le_bytes([
                 isn_key[3], isn_key[1], isn_key[4], isn_key[1], isn_key[5], isn_key[9], isn_key[2],
