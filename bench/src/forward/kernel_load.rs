@@ -30,26 +30,21 @@ pub struct Load {
 /// Closed loop from `net.load_ip` to `target`:`net.port`, `shape.window` datagrams of
 /// `shape.size` bytes in flight for `shape.secs` after the warm-up.
 pub fn echo_load(net: &Topology, target: Ipv4Addr, shape: Shape) -> Load {
-    let (from, to) = (net.load_ip, SocketAddrV4::new(target, net.port));
     let Shape {
         size,
         window,
         secs,
         warmup,
-        cpu,
+        ..
     } = shape;
-    in_ns(net.ns_load, move || {
-        pin(cpu);
-        let s = UdpSocket::bind(SocketAddrV4::new(from, 0)).expect("bind");
-        s.connect(to).expect("connect");
+    on_load_socket(net, target, shape, move |s, msg| {
         s.set_read_timeout(Some(Duration::from_millis(20)))
             .expect("timeout");
-        let msg = vec![0x5au8; size];
         let mut buf = vec![0u8; 2048];
         let mut run = |d: Duration, count: bool| -> (u64, u64) {
             let (mut got, mut lost) = (0u64, 0u64);
             for _ in 0..window {
-                let _ = s.send(&msg);
+                let _ = s.send(msg);
             }
             let end = Instant::now() + d;
             while Instant::now() < end {
@@ -58,12 +53,12 @@ pub fn echo_load(net: &Topology, target: Ipv4Addr, shape: Shape) -> Load {
                         if n == size {
                             got += 1;
                         }
-                        let _ = s.send(&msg);
+                        let _ = s.send(msg);
                     }
                     Err(_) => {
                         lost += window as u64;
                         for _ in 0..window {
-                            let _ = s.send(&msg);
+                            let _ = s.send(msg);
                         }
                     }
                 }
@@ -81,8 +76,6 @@ pub fn echo_load(net: &Topology, target: Ipv4Addr, shape: Shape) -> Load {
             secs: start.elapsed().as_secs_f64(),
         }
     })
-    .join()
-    .expect("the load thread")
 }
 
 /// Open loop from `net.load_ip`: sends `shape.size`-byte datagrams to `target`:`net.port` as
@@ -94,25 +87,14 @@ pub fn rx_load(
     shape: Shape,
     counter: Arc<AtomicU64>,
 ) -> (Load, u64) {
-    let (from, to) = (net.load_ip, SocketAddrV4::new(target, net.port));
-    let Shape {
-        size,
-        secs,
-        warmup,
-        cpu,
-        ..
-    } = shape;
-    in_ns(net.ns_load, move || {
-        pin(cpu);
-        let s = UdpSocket::bind(SocketAddrV4::new(from, 0)).expect("bind");
-        s.connect(to).expect("connect");
-        let msg = vec![0x5au8; size];
+    let Shape { secs, warmup, .. } = shape;
+    on_load_socket(net, target, shape, move |s, msg| {
         let blast = |d: Duration| -> u64 {
             let mut sent = 0u64;
             let end = Instant::now() + d;
             while Instant::now() < end {
                 for _ in 0..64 {
-                    if s.send(&msg).is_ok() {
+                    if s.send(msg).is_ok() {
                         sent += 1;
                     }
                 }
@@ -135,6 +117,23 @@ pub fn rx_load(
             },
             counter.load(Ordering::SeqCst),
         )
+    })
+}
+
+/// Runs `f` on a thread in the load namespace pinned to `shape.cpu`, with a UDP socket bound to
+/// `net.load_ip` and connected to `target`:`net.port`, and a `shape.size`-byte datagram.
+fn on_load_socket<T: Send + 'static>(
+    net: &Topology,
+    target: Ipv4Addr,
+    shape: Shape,
+    f: impl FnOnce(&UdpSocket, &[u8]) -> T + Send + 'static,
+) -> T {
+    let (from, to) = (net.load_ip, SocketAddrV4::new(target, net.port));
+    in_ns(net.ns_load, move || {
+        pin(shape.cpu);
+        let s = UdpSocket::bind(SocketAddrV4::new(from, 0)).expect("bind");
+        s.connect(to).expect("connect");
+        f(&s, &vec![0x5au8; shape.size])
     })
     .join()
     .expect("the load thread")
