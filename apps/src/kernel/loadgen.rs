@@ -136,7 +136,9 @@ impl Worker {
             Ok(s) => s,
             Err(e) => return self.sched.connect_failed(i, ErrorKind::of_io(&e), now),
         };
-        let connected = match s.connect(&self.sched.cfg().target.into()) {
+        // The target's ports in turn (`--target-ports`), as shardnet's load generator does.
+        let target = self.sched.next_target();
+        let connected = match s.connect(&target.into()) {
             Ok(()) => true,
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => false,
             // EADDRNOTAVAIL (no ephemeral port), ECONNREFUSED, ...
@@ -361,7 +363,8 @@ pub fn run_load(
     }
     drop(tx);
     let workers = threads.len();
-    let filter = TwFilter::Remote(cfg.worker.target);
+    // TIME_WAIT entries towards any of the ports the connects go to.
+    let filter = TwFilter::Remote(cfg.worker.targets());
     let collected = collect_seconds(
         &rx,
         workers,

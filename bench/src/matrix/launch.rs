@@ -5,6 +5,7 @@ use super::child::{self, Finished, Running};
 use super::measurement::Measurement;
 use super::netns;
 use super::scenario::Scenario;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -140,12 +141,8 @@ impl Apps {
                 self.shardnet_driver(path, netns::DEV_ECHO, netns::SHARDNET_ECHO_IP, "echo")
             }
         };
-        args.extend([
-            "--port".into(),
-            self.port.to_string(),
-            "--duration".into(),
-            format!("{limit:.0}"),
-        ]);
+        args.extend(scenario.echo_port_args(self.port));
+        args.extend(["--duration".into(), format!("{limit:.0}")]);
         args.extend(scenario.echo_args());
         let ns = (path != Path::MemoryWire).then_some(netns::NS_ECHO);
         let mut echo = child::spawn(
@@ -162,7 +159,7 @@ impl Apps {
                     f.stderr_tail(3)
                 ));
             }
-            if self.echo_ready(path, stack) {
+            if self.echo_ready(path, stack, scenario) {
                 return Ok(Some(echo));
             }
             if start.elapsed() > Duration::from_secs(20) {
@@ -176,22 +173,28 @@ impl Apps {
         }
     }
 
-    /// Whether the echo server answers: the kernel's listening socket exists; shardnet answers
-    /// an ICMP echo from the kernel of the load generator's namespace.
-    fn echo_ready(&self, path: Path, stack: Stack) -> bool {
+    /// Whether the echo server answers: the kernel has a listening socket on every port of
+    /// the scenario; shardnet answers an ICMP echo from the kernel of the load generator's
+    /// namespace (its shards listen on every port before its runtime polls the interface).
+    fn echo_ready(&self, path: Path, stack: Stack, scenario: &Scenario) -> bool {
         let mut argv: Vec<String> = Vec::new();
         match (path, stack) {
             (_, Stack::Kernel) => {
                 if path != Path::MemoryWire {
                     argv.extend(strings(&["ip", "netns", "exec", netns::NS_ECHO]));
                 }
+                let want: BTreeSet<u16> = scenario.ports(self.port).collect();
+                let (first, last) = match (want.first(), want.last()) {
+                    (Some(f), Some(l)) => (*f, *l),
+                    _ => return false,
+                };
                 argv.extend(strings(&[
                     "ss",
                     "-ltnH",
-                    &format!("sport = :{}", self.port),
+                    &format!("( sport >= :{first} and sport <= :{last} )"),
                 ]));
                 child::run_ok(&argv.iter().map(String::as_str).collect::<Vec<_>>())
-                    .is_ok_and(|out| !out.trim().is_empty())
+                    .is_ok_and(|out| want.is_subset(&listening_ports(&out)))
             }
             (_, Stack::Shardnet) => {
                 argv.extend(strings(&[
@@ -280,6 +283,15 @@ impl Apps {
     }
 }
 
+/// The local ports of `ss -ltnH` lines (`LISTEN 0 4096 198.18.0.1:20000 0.0.0.0:*`).
+fn listening_ports(ss: &str) -> BTreeSet<u16> {
+    ss.lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .filter_map(|local| local.rsplit_once(':'))
+        .filter_map(|(_, port)| port.parse().ok())
+        .collect()
+}
+
 fn parse(scenario: &Scenario, f: &Finished) -> Result<Measurement, String> {
     if f.timed_out {
         return Err(format!(
@@ -294,4 +306,38 @@ fn parse(scenario: &Scenario, f: &Finished) -> Result<Measurement, String> {
             f.stderr_tail(3)
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::scenario::{CRR_CLIENT_CLOSE, CRR_ECHO_PORTS, RR1};
+
+    #[test]
+    fn listening_ports_reads_the_local_column_of_ss() {
+        let out = "LISTEN 0      4096      198.18.0.1:20000      0.0.0.0:*\n\
+                   LISTEN 0      4096      198.18.0.1:20001      0.0.0.0:*\n\
+                   LISTEN 0      4096           [::1]:20002         [::]:*\n\
+                   garbage\n";
+        assert_eq!(listening_ports(out), BTreeSet::from([20000, 20001, 20002]));
+        assert!(listening_ports("").is_empty());
+    }
+
+    #[test]
+    fn the_echo_listens_on_every_port_the_load_spreads_over() {
+        let want: BTreeSet<u16> = CRR_CLIENT_CLOSE.ports(30000).collect();
+        assert_eq!(want.len(), usize::from(CRR_ECHO_PORTS));
+        assert_eq!(want.last(), Some(&(30000 + CRR_ECHO_PORTS - 1)));
+        // Ready only once the last port listens too.
+        let some: String = (30000..30000 + CRR_ECHO_PORTS - 1)
+            .map(|p| format!("LISTEN 0 4096 127.0.0.1:{p} 0.0.0.0:*\n"))
+            .collect();
+        assert!(!want.is_subset(&listening_ports(&some)));
+        let all = format!(
+            "{some}LISTEN 0 4096 127.0.0.1:{} 0.0.0.0:*\n",
+            30000 + CRR_ECHO_PORTS - 1
+        );
+        assert!(want.is_subset(&listening_ports(&all)));
+        assert_eq!(RR1.ports(30000).collect::<Vec<_>>(), [30000]);
+    }
 }
