@@ -265,7 +265,40 @@ impl Apps {
         parse(scenario, &f)
     }
 
+    /// Destroys the kernel's TIME_WAIT sockets towards or from the scenario's echo ports
+    /// (`ss -K`, which needs CONFIG_INET_DIAG_DESTROY), in both namespaces of a veth path or on
+    /// the host for the memory wire: a kernel measurement then starts without the TIME_WAIT of
+    /// the runs before it, as every shardnet measurement does (its TIME-WAIT lives in its
+    /// process). Without this the kernel's client-closed crr over several echo ports inherits
+    /// up to `tcp_max_tw_buckets` entries from the earlier repetitions (a 60 s lifetime) and
+    /// slows down with them (over 8 ports, four 4 s runs back to back in one namespace: 14.2 k,
+    /// 10.1 k, 8.2 k, 7.8 k connections/s as TIME_WAIT grew 56 k, 94 k, 119 k, 131 k; one port
+    /// holds about 32 k). On the host only entries of the matrix's own ports are touched.
+    /// Returns what could not be cleared.
+    pub fn clear_kernel_time_wait(&self, path: Path, scenario: &Scenario) -> Result<(), String> {
+        let first = self.port;
+        let last = scenario.ports(first).last().unwrap_or(first);
+        let filter = format!(
+            "( sport >= :{first} and sport <= :{last} ) or ( dport >= :{first} and dport <= :{last} )"
+        );
+        let namespaces: &[Option<&str>] = match path {
+            Path::MemoryWire => &[None],
+            _ => &[Some(netns::NS_LOAD), Some(netns::NS_ECHO)],
+        };
+        for ns in namespaces {
+            let mut argv: Vec<&str> = Vec::new();
+            if let Some(ns) = ns {
+                argv.extend(["ip", "netns", "exec", ns]);
+            }
+            argv.extend(["ss", "-K", "-tn", "state", "time-wait", &filter]);
+            child::run_ok(&argv).map_err(|e| format!("ss -K (TIME_WAIT left in place): {e}"))?;
+        }
+        Ok(())
+    }
+
     /// One measurement: the echo server (if any), then the load, then the echo server stopped.
+    /// A kernel measurement starts without TIME_WAIT on the echo ports
+    /// ([`Apps::clear_kernel_time_wait`]).
     pub fn measure(
         &self,
         path: Path,
@@ -274,6 +307,11 @@ impl Apps {
         secs: f64,
         extra: &[&str],
     ) -> Result<Measurement, String> {
+        if stack == Stack::Kernel {
+            if let Err(e) = self.clear_kernel_time_wait(path, scenario) {
+                eprintln!("matrix: {e}");
+            }
+        }
         let echo = self.start_echo(path, stack, scenario, secs + 20.0)?;
         let r = self.run_loadgen(path, stack, scenario, secs, extra);
         if let Some(echo) = echo {

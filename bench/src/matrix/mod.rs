@@ -30,6 +30,9 @@ use std::path::PathBuf;
 /// How both stacks wait, said under every table: the apps' default `--poll-us 50`.
 const POLL_NOTE: &str = "both stacks poll for 50 us after their last event before they sleep (the apps' default --poll-us 50: shardnet's RuntimeConfig::busy_poll, the kernel apps' epoll_wait with a zero timeout; Linux's net.core.busy_poll recommends 50).";
 
+/// Said under the side-by-side tables: the kernel's TIME_WAIT does not carry over between runs.
+const TIME_WAIT_NOTE: &str = "every kernel measurement starts with the TIME_WAIT left by earlier runs on the echo ports destroyed (ss -K), as every shardnet measurement starts without any (its TIME-WAIT lives in its process): over several echo ports the kernel's TIME_WAIT from earlier repetitions would otherwise reach tcp_max_tw_buckets and slow its crr down.";
+
 /// How many echo ports the crr rows use, said under the tables that have crr rows.
 fn crr_ports_note(path: Path, n: u16) -> String {
     if n <= 1 {
@@ -196,6 +199,7 @@ pub fn run(cfg: &Config) -> Result<(PathBuf, Vec<String>), String> {
                 ),
                 POLL_NOTE.into(),
                 crr_ports_note(Path::MemoryWire, crr_ports),
+                TIME_WAIT_NOTE.into(),
             ],
         ));
     }
@@ -211,6 +215,7 @@ pub fn run(cfg: &Config) -> Result<(PathBuf, Vec<String>), String> {
             format!("AF_XDP attach mode {} (veth: copy mode).", cfg.xdp_mode),
             POLL_NOTE.into(),
             crr_ports_note(Path::VethAfXdp, crr_ports),
+            TIME_WAIT_NOTE.into(),
         ];
         let mut veth_group = None;
         if has(Part::Veth) {
