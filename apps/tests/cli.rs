@@ -169,6 +169,22 @@ fn interface_drivers_say_what_they_need_and_the_standalone_memory_echo_says_so()
         "{}",
         text(&o)
     );
+    let o = run(
+        ECHO,
+        &[
+            "--stack",
+            "shardnet",
+            "--driver",
+            "memory",
+            "--no-time-wait",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("--no-time-wait is for --stack kernel"),
+        "{}",
+        text(&o)
+    );
     let o = run(ECHO, &["--stack", "shardnet", "--driver", "memory"]);
     assert_eq!(o.status.code(), Some(1));
     let t = text(&o);

@@ -258,7 +258,7 @@ fn crr_spreads_connects_over_the_target_ports_and_counts_time_wait_on_all() {
     use std::net::{Ipv4Addr, SocketAddrV4};
     let first = free_consecutive_ports(3);
     let ports = [first, first + 1, first + 2];
-    let echo = Echo::start_on(&ports, &[]);
+    let echo = Echo::start_on(&ports, &["--no-time-wait"]);
     assert_eq!(echo.port, first);
     let (code, r) = loadgen(
         &echo.target(),
@@ -303,9 +303,14 @@ fn crr_spreads_connects_over_the_target_ports_and_counts_time_wait_on_all() {
         ],
     );
     assert_clean(code, &r, 300);
+    // Without --tw-report the load generator does not read /proc/net/tcp.
+    assert!(r["per_second"][0]["time_wait"].is_null(), "{r:#}");
     let s = echo.stop();
     assert_eq!(u(&s, "accepted"), 303);
     assert_eq!(s["listen"].as_array().map(Vec::len), Some(3), "{s:#}");
+    // --no-time-wait: the echo did not count either, and says so.
+    assert!(s["per_second"][0]["time_wait"].is_null(), "{s:#}");
+    assert!(s["notes"].to_string().contains("--no-time-wait"), "{s:#}");
 }
 
 #[test]

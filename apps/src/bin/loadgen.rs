@@ -180,6 +180,7 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     hist_log: Option<std::path::PathBuf>,
     /// Report TIME_WAIT churn: entries over time, port allocation failures, steady state.
+    /// --stack kernel counts TIME_WAIT (in /proc/net/tcp) every second only with it.
     #[arg(long)]
     tw_report: bool,
     /// shardnet: how shard threads wait when idle (--busy-poll means busy).
@@ -584,6 +585,7 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
                 worker,
                 shards,
                 progress_to_stderr: args.common.json,
+                time_wait: args.tw_report,
             };
             let r = run_load(&cfg, &stop, Some(&metrics))?;
             (

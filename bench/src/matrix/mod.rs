@@ -31,7 +31,7 @@ use std::path::PathBuf;
 const POLL_NOTE: &str = "both stacks poll for 50 us after their last event before they sleep (the apps' default --poll-us 50: shardnet's RuntimeConfig::busy_poll, the kernel apps' epoll_wait with a zero timeout; Linux's net.core.busy_poll recommends 50).";
 
 /// Said under the side-by-side tables: the kernel's TIME_WAIT does not carry over between runs.
-const TIME_WAIT_NOTE: &str = "every kernel measurement starts with the TIME_WAIT left by earlier runs on the echo ports destroyed (ss -K), as every shardnet measurement starts without any (its TIME-WAIT lives in its process): over several echo ports the kernel's TIME_WAIT from earlier repetitions would otherwise reach tcp_max_tw_buckets and slow its crr down.";
+const TIME_WAIT_NOTE: &str = "every kernel measurement starts with the TIME_WAIT left by earlier runs on the echo ports destroyed (ss -K), as every shardnet measurement starts without any (its TIME-WAIT lives in its process): over several echo ports the kernel's TIME_WAIT from earlier repetitions would otherwise reach tcp_max_tw_buckets and slow its crr down. Nor do the kernel apps read /proc/net/tcp every second (echo --no-time-wait; the load generator counts TIME_WAIT only with --tw-report, as the churn runs do): with 100 k+ TIME_WAIT entries that read took a fifth to a quarter of the samples on the measured cores.";
 
 /// How many echo ports the crr rows use, said under the tables that have crr rows.
 fn crr_ports_note(path: Path, n: u16) -> String {
