@@ -9,6 +9,7 @@
 #   --reps N      repetitions per stack and scenario (default 3)
 #   --secs S      seconds per load (default 4)
 #   --only LIST   memory,veth,dpdk,ceiling,churn,scale
+#   --scenarios LIST  rr1,rr64,crr_server_close,crr_client_close,stream,rr64_open (side-by-side rows)
 #   (cargo run --release -p shardnet-bench --bin matrix -- --help for the rest)
 #
 # Needs: root (network namespaces, AF_XDP), iproute2, ethtool, iputils-ping, util-linux

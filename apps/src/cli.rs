@@ -218,3 +218,68 @@ impl Common {
 pub fn secs(d: f64) -> std::time::Duration {
     std::time::Duration::from_secs_f64(d.max(0.0))
 }
+
+/// The most server ports a load generator spreads its connects over (`--target-ports`): as
+/// many as one echo listens on ([`crate::shardnet_tcp::echo::EchoPorts::MAX`]).
+pub const MAX_TARGET_PORTS: u16 = crate::shardnet_tcp::echo::EchoPorts::MAX as u16;
+
+/// Checks `--target-ports n` against the first target port `first`: 1..=[`MAX_TARGET_PORTS`]
+/// ports, all of them at most 65535. Returns `n`.
+pub fn check_target_ports(first: u16, n: u16) -> Result<u16, String> {
+    if n == 0 || n > MAX_TARGET_PORTS {
+        return Err(format!(
+            "--target-ports {n}: 1 to {MAX_TARGET_PORTS} (the most ports one echo listens on)"
+        ));
+    }
+    if u32::from(first) + u32::from(n) - 1 > u32::from(u16::MAX) {
+        return Err(format!(
+            "--target-ports {n}: the ports from {first} would run past 65535"
+        ));
+    }
+    Ok(n)
+}
+
+/// `ip:P` for one port, `ip:P-Q` for `n` consecutive ones (reports).
+pub fn target_name(target: std::net::SocketAddrV4, n: u16) -> String {
+    match n {
+        0 | 1 => target.to_string(),
+        _ => format!(
+            "{}:{}-{}",
+            target.ip(),
+            target.port(),
+            u32::from(target.port()) + u32::from(n) - 1
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddrV4;
+
+    #[test]
+    fn target_ports_are_one_to_max_and_stay_below_65536() {
+        assert_eq!(check_target_ports(7777, 1), Ok(1));
+        assert_eq!(
+            check_target_ports(7777, MAX_TARGET_PORTS),
+            Ok(MAX_TARGET_PORTS)
+        );
+        assert_eq!(check_target_ports(65528, 8), Ok(8));
+        let range = format!("1 to {MAX_TARGET_PORTS}");
+        for (first, n, why) in [
+            (7777, 0, range.as_str()),
+            (7777, MAX_TARGET_PORTS + 1, range.as_str()),
+            (65529, 8, "run past 65535"),
+        ] {
+            let e = check_target_ports(first, n).unwrap_err();
+            assert!(e.contains(why), "{first} {n}: {e}");
+        }
+    }
+
+    #[test]
+    fn target_name_shows_the_port_range() {
+        let t = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 20000);
+        assert_eq!(target_name(t, 1), "198.18.0.1:20000");
+        assert_eq!(target_name(t, 8), "198.18.0.1:20000-20007");
+    }
+}

@@ -33,8 +33,13 @@ pub enum Mode {
 pub struct WorkerConfig {
     /// Worker index (part of every request id).
     pub index: usize,
-    /// The echo server.
+    /// The echo server (the first of its `target_ports` ports).
     pub target: SocketAddrV4,
+    /// TCP connects go to this many consecutive ports from `target`'s, in turn (at least 1; see
+    /// [`spread_target`]). Several server ports multiply the 4-tuples a client-closed crr can
+    /// cycle through: with one, a client reusing TIME-WAIT tuples once a second tops out at one
+    /// connection per ephemeral port per second.
+    pub target_ports: u16,
     /// Mode.
     pub mode: Mode,
     /// Connections (closed loop: concurrency; open loop: the pool that carries the rate).
@@ -72,6 +77,27 @@ pub struct WorkerConfig {
     pub deadline: Duration,
     /// How long in-flight requests may take to finish after the deadline or quota.
     pub drain: Duration,
+}
+
+/// The address the `k`-th connect of a worker goes to: `ports` consecutive ports from
+/// `target`'s, in turn (`ports` 0 counts as 1; never past port 65535).
+pub fn spread_target(target: SocketAddrV4, ports: u16, k: u64) -> SocketAddrV4 {
+    let offset = k % u64::from(ports.max(1));
+    let port = u64::from(target.port()) + offset;
+    SocketAddrV4::new(*target.ip(), u16::try_from(port).unwrap_or(u16::MAX))
+}
+
+impl WorkerConfig {
+    /// Every address the worker's connects go to ([`spread_target`] of the first
+    /// `target_ports` connects), e.g. for counting TIME_WAIT entries towards any of them.
+    pub fn targets(&self) -> Vec<SocketAddrV4> {
+        let n = self.target_ports.max(1);
+        let mut v: Vec<SocketAddrV4> = (0..u64::from(n))
+            .map(|k| spread_target(self.target, n, k))
+            .collect();
+        v.dedup();
+        v
+    }
 }
 
 /// Messages from the workers to the main thread.
@@ -151,6 +177,8 @@ pub struct Schedule<H> {
     backlog: VecDeque<u64>,
     pacer: Option<Pacer>,
     last_sweep: u64,
+    /// Connects issued (which target port the next one goes to).
+    connects: u64,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -190,6 +218,7 @@ impl<H> Schedule<H> {
             stop_issuing_at: None,
             backlog: VecDeque::new(),
             last_sweep: 0,
+            connects: 0,
         }
     }
 
@@ -299,6 +328,14 @@ impl<H> Schedule<H> {
             self.reserved += 1;
         }
         true
+    }
+
+    /// Where the next connect goes: the target's ports in turn ([`spread_target`]). Each call
+    /// counts one connect; call it once per connect attempt.
+    pub fn next_target(&mut self) -> SocketAddrV4 {
+        let t = spread_target(self.cfg.target, self.cfg.target_ports, self.connects);
+        self.connects += 1;
+        t
     }
 
     /// Crr: slot `i` holds a reserved transaction (Fast Open sends it with the connect).
@@ -526,6 +563,7 @@ mod tests {
         WorkerConfig {
             index: 0,
             target: SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 7),
+            target_ports: 1,
             mode,
             conns: 2,
             conn: ConnConfig {
@@ -629,5 +667,41 @@ mod tests {
         // By 2 ms two more are due.
         assert!(!s.begin(2_000_000, false));
         assert!(s.should_connect(1, 2_000_000));
+    }
+
+    #[test]
+    fn connects_take_the_target_ports_in_turn() {
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let mut c = cfg(Mode::Crr, None, None);
+        c.target = SocketAddrV4::new(std::net::Ipv4Addr::new(198, 18, 0, 1), 20000);
+        c.target_ports = 3;
+        let mut s: Schedule<u32> = Schedule::new(c.clone(), tx);
+        let ports: Vec<u16> = (0..7).map(|_| s.next_target().port()).collect();
+        assert_eq!(ports, [20000, 20001, 20002, 20000, 20001, 20002, 20000]);
+        assert!(
+            (0..7).all(|k| *spread_target(c.target, 3, k).ip() == *c.target.ip()),
+            "only the port changes"
+        );
+        let targets: Vec<u16> = c.targets().iter().map(|a| a.port()).collect();
+        assert_eq!(targets, [20000, 20001, 20002]);
+    }
+
+    #[test]
+    fn one_target_port_keeps_every_connect_on_the_target() {
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let mut c = cfg(Mode::Rr, None, None);
+        for n in [0, 1] {
+            c.target_ports = n;
+            let mut s: Schedule<u32> = Schedule::new(c.clone(), tx.clone());
+            assert!((0..5).all(|_| s.next_target() == c.target), "{n} ports");
+            assert_eq!(c.targets(), [c.target]);
+        }
+    }
+
+    #[test]
+    fn spreading_never_wraps_past_port_65535() {
+        let t = SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 65534);
+        let ports: Vec<u16> = (0..4).map(|k| spread_target(t, 4, k).port()).collect();
+        assert_eq!(ports, [65534, 65535, 65535, 65535]);
     }
 }

@@ -14,8 +14,8 @@ const ST_TIME_WAIT: u8 = 0x06;
 pub enum TwFilter {
     /// Entries whose local port is one of these (a server's listening ports).
     LocalPorts(Vec<u16>),
-    /// Entries whose remote end is this address (a client's target).
-    Remote(SocketAddrV4),
+    /// Entries whose remote end is one of these addresses (a client's targets).
+    Remote(Vec<SocketAddrV4>),
 }
 
 fn parse_addr(field: &str) -> Option<(Option<Ipv4Addr>, u16)> {
@@ -49,8 +49,10 @@ pub fn count_in(text: &str, filter: &TwFilter) -> u64 {
             TwFilter::LocalPorts(ports) => {
                 parse_addr(local).is_some_and(|(_, port)| ports.contains(&port))
             }
-            TwFilter::Remote(target) => parse_addr(remote).is_some_and(|(ip, port)| {
-                port == target.port() && ip.is_none_or(|ip| ip == *target.ip())
+            TwFilter::Remote(targets) => parse_addr(remote).is_some_and(|(ip, port)| {
+                targets
+                    .iter()
+                    .any(|t| port == t.port() && ip.is_none_or(|ip| ip == *t.ip()))
             }),
         };
         n += u64::from(pass);
@@ -324,7 +326,12 @@ garbage line
         assert_eq!(count_in(FIXTURE, &TwFilter::LocalPorts(vec![1])), 0);
         if cfg!(target_endian = "little") {
             let target = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080);
-            assert_eq!(count_in(FIXTURE, &TwFilter::Remote(target)), 2);
+            assert_eq!(count_in(FIXTURE, &TwFilter::Remote(vec![target])), 2);
+            // 0xC350 = 50000: a second target port counts its entries too (the one towards
+            // 127.0.0.1:50000, not the ones from it).
+            let other = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 50000);
+            assert_eq!(count_in(FIXTURE, &TwFilter::Remote(vec![target, other])), 3);
+            assert_eq!(count_in(FIXTURE, &TwFilter::Remote(vec![other])), 1);
         }
     }
 

@@ -38,6 +38,7 @@ fn help_lists_the_options() {
     assert!(o.status.success());
     for flag in [
         "--target",
+        "--target-ports",
         "--mode",
         "--conns",
         "--rate",
@@ -168,6 +169,22 @@ fn interface_drivers_say_what_they_need_and_the_standalone_memory_echo_says_so()
         "{}",
         text(&o)
     );
+    let o = run(
+        ECHO,
+        &[
+            "--stack",
+            "shardnet",
+            "--driver",
+            "memory",
+            "--no-time-wait",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("--no-time-wait is for --stack kernel"),
+        "{}",
+        text(&o)
+    );
     let o = run(ECHO, &["--stack", "shardnet", "--driver", "memory"]);
     assert_eq!(o.status.code(), Some(1));
     let t = text(&o);
@@ -221,6 +238,55 @@ fn shardnet_tcp_arguments_are_checked() {
     let o = run(LOADGEN, &["--stack", "kernel", "--mode", "udp-rr"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("no --stack kernel form"), "{}", text(&o));
+}
+
+#[test]
+fn target_ports_are_checked_on_every_stack() {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--stack", "kernel", "--mode", "rr", "--target-ports", "0"],
+            "--target-ports 0: 1 to 16 (the most ports one echo listens on)",
+        ),
+        (
+            &["--stack", "kernel", "--mode", "crr", "--target-ports", "17"],
+            "--target-ports 17: 1 to 16",
+        ),
+        (
+            &[
+                "--stack",
+                "kernel",
+                "--mode",
+                "crr",
+                "--target",
+                "127.0.0.1:65530",
+                "--target-ports",
+                "8",
+            ],
+            "the ports from 65530 would run past 65535",
+        ),
+        (
+            &[
+                "--stack",
+                "shardnet",
+                "--driver",
+                "memory",
+                "--mode",
+                "crr",
+                "--target-ports",
+                "0",
+            ],
+            "--target-ports 0: 1 to 16",
+        ),
+        (
+            &["--mode", "udp-rr", "--target-ports", "2"],
+            "--target-ports applies to the TCP modes",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = run(LOADGEN, args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(want), "{args:?}: {}", text(&o));
+    }
 }
 
 #[test]

@@ -18,16 +18,18 @@ struct Echo {
 impl Echo {
     /// Starts `echo --stack kernel --port 0 --json ...`; the bound port comes from its stderr.
     fn start(extra: &[&str]) -> Echo {
+        Echo::start_on(&[0], extra)
+    }
+
+    /// Starts `echo --stack kernel --port P... --json ...`; `port` is the first one it bound.
+    fn start_on(ports: &[u16], extra: &[&str]) -> Echo {
         let mut child = Command::new(env!("CARGO_BIN_EXE_echo"))
-            .args([
-                "--stack",
-                "kernel",
-                "--port",
-                "0",
-                "--duration",
-                "60",
-                "--json",
-            ])
+            .args(["--stack", "kernel", "--duration", "60", "--json"])
+            .args(
+                ports
+                    .iter()
+                    .flat_map(|p| ["--port".to_string(), p.to_string()]),
+            )
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -232,6 +234,83 @@ fn crr_server_close_puts_time_wait_on_the_server() {
     let s = echo.stop();
     assert_eq!(u(&s, "accepted"), 200);
     assert!(u(&s, "peak_time_wait") >= 200, "{s:#}");
+}
+
+/// The first of `n` consecutive ports below the ephemeral range that were free on 127.0.0.1
+/// a moment ago.
+fn free_consecutive_ports(n: u16) -> u16 {
+    let mut base = 10_000 + (std::process::id() % 1000) as u16 * 16;
+    for _ in 0..1000 {
+        let bound: Vec<_> = (0..n)
+            .map(|k| TcpListener::bind(("127.0.0.1", base + k)))
+            .collect();
+        if bound.iter().all(Result::is_ok) {
+            return base;
+        }
+        base = 10_000 + (base - 10_000 + n) % 16_000;
+    }
+    panic!("no {n} consecutive free ports");
+}
+
+#[test]
+fn crr_spreads_connects_over_the_target_ports_and_counts_time_wait_on_all() {
+    use shardnet_apps::timewait::{TwFilter, count_time_wait};
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    let first = free_consecutive_ports(3);
+    let ports = [first, first + 1, first + 2];
+    let echo = Echo::start_on(&ports, &["--no-time-wait"]);
+    assert_eq!(echo.port, first);
+    let (code, r) = loadgen(
+        &echo.target(),
+        &[
+            "--mode",
+            "crr",
+            "--client-close",
+            "--conns",
+            "4",
+            "--count",
+            "300",
+            "--target-ports",
+            "3",
+            "--tw-report",
+        ],
+    );
+    assert_clean(code, &r, 300);
+    assert_eq!(
+        r["target"].as_str(),
+        Some(format!("127.0.0.1:{first}-{}", first + 2).as_str())
+    );
+    // Round robin: 100 connections to each port, each leaving its TIME_WAIT on the client
+    // (they live 60 s); the report counts those towards every target port.
+    for p in ports {
+        let towards = TwFilter::Remote(vec![SocketAddrV4::new(Ipv4Addr::LOCALHOST, p)]);
+        let n = count_time_wait(&towards).unwrap();
+        assert!(n >= 100, "{n} TIME_WAIT towards port {p}");
+    }
+    assert!(u(&r["time_wait"], "peak_time_wait") >= 300, "{r:#}");
+    // rr: one connection per port.
+    let (code, r) = loadgen(
+        &echo.target(),
+        &[
+            "--mode",
+            "rr",
+            "--conns",
+            "3",
+            "--count",
+            "300",
+            "--target-ports",
+            "3",
+        ],
+    );
+    assert_clean(code, &r, 300);
+    // Without --tw-report the load generator does not read /proc/net/tcp.
+    assert!(r["per_second"][0]["time_wait"].is_null(), "{r:#}");
+    let s = echo.stop();
+    assert_eq!(u(&s, "accepted"), 303);
+    assert_eq!(s["listen"].as_array().map(Vec::len), Some(3), "{s:#}");
+    // --no-time-wait: the echo did not count either, and says so.
+    assert!(s["per_second"][0]["time_wait"].is_null(), "{s:#}");
+    assert!(s["notes"].to_string().contains("--no-time-wait"), "{s:#}");
 }
 
 #[test]

@@ -369,6 +369,38 @@ fn metrics_serve_the_stack_counters_and_state_histogram() {
 }
 
 #[test]
+fn target_ports_set_the_in_process_echo_ports() {
+    let listen = |v: &Value| u(v, &["shardnet", "server", "states", "LISTEN"]);
+    let v = json(&[
+        "--mode",
+        "crr",
+        "--client-close",
+        "--conns",
+        "4",
+        "--count",
+        "300",
+        "--target-ports",
+        "3",
+    ]);
+    counts_add_up(&v);
+    assert_eq!(u(&v, &["responses_verified"]), 300, "{v}");
+    assert_eq!(listen(&v), 3, "{v}");
+    assert_eq!(
+        v["target"].as_str(),
+        Some("198.18.0.2:7777-7779 (memory wire, in-process echo)"),
+        "{v}"
+    );
+    // Without the flag: MEMORY_ECHO_PORTS.
+    let v = json(&["--mode", "rr", "--conns", "2", "--count", "100"]);
+    counts_add_up(&v);
+    assert_eq!(
+        listen(&v),
+        u64::from(shardnet_apps::shardnet_tcp::MEMORY_ECHO_PORTS),
+        "{v}"
+    );
+}
+
+#[test]
 fn crr_fast_open_sends_requests_in_the_syn() {
     let v = json(&[
         "--mode",

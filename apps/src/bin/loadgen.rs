@@ -8,6 +8,9 @@
 //! - `--stack shardnet --driver af-xdp --iface IF --ip A.B.C.D/N --target A.B.C.D:P` (or
 //!   `--driver dpdk --eal "ARGS"`): the same load generator on a real interface, against any
 //!   echo server (`--mode`, or rr then crr).
+//! - `--target-ports N` (every TCP form): the connects go to N consecutive ports from
+//!   `--target`'s, in turn (the echo runs with a `--port` for each); the memory driver's
+//!   in-process echo listens on N ports (default [`MEMORY_ECHO_PORTS`]).
 //! - `--stack kernel --mode rr|crr|stream`: TCP load against an echo server on Linux sockets.
 //! - `--mode udp-rr`: the UDP request/response job over two shardnet stacks on the
 //!   single-threaded memory wire, with seeded loss, duplication and reordering (see
@@ -20,7 +23,7 @@
 
 use clap::{Parser, ValueEnum};
 use shardnet::udp::EPHEMERAL_PORTS;
-use shardnet_apps::cli::{Common, Driver, StackKind, secs};
+use shardnet_apps::cli::{Common, Driver, StackKind, check_target_ports, secs, target_name};
 use shardnet_apps::client::{ConnConfig, Exchange};
 use shardnet_apps::kernel::loadgen::{LoadConfig, run_load};
 use shardnet_apps::kernel::{fastopen_refusal, stop_flag, tcpext_counter};
@@ -121,6 +124,12 @@ struct Args {
     /// af-xdp|dpdk (required). shardnet's memory driver runs its own echo in-process.
     #[arg(long, value_name = "A.B.C.D:P")]
     target: Option<SocketAddrV4>,
+    /// TCP: spread the connects (rr connections, crr connections) over N consecutive ports from
+    /// --target's, in turn (1-16; run the echo with a --port for each). Several ports multiply
+    /// the 4-tuples a client-closed crr cycles through. shardnet's memory driver: its
+    /// in-process echo listens on N ports from 7777 (default 8); elsewhere the default is 1
+    #[arg(long, value_name = "N")]
+    target_ports: Option<u16>,
     /// Load mode. Without it, --stack shardnet runs rr then crr (the main job) and --stack
     /// kernel runs rr.
     #[arg(long, value_enum)]
@@ -171,6 +180,7 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     hist_log: Option<std::path::PathBuf>,
     /// Report TIME_WAIT churn: entries over time, port allocation failures, steady state.
+    /// --stack kernel counts TIME_WAIT (in /proc/net/tcp) every second only with it.
     #[arg(long)]
     tw_report: bool,
     /// shardnet: how shard threads wait when idle (--busy-poll means busy).
@@ -327,6 +337,11 @@ fn udp(args: &Args) -> Result<ExitCode, String> {
             "--mode udp-rr is shardnet's memory-wire job; it has no --stack kernel form".into(),
         );
     }
+    if args.target_ports.is_some() {
+        return Err(
+            "--target-ports applies to the TCP modes (the UDP job has one echo socket)".into(),
+        );
+    }
     if args.common.driver() != Driver::Memory {
         return Err(format!(
             "--mode udp-rr is shardnet's memory-wire job; it does not run on --driver {}",
@@ -437,6 +452,16 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
     let target = args
         .target
         .unwrap_or(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7777));
+    // The memory driver's in-process echo listens on as many ports as the connects spread
+    // over (MEMORY_ECHO_PORTS unless --target-ports says otherwise); any other echo server
+    // listens where it was told, one port unless --target-ports.
+    let memory = shardnet && args.common.driver() == Driver::Memory;
+    let target_ports = match (args.target_ports, memory) {
+        (Some(n), true) => check_target_ports(ECHO_PORT, n)?,
+        (Some(n), false) => check_target_ports(target.port(), n)?,
+        (None, true) => MEMORY_ECHO_PORTS,
+        (None, false) => 1,
+    };
     let mut notes = Vec::new();
     // The kernel's Fast Open is a host setting with host-wide counters; shardnet's counters are
     // its own (in the shardnet summary).
@@ -466,6 +491,7 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
     let worker = WorkerConfig {
         index: 0,
         target,
+        target_ports,
         mode,
         conns: args.conns,
         conn: ConnConfig {
@@ -497,7 +523,7 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
         (IdleArg::Auto, false) => Idle::Auto { poll },
     };
     let net = args.common.net_options(idle);
-    let (series, elapsed, start_wall, unsent, summary, target_name, tw_counters) =
+    let (series, elapsed, start_wall, unsent, summary, target_label, tw_counters) =
         if let Some(net) = net {
             let r = net::run_load(
                 &net,
@@ -513,7 +539,7 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
                 r.start_wall,
                 r.unsent,
                 Some(r.summary),
-                target.to_string(),
+                target_name(target, target_ports),
                 r.tw_counters,
             )
         } else if shardnet {
@@ -527,7 +553,7 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
                 client_shards: shards,
                 server_shards: shards,
                 echo: EchoAppConfig {
-                    ports: EchoPorts::consecutive(ECHO_PORT, MEMORY_ECHO_PORTS),
+                    ports: EchoPorts::consecutive(ECHO_PORT, target_ports),
                     backlog: args.echo_backlog,
                     reuseport: args.echo_reuseport,
                     close_after,
@@ -548,7 +574,10 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
                 r.start_wall,
                 r.unsent,
                 Some(r.summary),
-                format!("{}:{} (memory wire, in-process echo)", SERVER.ip, ECHO_PORT),
+                format!(
+                    "{} (memory wire, in-process echo)",
+                    target_name(SocketAddrV4::new(SERVER.ip, ECHO_PORT), target_ports)
+                ),
                 r.tw_counters,
             )
         } else {
@@ -556,6 +585,7 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
                 worker,
                 shards,
                 progress_to_stderr: args.common.json,
+                time_wait: args.tw_report,
             };
             let r = run_load(&cfg, &stop, Some(&metrics))?;
             (
@@ -564,7 +594,7 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
                 r.start_wall,
                 r.unsent,
                 None,
-                target.to_string(),
+                target_name(target, target_ports),
                 Vec::new(),
             )
         };
@@ -580,7 +610,7 @@ fn tcp_load(args: &Args, mode: ModeArg, default_deadline: Duration) -> Result<Ou
         stack: args.common.stack.name().into(),
         mode: format!("{mode:?}").to_lowercase(),
         stream_dir: (mode == Mode::Stream).then(|| format!("{:?}", args.stream_dir).to_lowercase()),
-        target: target_name,
+        target: target_label,
         conns: args.conns,
         shards,
         size,

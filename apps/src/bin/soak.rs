@@ -178,6 +178,8 @@ fn worker(args: &Args, mode: Mode, secs: u64) -> WorkerConfig {
     WorkerConfig {
         index: 0,
         target: SocketAddrV4::new(shardnet_apps::SERVER.ip, ECHO_PORT),
+        // The soak's echo listens on one port (`SoakNet`).
+        target_ports: 1,
         mode,
         conns: args.conns,
         conn: ConnConfig {

@@ -37,10 +37,6 @@ pub struct LoadApp {
     done: bool,
     events: Vec<Event>,
     stale: Vec<usize>,
-    /// Connections go to `target_ports` consecutive ports from the target's, in turn.
-    target_ports: u16,
-    /// Connects issued (which port the next one goes to).
-    connects: u64,
     /// Fast Open: the request a connection opens with.
     first_request: Vec<u8>,
 }
@@ -98,16 +94,8 @@ impl LoadApp {
             done: false,
             events: Vec::new(),
             stale: Vec::new(),
-            target_ports: 1,
-            connects: 0,
             first_request: Vec::new(),
         }
-    }
-
-    /// Spreads connections over `n` consecutive ports from the target's (at least 1).
-    pub fn with_target_ports(mut self, n: u16) -> Self {
-        self.target_ports = n.max(1);
-        self
     }
 
     fn now_ns(&self) -> u64 {
@@ -160,11 +148,9 @@ impl LoadApp {
     }
 
     fn connect(&mut self, s: &mut Sockets<'_>, i: usize, now: u64) {
-        let offset = (self.connects % u64::from(self.target_ports.max(1))) as u16;
-        self.connects += 1;
+        // The target's ports in turn (`--target-ports`), as the kernel workers do.
+        let target = self.sched.next_target();
         let cfg = self.sched.cfg();
-        let target =
-            std::net::SocketAddrV4::new(*cfg.target.ip(), cfg.target.port().saturating_add(offset));
         // Fast Open (crr): the connection opens with its request, like Linux's
         // sendto(MSG_FASTOPEN). The request is encoded here to be handed to the connect, and
         // then issued through the client as usual: encoding is deterministic in (id, size),

@@ -799,10 +799,12 @@ where
         w.conns = split(worker.conns as u64, client_shards, i) as usize;
         w.quota = worker.quota.map(|q| split(q, client_shards, i));
         w.rate = worker.rate.map(|r| r / client_shards as f64);
+        // The in-process echo's ports are the ones to spread over; any other echo server's
+        // are the worker's (`--target-ports`).
+        w.target_ports = server.map_or(worker.target_ports, |s| s.ports);
         apps.push((
             port,
-            LoadApp::new(w, start, Arc::clone(stop), tx.clone(), Arc::clone(gauges))
-                .with_target_ports(server.map_or(1, |s| s.ports)),
+            LoadApp::new(w, start, Arc::clone(stop), tx.clone(), Arc::clone(gauges)),
         ));
     }
     drop(tx);

@@ -26,8 +26,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// The most TCP connections (TIME-WAIT included) per shard.
-const MAX_CONNECTIONS: usize = 1 << 18;
+/// The most TCP connections (TIME-WAIT included: each holds a flow-table entry) per shard. A
+/// crr keeps every 4-tuple it cycles through in TIME-WAIT (on the client when it closes first,
+/// on the server otherwise) for up to 60 s, reused once its timestamps advanced a second: over
+/// `--target-ports 8` (the benchmark matrix's crr) and 64,512 client ports that is up to
+/// 8 x 64,512 = 516,096 entries, so 2^20 leaves room, as on the memory wire. At 2^18 such a crr
+/// stopped after 262,144 connections. The flow table, timer wheel and ready list reserve
+/// 65 bytes per connection (65 MiB per shard).
+const MAX_CONNECTIONS: usize = 1 << 20;
 
 /// How the AF_XDP driver attaches its XDP program (`--xdp-mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -38,6 +38,16 @@ struct Args {
     /// Only these parts (comma-separated: memory, veth, dpdk, ceiling, churn, scale).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Only these side-by-side scenarios on each path (comma-separated: rr1, rr64,
+    /// crr_server_close, crr_client_close, stream, rr64_open; rr64_open needs rr64). Default:
+    /// all. E.g. `--only veth --scenarios crr_client_close`.
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Vec<String>,
+    /// Echo ports of the crr rows, both stacks (1 reproduces the one-port crr that measured
+    /// the port space; 1-16).
+    #[arg(long, default_value_t = matrix::scenario::CRR_ECHO_PORTS,
+          value_parser = clap::value_parser!(u16).range(1..=16))]
+    crr_echo_ports: u16,
     /// Directory of the release binaries (loadgen, echo, xdp_forward, conn_memory, dpdk_forward).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
@@ -75,6 +85,19 @@ fn main() -> ExitCode {
             }
         }
     };
+    let scenarios = match matrix::scenario::select(&args.scenarios) {
+        Ok(s) => s
+            .into_iter()
+            .map(|s| match s.is_crr() {
+                true => s.with_echo_ports(args.crr_echo_ports),
+                false => s,
+            })
+            .collect(),
+        Err(e) => {
+            eprintln!("matrix: --scenarios: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let q = args.quick;
     let bin_dir = args.bin_dir.clone().unwrap_or_else(|| {
         std::env::current_exe()
@@ -91,6 +114,7 @@ fn main() -> ExitCode {
             .conn_memory
             .unwrap_or(if q { 20_000 } else { 1_000_000 }),
         parts,
+        scenarios,
         bin_dir,
         out_dir: args.out.clone(),
         xdp_mode: args.xdp_mode.clone(),

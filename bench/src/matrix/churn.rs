@@ -4,7 +4,11 @@
 use super::launch::{Apps, Path, Stack};
 use super::netns::{NsLock, Veth};
 use super::results::{ChurnRun, Run};
-use super::scenario::CRR_CLIENT_CLOSE;
+use super::scenario::{CRR_CLIENT_CLOSE, Scenario};
+
+/// The churn's load: the client-closed crr on ONE echo port (the matrix's crr rows spread over
+/// several), since the churn is about the client's ephemeral ports against one server port.
+const CHURN_CRR: Scenario = CRR_CLIENT_CLOSE.on_one_port();
 
 /// Seconds at the start whose mean rate is the "short-run" rate: the first five, as long as
 /// the short side-by-side runs (a collapse within them shows as a low mean, not as none).
@@ -66,7 +70,7 @@ pub fn kernel(apps: &Apps, lock: &NsLock, tw_reuse: u8, secs: f64) -> ChurnRun {
         apps.measure(
             Path::VethAfXdp,
             Stack::Kernel,
-            &CRR_CLIENT_CLOSE,
+            &CHURN_CRR,
             secs,
             &["--tw-report"],
         )
@@ -96,22 +100,10 @@ pub fn shardnet(apps: &Apps, lock: &NsLock, path: Path, secs: f64) -> ChurnRun {
         }
     };
     let r = if path == Path::MemoryWire {
-        apps.measure(
-            path,
-            Stack::Shardnet,
-            &CRR_CLIENT_CLOSE,
-            secs,
-            &["--tw-report"],
-        )
+        apps.measure(path, Stack::Shardnet, &CHURN_CRR, secs, &["--tw-report"])
     } else {
         Veth::up(lock, 0).and_then(|_veth| {
-            apps.measure(
-                path,
-                Stack::Shardnet,
-                &CRR_CLIENT_CLOSE,
-                secs,
-                &["--tw-report"],
-            )
+            apps.measure(path, Stack::Shardnet, &CHURN_CRR, secs, &["--tw-report"])
         })
     };
     say(&format!("churn {label}: {}", summary(r.as_ref())));

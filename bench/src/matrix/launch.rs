@@ -5,6 +5,7 @@ use super::child::{self, Finished, Running};
 use super::measurement::Measurement;
 use super::netns;
 use super::scenario::Scenario;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -129,10 +130,14 @@ impl Apps {
     ) -> Result<Option<Running>, String> {
         let mut args = match (path, stack) {
             (Path::MemoryWire, Stack::Shardnet) => return Ok(None),
-            (Path::MemoryWire, Stack::Kernel) => strings(&["--stack", "kernel"]),
+            // The kernel echo does not read /proc/net/tcp every second (--no-time-wait): with
+            // the 100 k+ TIME_WAIT entries of a crr over several ports that cost a fifth of the
+            // samples on its core. (The load generator counts only with --tw-report.)
+            (Path::MemoryWire, Stack::Kernel) => strings(&["--stack", "kernel", "--no-time-wait"]),
             (_, Stack::Kernel) => strings(&[
                 "--stack",
                 "kernel",
+                "--no-time-wait",
                 "--ip",
                 &format!("{}/24", netns::KERNEL_ECHO_IP),
             ]),
@@ -140,12 +145,8 @@ impl Apps {
                 self.shardnet_driver(path, netns::DEV_ECHO, netns::SHARDNET_ECHO_IP, "echo")
             }
         };
-        args.extend([
-            "--port".into(),
-            self.port.to_string(),
-            "--duration".into(),
-            format!("{limit:.0}"),
-        ]);
+        args.extend(scenario.echo_port_args(self.port));
+        args.extend(["--duration".into(), format!("{limit:.0}")]);
         args.extend(scenario.echo_args());
         let ns = (path != Path::MemoryWire).then_some(netns::NS_ECHO);
         let mut echo = child::spawn(
@@ -162,7 +163,7 @@ impl Apps {
                     f.stderr_tail(3)
                 ));
             }
-            if self.echo_ready(path, stack) {
+            if self.echo_ready(path, stack, scenario) {
                 return Ok(Some(echo));
             }
             if start.elapsed() > Duration::from_secs(20) {
@@ -176,22 +177,28 @@ impl Apps {
         }
     }
 
-    /// Whether the echo server answers: the kernel's listening socket exists; shardnet answers
-    /// an ICMP echo from the kernel of the load generator's namespace.
-    fn echo_ready(&self, path: Path, stack: Stack) -> bool {
+    /// Whether the echo server answers: the kernel has a listening socket on every port of
+    /// the scenario; shardnet answers an ICMP echo from the kernel of the load generator's
+    /// namespace (its shards listen on every port before its runtime polls the interface).
+    fn echo_ready(&self, path: Path, stack: Stack, scenario: &Scenario) -> bool {
         let mut argv: Vec<String> = Vec::new();
         match (path, stack) {
             (_, Stack::Kernel) => {
                 if path != Path::MemoryWire {
                     argv.extend(strings(&["ip", "netns", "exec", netns::NS_ECHO]));
                 }
+                let want: BTreeSet<u16> = scenario.ports(self.port).collect();
+                let (first, last) = match (want.first(), want.last()) {
+                    (Some(f), Some(l)) => (*f, *l),
+                    _ => return false,
+                };
                 argv.extend(strings(&[
                     "ss",
                     "-ltnH",
-                    &format!("sport = :{}", self.port),
+                    &format!("( sport >= :{first} and sport <= :{last} )"),
                 ]));
                 child::run_ok(&argv.iter().map(String::as_str).collect::<Vec<_>>())
-                    .is_ok_and(|out| !out.trim().is_empty())
+                    .is_ok_and(|out| want.is_subset(&listening_ports(&out)))
             }
             (_, Stack::Shardnet) => {
                 argv.extend(strings(&[
@@ -262,7 +269,40 @@ impl Apps {
         parse(scenario, &f)
     }
 
+    /// Destroys the kernel's TIME_WAIT sockets towards or from the scenario's echo ports
+    /// (`ss -K`, which needs CONFIG_INET_DIAG_DESTROY), in both namespaces of a veth path or on
+    /// the host for the memory wire: a kernel measurement then starts without the TIME_WAIT of
+    /// the runs before it, as every shardnet measurement does (its TIME-WAIT lives in its
+    /// process). Without this the kernel's client-closed crr over several echo ports inherits
+    /// up to `tcp_max_tw_buckets` entries from the earlier repetitions (a 60 s lifetime) and
+    /// slows down with them (over 8 ports, four 4 s runs back to back in one namespace: 14.2 k,
+    /// 10.1 k, 8.2 k, 7.8 k connections/s as TIME_WAIT grew 56 k, 94 k, 119 k, 131 k; one port
+    /// holds about 32 k). On the host only entries of the matrix's own ports are touched.
+    /// Returns what could not be cleared.
+    pub fn clear_kernel_time_wait(&self, path: Path, scenario: &Scenario) -> Result<(), String> {
+        let first = self.port;
+        let last = scenario.ports(first).last().unwrap_or(first);
+        let filter = format!(
+            "( sport >= :{first} and sport <= :{last} ) or ( dport >= :{first} and dport <= :{last} )"
+        );
+        let namespaces: &[Option<&str>] = match path {
+            Path::MemoryWire => &[None],
+            _ => &[Some(netns::NS_LOAD), Some(netns::NS_ECHO)],
+        };
+        for ns in namespaces {
+            let mut argv: Vec<&str> = Vec::new();
+            if let Some(ns) = ns {
+                argv.extend(["ip", "netns", "exec", ns]);
+            }
+            argv.extend(["ss", "-K", "-tn", "state", "time-wait", &filter]);
+            child::run_ok(&argv).map_err(|e| format!("ss -K (TIME_WAIT left in place): {e}"))?;
+        }
+        Ok(())
+    }
+
     /// One measurement: the echo server (if any), then the load, then the echo server stopped.
+    /// A kernel measurement starts and ends without TIME_WAIT on the echo ports
+    /// ([`Apps::clear_kernel_time_wait`]).
     pub fn measure(
         &self,
         path: Path,
@@ -271,13 +311,35 @@ impl Apps {
         secs: f64,
         extra: &[&str],
     ) -> Result<Measurement, String> {
+        if stack == Stack::Kernel {
+            if let Err(e) = self.clear_kernel_time_wait(path, scenario) {
+                eprintln!("matrix: {e}");
+            }
+        }
         let echo = self.start_echo(path, stack, scenario, secs + 20.0)?;
         let r = self.run_loadgen(path, stack, scenario, secs, extra);
         if let Some(echo) = echo {
             echo.stop(Duration::from_secs(5));
         }
+        // And ends without it: on the memory wire the kernel's TIME_WAIT is the host's (over
+        // 8 echo ports a crr leaves up to tcp_max_tw_buckets = 131,072 entries for 60 s, which
+        // slows every reader of /proc/net/tcp on the machine and its tests' timing).
+        if stack == Stack::Kernel {
+            if let Err(e) = self.clear_kernel_time_wait(path, scenario) {
+                eprintln!("matrix: {e}");
+            }
+        }
         r
     }
+}
+
+/// The local ports of `ss -ltnH` lines (`LISTEN 0 4096 198.18.0.1:20000 0.0.0.0:*`).
+fn listening_ports(ss: &str) -> BTreeSet<u16> {
+    ss.lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .filter_map(|local| local.rsplit_once(':'))
+        .filter_map(|(_, port)| port.parse().ok())
+        .collect()
 }
 
 fn parse(scenario: &Scenario, f: &Finished) -> Result<Measurement, String> {
@@ -294,4 +356,38 @@ fn parse(scenario: &Scenario, f: &Finished) -> Result<Measurement, String> {
             f.stderr_tail(3)
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::scenario::{CRR_CLIENT_CLOSE, CRR_ECHO_PORTS, RR1};
+
+    #[test]
+    fn listening_ports_reads_the_local_column_of_ss() {
+        let out = "LISTEN 0      4096      198.18.0.1:20000      0.0.0.0:*\n\
+                   LISTEN 0      4096      198.18.0.1:20001      0.0.0.0:*\n\
+                   LISTEN 0      4096           [::1]:20002         [::]:*\n\
+                   garbage\n";
+        assert_eq!(listening_ports(out), BTreeSet::from([20000, 20001, 20002]));
+        assert!(listening_ports("").is_empty());
+    }
+
+    #[test]
+    fn the_echo_listens_on_every_port_the_load_spreads_over() {
+        let want: BTreeSet<u16> = CRR_CLIENT_CLOSE.ports(30000).collect();
+        assert_eq!(want.len(), usize::from(CRR_ECHO_PORTS));
+        assert_eq!(want.last(), Some(&(30000 + CRR_ECHO_PORTS - 1)));
+        // Ready only once the last port listens too.
+        let some: String = (30000..30000 + CRR_ECHO_PORTS - 1)
+            .map(|p| format!("LISTEN 0 4096 127.0.0.1:{p} 0.0.0.0:*\n"))
+            .collect();
+        assert!(!want.is_subset(&listening_ports(&some)));
+        let all = format!(
+            "{some}LISTEN 0 4096 127.0.0.1:{} 0.0.0.0:*\n",
+            30000 + CRR_ECHO_PORTS - 1
+        );
+        assert!(want.is_subset(&listening_ports(&all)));
+        assert_eq!(RR1.ports(30000).collect::<Vec<_>>(), [30000]);
+    }
 }

@@ -30,6 +30,36 @@ use std::path::PathBuf;
 /// How both stacks wait, said under every table: the apps' default `--poll-us 50`.
 const POLL_NOTE: &str = "both stacks poll for 50 us after their last event before they sleep (the apps' default --poll-us 50: shardnet's RuntimeConfig::busy_poll, the kernel apps' epoll_wait with a zero timeout; Linux's net.core.busy_poll recommends 50).";
 
+/// Said under the side-by-side tables: the kernel's TIME_WAIT does not carry over between runs.
+const TIME_WAIT_NOTE: &str = "every kernel measurement starts with the TIME_WAIT left by earlier runs on the echo ports destroyed (ss -K), as every shardnet measurement starts without any (its TIME-WAIT lives in its process): over several echo ports the kernel's TIME_WAIT from earlier repetitions would otherwise reach tcp_max_tw_buckets and slow its crr down. Nor do the kernel apps read /proc/net/tcp every second (echo --no-time-wait; the load generator counts TIME_WAIT only with --tw-report, as the churn runs do): with 100 k+ TIME_WAIT entries that read took a fifth to a quarter of the samples on the measured cores.";
+
+/// How many echo ports the crr rows use, said under the tables that have crr rows.
+fn crr_ports_note(path: Path, n: u16) -> String {
+    if n <= 1 {
+        let stacks = match path {
+            Path::MemoryWire => {
+                "the kernel (shardnet's in-process echo keeps its 8 ports, MEMORY_ECHO_PORTS)"
+            }
+            _ => "both stacks",
+        };
+        return format!(
+            "crr runs on one echo port on {stacks} (--crr-echo-ports 1): a client-closed crr is then capped by the port space (one connection per client port per second under TIME-WAIT reuse, 64,512/s with ports 1024-65535), not by the stacks."
+        );
+    }
+    let why = format!(
+        "on one port a client-closed crr is capped by the port space, not the stacks: a TIME-WAIT 4-tuple is reused once its timestamps advanced a second, so one server port carries at most one connection per client port per second (64,512/s with ports 1024-65535); {n} ports lift that to {}/s",
+        64_512 * u64::from(n)
+    );
+    match path {
+        Path::MemoryWire => format!(
+            "crr (server and client close) runs over {n} echo ports on both stacks: the kernel echo listens on {n} consecutive ports and the kernel load generator spreads its connects over them in turn (--target-ports {n}), as shardnet's in-process echo and load generator do in every scenario (MEMORY_ECHO_PORTS = 8); the kernel's rr and stream use one port; {why}."
+        ),
+        _ => format!(
+            "crr (server and client close) runs over {n} echo ports on both stacks: each echo listens on {n} consecutive ports (--port x {n}) and each load generator spreads its connects over them in turn (--target-ports {n}); rr and stream use one port, the churn runs one port; {why}."
+        ),
+    }
+}
+
 /// The parts of the matrix, each of which can be left out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Part {
@@ -91,6 +121,9 @@ pub struct Config {
     pub conn_memory: u64,
     /// The parts to run.
     pub parts: Vec<Part>,
+    /// The side-by-side scenarios to run on each path, in table order (see
+    /// [`scenario::select`]; the churn, ceiling and scale parts are not scenarios).
+    pub scenarios: Vec<scenario::Scenario>,
     /// Where the binaries are.
     pub bin_dir: PathBuf,
     /// Where the results go.
@@ -135,6 +168,19 @@ pub fn run(cfg: &Config) -> Result<(PathBuf, Vec<String>), String> {
         secs: cfg.secs,
     };
     let has = |p: Part| cfg.parts.contains(&p);
+    // The closed-loop scenarios of every path; the open-loop rr64 is its own row below.
+    let side_by_side_scenarios: Vec<scenario::Scenario> = cfg
+        .scenarios
+        .iter()
+        .filter(|s| s.id != scenario::RR64_OPEN.id)
+        .copied()
+        .collect();
+    let open_loop = cfg.scenarios.iter().any(|s| s.id == scenario::RR64_OPEN.id);
+    let crr_ports = cfg
+        .scenarios
+        .iter()
+        .find(|s| s.is_crr())
+        .map_or(scenario::CRR_ECHO_PORTS, |s| s.echo_ports);
     let mut groups: Vec<Group> = Vec::new();
     if has(Part::Memory) {
         say("stack cost: memory wire vs kernel loopback");
@@ -142,7 +188,7 @@ pub fn run(cfg: &Config) -> Result<(PathBuf, Vec<String>), String> {
             &apps,
             Path::MemoryWire,
             "Stack cost: shardnet on the memory wire vs the kernel over loopback",
-            &scenario::ALL,
+            &side_by_side_scenarios,
             plan,
             vec![
                 "shardnet: loadgen with its in-process echo, one shard per side, client on CPU 0, server on CPU 1 (the runtime pins them); idle policy auto (sleep on 2 cores, after polling 50 us); the in-process wire has MTU 9000 and checksum offload, as loopback offloads checksums (loopback itself: MTU 65536 and 64 KiB GSO segments, so stream is not like for like).".into(),
@@ -152,6 +198,8 @@ pub fn run(cfg: &Config) -> Result<(PathBuf, Vec<String>), String> {
                     sysctl("net.ipv4.ip_local_port_range")
                 ),
                 POLL_NOTE.into(),
+                crr_ports_note(Path::MemoryWire, crr_ports),
+                TIME_WAIT_NOTE.into(),
             ],
         ));
     }
@@ -166,6 +214,8 @@ pub fn run(cfg: &Config) -> Result<(PathBuf, Vec<String>), String> {
             ),
             format!("AF_XDP attach mode {} (veth: copy mode).", cfg.xdp_mode),
             POLL_NOTE.into(),
+            crr_ports_note(Path::VethAfXdp, crr_ports),
+            TIME_WAIT_NOTE.into(),
         ];
         let mut veth_group = None;
         if has(Part::Veth) {
@@ -174,7 +224,7 @@ pub fn run(cfg: &Config) -> Result<(PathBuf, Vec<String>), String> {
                 &apps,
                 Path::VethAfXdp,
                 "Real path: shardnet on AF_XDP at both ends of a veth pair vs the kernel on the same veth",
-                &scenario::ALL,
+                &side_by_side_scenarios,
                 plan,
                 notes.clone(),
             );
@@ -186,7 +236,7 @@ pub fn run(cfg: &Config) -> Result<(PathBuf, Vec<String>), String> {
                 .find(|r| r.scenario == "rr64")
                 .and_then(|r| r.kernel.value)
                 .map(|v| v.median);
-            if let Some(k) = kernel_rr64.filter(|k| *k > 0.0) {
+            if let Some(k) = kernel_rr64.filter(|k| *k > 0.0 && open_loop) {
                 let rate = format!("{:.0}", k * 0.8);
                 say(&format!(
                     "real path: rr64 open loop at {rate}/s, both stacks"
@@ -228,7 +278,7 @@ pub fn run(cfg: &Config) -> Result<(PathBuf, Vec<String>), String> {
                         "kernel figures: the {} rows of this run (same veth, same kernel path).",
                         short(&vg.label)
                     ));
-                    for s in &scenario::ALL {
+                    for s in &side_by_side_scenarios {
                         let kernel = vg
                             .rows
                             .iter()
@@ -251,7 +301,7 @@ pub fn run(cfg: &Config) -> Result<(PathBuf, Vec<String>), String> {
                         &apps,
                         Path::VethDpdk,
                         label,
-                        &scenario::ALL,
+                        &side_by_side_scenarios,
                         plan,
                         notes.clone(),
                     ));
@@ -334,6 +384,8 @@ pub fn run(cfg: &Config) -> Result<(PathBuf, Vec<String>), String> {
             "ceiling_rounds": cfg.ceiling_rounds,
             "xdp_mode": cfg.xdp_mode,
             "echo_port": apps.port,
+            "crr_echo_ports": crr_ports,
+            "scenarios": cfg.scenarios.iter().map(|s| s.id).collect::<Vec<_>>(),
             "host_tcp_tw_reuse": sysctl("net.ipv4.tcp_tw_reuse"),
             "host_ip_local_port_range": sysctl("net.ipv4.ip_local_port_range"),
             "veth_ip_local_port_range": veth_port_range,
