@@ -652,9 +652,8 @@ fn a_parked_receiver_is_woken_by_a_sender() {
 }
 
 #[test]
-fn a_broadcast_wakes_every_parked_receiver_even_beyond_the_bursts_wake_list() {
-    // A burst notes up to 8 queues to wake after its one fence and wakes the others at once:
-    // twelve parked receivers of one broadcast must all wake either way.
+fn a_broadcast_wakes_every_parked_receiver() {
+    // One frame to twelve parked receivers: the sender wakes each of them.
     const LIMIT: Duration = Duration::from_secs(5);
     const RECEIVERS: u8 = 12;
     let wire = ThreadedWire::new(ThreadedWireConfig::default());

@@ -105,9 +105,9 @@
 //! 1. Receiver, about to sleep ([`Port::arm_rx_waker`](shardnet::port::Port::arm_rx_waker)):
 //!    sets the flag, issues a `SeqCst` fence and looks at the ring once more; if a frame
 //!    slipped in, it does not sleep. The flag is set only if a waker is registered.
-//! 2. Sender: after pushing the frames of a `tx_burst` onto rings, it issues one `SeqCst`
-//!    fence and reads the flag of each queue it pushed to; if one is set, the sender clears
-//!    it (`swap`, so one sender per sleep does this) and unparks the registered thread.
+//! 2. Sender: after pushing a frame onto a ring, it issues a `SeqCst` fence and reads the flag;
+//!    if it is set, the sender clears it (`swap`, so one sender per sleep does this) and
+//!    unparks the registered thread.
 //! 3. The receiver parks (with `std::thread::park` or `park_timeout`) if the ring was empty.
 //!
 //! The fences make the flag and the ring a Dekker pair: either the receiver's second look

@@ -35,41 +35,6 @@ pub struct ThreadedPort {
     rng: Option<ChaCha8Rng>,
     /// Whether a receive waker is registered, so `arm_rx_waker` announces a sleep.
     waker: bool,
-    /// Queues this `tx_burst` pushed frames to, whose "sleeping" flags it reads once, after
-    /// one fence, when the burst is done (see the module docs).
-    touched: Touched,
-}
-
-/// Up to [`Touched::CAP`] distinct queue indices (a burst mostly goes to one queue).
-#[derive(Debug, Default)]
-struct Touched {
-    queues: [usize; Touched::CAP],
-    len: usize,
-}
-
-impl Touched {
-    const CAP: usize = 8;
-
-    /// Notes queue `index`; false if it is new and there is no room (the caller then checks
-    /// that queue's flag itself).
-    fn note(&mut self, index: usize) -> bool {
-        if self.queues[..self.len].contains(&index) {
-            return true;
-        }
-        match self.queues.get_mut(self.len) {
-            Some(q) => {
-                *q = index;
-                self.len += 1;
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn take(&mut self) -> &[usize] {
-        let len = core::mem::take(&mut self.len);
-        &self.queues[..len]
-    }
 }
 
 impl ThreadedPort {
@@ -94,7 +59,6 @@ impl ThreadedPort {
             capabilities,
             rng: Some(rng),
             waker: false,
-            touched: Touched::default(),
         }
     }
 
@@ -194,11 +158,8 @@ impl ThreadedPort {
             let rx_queue = queue_for_input(port.rss.as_ref(), port.table.as_ref(), &input)
                 .min(port.queue_count - 1);
             let to_index = port.first_queue + usize::from(rx_queue);
-            if let Some(to) = self.topology.queues.get(to_index)
-                && deliver(to, to_index, wire, data, verified, self.rng.as_mut(), loss)
-                && !self.touched.note(to_index)
-            {
-                wake_if_sleeping(to);
+            if let Some(to) = self.topology.queues.get(to_index) {
+                deliver(to, to_index, wire, data, verified, self.rng.as_mut(), loss);
             }
         }
         if destinations == 0 {
@@ -208,20 +169,9 @@ impl ThreadedPort {
     }
 }
 
-/// The sender's half of the wakeup protocol (see the module docs), after frames were pushed
-/// onto `to`'s ring: one fence, then the receiver is woken if it announced that it may sleep.
-fn wake_if_sleeping(to: &QueueShared) {
-    // Pairs with the fence in `arm_rx_waker`: either the receiver's second look at the ring
-    // sees the frames, or this load sees its flag.
-    fence(Ordering::SeqCst);
-    if to.sleeping.load(Ordering::Relaxed) && to.sleeping.swap(false, Ordering::AcqRel) {
-        to.wake();
-    }
-}
-
 /// Copies `data` into a buffer of queue `to` (index `to_index`) and pushes it onto its receive
-/// ring, or counts why not; true if it pushed (the caller then runs the wakeup check, once per
-/// burst). `verified`: the wire has checksum offload and vouches for the frame's checksums.
+/// ring, or counts why not; wakes the queue's receiver if it announced that it may sleep.
+/// `verified`: the wire has checksum offload and vouches for the frame's checksums.
 fn deliver(
     to: &QueueShared,
     to_index: usize,
@@ -230,15 +180,15 @@ fn deliver(
     verified: bool,
     rng: Option<&mut ChaCha8Rng>,
     loss: f64,
-) -> bool {
+) {
     let c = &to.counters.rx;
     if rng.is_some_and(|rng| chance(rng, loss)) {
         bump(&c.lost, 1);
-        return false;
+        return;
     }
     let Some(mut buf) = to.pool.pop() else {
         bump(&c.nombuf, 1);
-        return false;
+        return;
     };
     let len = data.len();
     match buf.get_mut(..len) {
@@ -247,7 +197,7 @@ fn deliver(
             // Cannot happen: every buffer of the wire holds an MTU-sized frame.
             let _ = to.pool.push(buf);
             bump(&c.nombuf, 1);
-            return false;
+            return;
         }
     }
     let frame = MemoryFrame {
@@ -261,12 +211,16 @@ fn deliver(
         Ok(()) => {
             bump(&c.frames, 1);
             bump(&c.bytes, len as u64);
-            true
+            // Pairs with the fence in `rx_burst`: either the receiver's second look at the ring
+            // sees this frame, or this load sees its flag (see the module docs).
+            fence(Ordering::SeqCst);
+            if to.sleeping.load(Ordering::Relaxed) && to.sleeping.swap(false, Ordering::AcqRel) {
+                to.wake();
+            }
         }
         Err(frame) => {
             bump(&c.ring_full, 1);
             let _ = to.pool.push(frame.buf);
-            false
         }
     }
 }
@@ -324,14 +278,6 @@ impl Port for ThreadedPort {
         for frame in batch.drain(..) {
             self.transmit(frame);
         }
-        // The wakeup check of every queue this burst pushed to: one fence for the burst
-        // rather than one per frame.
-        let topology = &self.topology;
-        for &index in self.touched.take() {
-            if let Some(to) = topology.queues.get(index) {
-                wake_if_sleeping(to);
-            }
-        }
         sent
     }
 
@@ -359,7 +305,7 @@ impl Port for ThreadedPort {
             return true;
         }
         self.queue.sleeping.store(true, Ordering::Relaxed);
-        // Pairs with the fence in `wake_if_sleeping`.
+        // Pairs with the fence in `deliver`.
         fence(Ordering::SeqCst);
         self.queue.rx.is_empty()
     }
