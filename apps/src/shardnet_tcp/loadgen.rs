@@ -13,16 +13,20 @@ use shardnet::socket::{
     Sockets,
 };
 use shardnet::time::Duration as NetDuration;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// One shard's load generator (the shardnet twin of the kernel worker).
 #[derive(Debug)]
 pub struct LoadApp {
     sched: Schedule<SocketHandle>,
-    start: Instant,
+    /// When the load starts: set by the runner once every shard of the runtime is up (a
+    /// shard's tables for a million connections take tens of milliseconds to build, and an
+    /// open-loop load that counted that time would start with a burst of requests already
+    /// late). Until then the app only waits.
+    start: Arc<OnceLock<Instant>>,
     /// Nanoseconds since `start` at the start of the current step: the time stamp of
     /// everything the step sees (what it reads arrived by then). Taken from the runtime's
     /// clock reading of the iteration (`ctx.now`, the same monotonic clock) rather than one
@@ -77,7 +81,7 @@ impl LoadApp {
     /// seconds and the end go to `tx`, the TCP state histogram to `states` every 100 ms.
     pub fn new(
         cfg: WorkerConfig,
-        start: Instant,
+        start: Arc<OnceLock<Instant>>,
         stop: Arc<AtomicBool>,
         tx: Sender<Msg>,
         states: Arc<StateGauges>,
@@ -325,10 +329,14 @@ impl LoadApp {
 
 impl App for LoadApp {
     fn step(&mut self, ctx: &mut AppContext<'_>) {
+        let Some(&epoch) = self.start.get() else {
+            ctx.wake_at(ctx.now + NetDuration::from_micros(100));
+            return;
+        };
         let runtime_now = ctx.now.as_nanos();
         let start = *self
             .start_on_runtime_clock
-            .get_or_insert_with(|| runtime_now.saturating_sub(ns_since(self.start)));
+            .get_or_insert_with(|| runtime_now.saturating_sub(ns_since(epoch)));
         self.now = runtime_now.saturating_sub(start);
         let mut s = ctx.sockets();
         if !self.done && self.run_step(&mut s) {

@@ -789,8 +789,9 @@ where
         .map(|_| Arc::new(StateGauges::new()))
         .collect();
     let (tx, rx) = std::sync::mpsc::channel::<Msg>();
-    let start = Instant::now();
-    let start_wall = std::time::SystemTime::now();
+    // Set once the runtime and its settings are in place: the load (and its clock) starts
+    // then, not while the shards are still being built.
+    let go = Arc::new(std::sync::OnceLock::new());
     let mut apps = Vec::new();
     for (i, (port, gauges)) in ports.into_iter().zip(&client_states).enumerate() {
         let mut w = worker.clone();
@@ -804,7 +805,13 @@ where
         w.target_ports = server.map_or(worker.target_ports, |s| s.ports);
         apps.push((
             port,
-            LoadApp::new(w, start, Arc::clone(stop), tx.clone(), Arc::clone(gauges)),
+            LoadApp::new(
+                w,
+                Arc::clone(&go),
+                Arc::clone(stop),
+                tx.clone(),
+                Arc::clone(gauges),
+            ),
         ));
     }
     drop(tx);
@@ -839,6 +846,9 @@ where
         }
     }
 
+    let start = Instant::now();
+    let start_wall = std::time::SystemTime::now();
+    let _ = go.set(start);
     let (mut peak_client, mut peak_server) = (0u64, 0u64);
     let mut counters = Vec::new();
     let collected = collect_seconds(
