@@ -4,7 +4,7 @@
 //! meet; the addresses are of 198.18.0.0/15 (RFC 2544) only.
 
 use crate::matrix::child::run_ok;
-use crate::matrix::netns::NsLock;
+use crate::matrix::netns::{self, End, NsLock};
 use shardnet::wire::{EthernetAddress, Ipv4Addr};
 
 /// The names and addresses of the two hosts.
@@ -41,73 +41,32 @@ pub struct Namespaces {
     _lock: Option<NsLock>,
 }
 
-fn down(net: &Topology) {
-    for ns in [net.ns_load, net.ns_resp] {
-        let _ = run_ok(&["ip", "netns", "del", ns]);
-    }
-}
-
 impl Namespaces {
-    /// Creates the hosts of `net` (deleting leftovers of an earlier run first): the kernel at
-    /// `load_ip`/24 on the load side and at `kernel_ip`/24 on the responder side, IPv6 off,
-    /// transmit checksum offload and segmentation off. `lock`: the namespace lock, held until
-    /// the namespaces are gone (`None`: the caller holds it, as the scenario matrix does).
+    /// Creates the hosts of `net` (deleting leftovers of an earlier run first) with the
+    /// matrix's [`netns::veth_pair`]: the kernel at `load_ip`/24 on the load side and at
+    /// `kernel_ip`/24 on the responder side, IPv6 off; then transmit checksum offload and
+    /// segmentation off on both ends. `lock`: the namespace lock, held until the namespaces are
+    /// gone (`None`: the caller holds it, as the scenario matrix does).
     pub fn up(net: &Topology, lock: Option<NsLock>) -> Namespaces {
-        down(net);
         let guard = Namespaces {
             net: *net,
             _lock: lock,
         };
-        sh(&["ip", "netns", "add", net.ns_load]);
-        sh(&["ip", "netns", "add", net.ns_resp]);
-        sh(&[
-            "ip",
-            "-n",
-            net.ns_load,
-            "link",
-            "add",
-            net.dev_load,
-            "numtxqueues",
-            "1",
-            "numrxqueues",
-            "1",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            net.dev_resp,
-            "netns",
-            net.ns_resp,
-            "numtxqueues",
-            "1",
-            "numrxqueues",
-            "1",
-        ]);
-        for (ns, dev, addr) in [
-            (net.ns_load, net.dev_load, net.load_ip),
-            (net.ns_resp, net.dev_resp, net.kernel_ip),
-        ] {
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-            sh(&[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1",
-            ]);
-            sh(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{addr}/24"),
-                "dev",
-                dev,
-            ]);
-            sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
+        let (load_ip, kernel_ip) = (net.load_ip.to_string(), net.kernel_ip.to_string());
+        netns::veth_pair(
+            End {
+                ns: net.ns_load,
+                dev: net.dev_load,
+                ip: &load_ip,
+            },
+            End {
+                ns: net.ns_resp,
+                dev: net.dev_resp,
+                ip: &kernel_ip,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        for (ns, dev) in [(net.ns_load, net.dev_load), (net.ns_resp, net.dev_resp)] {
             // Complete checksums and MTU-sized frames: AF_XDP and the DPDK vdevs carry no
             // offload metadata.
             let _ = run_ok(&[
@@ -154,7 +113,7 @@ impl Namespaces {
 
 impl Drop for Namespaces {
     fn drop(&mut self) {
-        down(&self.net);
+        netns::delete(&[self.net.ns_load, self.net.ns_resp]);
     }
 }
 

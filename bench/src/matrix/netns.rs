@@ -69,10 +69,81 @@ pub struct Veth {
     pub tw_reuse: u8,
 }
 
-fn down() {
-    for ns in [NS_LOAD, NS_ECHO] {
+/// One end of a [`veth_pair`]: its namespace, its device, and the kernel's address on it.
+#[derive(Clone, Copy, Debug)]
+pub struct End<'a> {
+    /// The namespace (created by [`veth_pair`]).
+    pub ns: &'a str,
+    /// The veth device in it.
+    pub dev: &'a str,
+    /// The kernel's IPv4 address on the device (a /24 of 198.18.0.0/15).
+    pub ip: &'a str,
+}
+
+/// Deletes `namespaces` (and with them their veth ends), ignoring those that do not exist.
+pub fn delete(namespaces: &[&str]) {
+    for ns in namespaces {
         let _ = run_ok(&["ip", "netns", "del", ns]);
     }
+}
+
+/// Two namespaces joined by a veth pair with one RX and one TX queue per end (native XDP on
+/// veth needs equal counts), loopback up, IPv6 off, and the kernel's address on each end;
+/// leftovers of an earlier run are deleted first. The caller holds the [`NsLock`] and deletes
+/// the namespaces when done ([`delete`]). Shared by the matrix ([`Veth`]) and the forwarding
+/// benchmarks (`crate::forward::namespaces`).
+pub fn veth_pair(a: End<'_>, b: End<'_>) -> Result<(), String> {
+    delete(&[a.ns, b.ns]);
+    run_ok(&["ip", "netns", "add", a.ns])?;
+    run_ok(&["ip", "netns", "add", b.ns])?;
+    run_ok(&[
+        "ip",
+        "-n",
+        a.ns,
+        "link",
+        "add",
+        a.dev,
+        "numtxqueues",
+        "1",
+        "numrxqueues",
+        "1",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b.dev,
+        "netns",
+        b.ns,
+        "numtxqueues",
+        "1",
+        "numrxqueues",
+        "1",
+    ])?;
+    for end in [a, b] {
+        let End { ns, dev, ip } = end;
+        run_ok(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
+        run_ok(&[
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.disable_ipv6=1",
+        ])?;
+        run_ok(&[
+            "ip",
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{ip}/24"),
+            "dev",
+            dev,
+        ])?;
+        run_ok(&["ip", "-n", ns, "link", "set", dev, "up"])?;
+    }
+    Ok(())
 }
 
 impl Veth {
@@ -80,59 +151,19 @@ impl Veth {
     /// to `tw_reuse` in the load generator's namespace (never the host's). The caller holds
     /// the [`NsLock`].
     pub fn up(_lock: &NsLock, tw_reuse: u8) -> Result<Veth, String> {
-        down();
         let veth = Veth { tw_reuse };
-        run_ok(&["ip", "netns", "add", NS_LOAD])?;
-        run_ok(&["ip", "netns", "add", NS_ECHO])?;
-        run_ok(&[
-            "ip",
-            "-n",
-            NS_LOAD,
-            "link",
-            "add",
-            DEV_LOAD,
-            "numtxqueues",
-            "1",
-            "numrxqueues",
-            "1",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            DEV_ECHO,
-            "netns",
-            NS_ECHO,
-            "numtxqueues",
-            "1",
-            "numrxqueues",
-            "1",
-        ])?;
-        for (ns, dev, ip) in [
-            (NS_LOAD, DEV_LOAD, KERNEL_LOAD_IP),
-            (NS_ECHO, DEV_ECHO, KERNEL_ECHO_IP),
-        ] {
-            run_ok(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
-            run_ok(&[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1",
-            ])?;
-            run_ok(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{ip}/24"),
-                "dev",
-                dev,
-            ])?;
-            run_ok(&["ip", "-n", ns, "link", "set", dev, "up"])?;
-        }
+        veth_pair(
+            End {
+                ns: NS_LOAD,
+                dev: DEV_LOAD,
+                ip: KERNEL_LOAD_IP,
+            },
+            End {
+                ns: NS_ECHO,
+                dev: DEV_ECHO,
+                ip: KERNEL_ECHO_IP,
+            },
+        )?;
         run_ok(&[
             "ip",
             "netns",
@@ -175,6 +206,6 @@ impl Veth {
 
 impl Drop for Veth {
     fn drop(&mut self) {
-        down();
+        delete(&[NS_LOAD, NS_ECHO]);
     }
 }
