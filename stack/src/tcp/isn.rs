@@ -23,11 +23,11 @@ impl IsnGenerator {
 
     /// RFC 6528 3: the ISN for a connection from `local` to `remote` at `now`.
     pub fn isn(&self, now: Instant, local: SocketAddrV4, remote: SocketAddrV4) -> u32 {
+        // The 4-tuple as two fixed-width words: SipHash takes them without its byte-tail loop
+        // (about half the instructions of hashing the four fields one by one).
         let mut h = SipHasher13::new_with_key(&self.key);
-        h.write(&local.ip().octets());
-        h.write_u16(local.port());
-        h.write(&remote.ip().octets());
-        h.write_u16(remote.port());
+        h.write_u64(u64::from(local.ip().to_bits()) << 32 | u64::from(remote.ip().to_bits()));
+        h.write_u32(u32::from(local.port()) << 16 | u32::from(remote.port()));
         let f = h.finish() as u32;
         // RFC 6528 3: "M is the 4 microsecond timer". Like Linux (`seq_scale`: "For 10 Gb/s
         // Ethernet, a 1 GHz clock should be ok, but we also need to limit the resolution so
@@ -46,10 +46,10 @@ impl IsnGenerator {
     /// that the TSvals a peer sees keep growing across connections, which RFC 6191's reuse of
     /// TIME-WAIT 4-tuples relies on).
     pub fn ts_offset(&self, local: core::net::Ipv4Addr, remote: core::net::Ipv4Addr) -> u32 {
+        // One fixed-width word, and a length (8 bytes) no ISN input has (12 bytes): the two
+        // functions never hash the same message.
         let mut h = SipHasher13::new_with_key(&self.key);
-        h.write(b"ts");
-        h.write(&local.octets());
-        h.write(&remote.octets());
+        h.write_u64(u64::from(local.to_bits()) << 32 | u64::from(remote.to_bits()));
         h.finish() as u32
     }
 }

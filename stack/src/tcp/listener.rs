@@ -349,17 +349,22 @@ impl SynRequest {
     /// The connection, created when the final ACK arrives (Linux `tcp_create_openreq_child`):
     /// a TCB in SYN-RECEIVED whose SYN-ACK has been sent. The caller then hands it the ACK.
     pub fn into_tcb(&self, config: TcpConfig, now: Instant) -> Tcb {
-        let mut tcb = Tcb::accept(
-            config,
-            self.local,
-            self.remote,
-            self.iss.get(),
-            &self.syn(),
-            now,
-        );
+        let mut tcb = self.tcb_shell(config, now);
+        self.fill_tcb(&mut tcb, now);
+        tcb
+    }
+
+    /// [`SynRequest::into_tcb`] in two steps, for a caller that builds the connection where
+    /// it will stay: this TCB, not yet filled in ...
+    pub(crate) fn tcb_shell(&self, config: TcpConfig, now: Instant) -> Tcb {
+        Tcb::passive(config, self.local, self.remote, self.iss.get(), now)
+    }
+
+    /// ... and then, in place, what the request kept of the SYN and its SYN-ACK.
+    pub(crate) fn fill_tcb(&self, tcb: &mut Tcb, now: Instant) {
+        tcb.take_syn(&self.syn(), now);
         tcb.set_ts_offset(self.ts_offset);
         tcb.syn_ack_sent();
-        tcb
     }
 }
 

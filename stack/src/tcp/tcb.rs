@@ -385,17 +385,37 @@ impl Tcb {
         syn: &Incoming<'_>,
         now: Instant,
     ) -> Tcb {
+        let mut tcb = Tcb::passive(config, local, remote, iss, now);
+        tcb.take_syn(syn, now);
+        tcb
+    }
+
+    /// The first half of [`Tcb::accept`]: a passive open in SYN-RECEIVED that has not seen
+    /// its SYN yet. Only plain stores after [`Tcb::new`], so that the compiler can build it
+    /// where it will stay (a connection table slot) instead of on the stack.
+    pub(crate) fn passive(
+        config: TcpConfig,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: u32,
+        now: Instant,
+    ) -> Tcb {
         let mut tcb = Tcb::new(config, local, remote, SeqNum(iss), now);
         tcb.passive = true;
         tcb.state = State::SynReceived;
-        tcb.irs = syn.seq;
-        tcb.rcv_nxt = syn.seq + 1u32;
-        tcb.rcv_adv = tcb.rcv_nxt;
-        tcb.negotiate(syn, now);
-        // RFC 7323 2.2: the window of a SYN is never scaled.
-        tcb.update_send_window(u32::from(syn.window), syn.seq, SeqNum(iss));
-        tcb.syn_due = true;
         tcb
+    }
+
+    /// The second half of [`Tcb::accept`], in place: the peer's SYN (RFC 9293 3.10.7.2: "Set
+    /// RCV.NXT to SEG.SEQ+1, IRS is set to SEG.SEQ") and its options; the SYN-ACK is due.
+    pub(crate) fn take_syn(&mut self, syn: &Incoming<'_>, now: Instant) {
+        self.irs = syn.seq;
+        self.rcv_nxt = syn.seq + 1u32;
+        self.rcv_adv = self.rcv_nxt;
+        self.negotiate(syn, now);
+        // RFC 7323 2.2: the window of a SYN is never scaled.
+        self.update_send_window(u32::from(syn.window), syn.seq, self.iss);
+        self.syn_due = true;
     }
 
     /// Sets the offset of the connection's timestamp clock (TSval = milliseconds + offset),
