@@ -336,6 +336,18 @@ impl Scoreboard {
             self.reno_bytes = 0;
         }
         self.have_base = true;
+        if self.len == 0 && blocks.is_empty() {
+            // Nothing marked and nothing to mark (the ACKs of a connection that lost nothing):
+            // what the general path below computes, without its passes.
+            self.una = snd_una;
+            self.flight = flight;
+            self.sacked = 0;
+            self.release();
+            return AckUpdate {
+                newly_sacked: 0,
+                dsack: false,
+            };
+        }
 
         // RFC 6675 4 Update(): cumulatively ACKed octets leave the scoreboard ("SACKed data
         // MUST NOT be removed from the TCP's retransmission buffer until the data is
