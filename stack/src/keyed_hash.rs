@@ -1,5 +1,6 @@
 //! The keyed hash of the shard's tables whose keys peers choose (the flow table's 4-tuples,
-//! the ARP cache's addresses): `ahash` seeded from a per-shard secret.
+//! the ARP cache's addresses) and of its port tables (TCP listeners, UDP sockets): `ahash`
+//! seeded from a per-shard secret.
 //!
 //! An unkeyed (or fixed-seed) hash would let a peer pick keys that all land in one probe
 //! sequence (hash flooding). `ahash` is designed to be DoS-resistant while its keys are secret,

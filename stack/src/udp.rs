@@ -186,20 +186,26 @@ pub struct UdpSockets {
     local_addr: Ipv4Addr,
     sockets: Vec<Socket>,
     free: Vec<u32>,
-    ports: HashMap<u16, u32>,
+    /// Bound port to socket index, hashed with `ahash` keyed by the shard's secret (the port
+    /// of every received datagram is looked up here; std's SipHash cost ~100 instructions).
+    ports: HashMap<u16, u32, ahash::RandomState>,
     send_list: Vec<u32>,
     next_ephemeral: u16,
 }
 
 impl UdpSockets {
-    /// An empty table for an interface with address `local_addr`.
-    pub fn new(config: UdpConfig, local_addr: Ipv4Addr) -> Self {
+    /// An empty table for an interface with address `local_addr`; `key` (16 secret bytes)
+    /// keys the port table's hash.
+    pub fn new(config: UdpConfig, local_addr: Ipv4Addr, key: [u8; 16]) -> Self {
         UdpSockets {
             config,
             local_addr,
             sockets: Vec::new(),
             free: Vec::new(),
-            ports: HashMap::with_capacity(config.max_sockets),
+            ports: HashMap::with_capacity_and_hasher(
+                config.max_sockets,
+                crate::keyed_hash::keyed_state(key),
+            ),
             send_list: Vec::with_capacity(config.max_sockets),
             next_ephemeral: *EPHEMERAL_PORTS.start(),
         }
@@ -560,6 +566,7 @@ mod tests {
                 ..UdpConfig::default()
             },
             ME,
+            [3; 16],
         )
     }
 

@@ -352,9 +352,11 @@ impl Shard {
         // flow table's (which reverses it) and the ISN key.
         let mut arp_key = config.isn_key;
         arp_key.rotate_left(8);
+        let mut udp_key = config.isn_key;
+        udp_key.rotate_left(12);
         Shard {
             arp: ArpCache::new(config.arp, arp_key),
-            udp: UdpSockets::new(config.udp, config.iface.address()),
+            udp: UdpSockets::new(config.udp, config.iface.address(), udp_key),
             tcp: TcpEndpoints::new(config.tcp, config.isn_key, config.max_tcp_connections),
             stats: Stats::default(),
             control: SlotQueue::new(config.control_queue_len, slot),
