@@ -111,13 +111,22 @@ impl ThreadedPort {
 
     /// Picks up the wire's current topology if a port was added since the last look, and with
     /// it the ends of the new rings of this queue (without allocating: see [`Lanes::update`]).
+    /// Every burst runs it: the common case is one load, inlined.
+    #[inline]
     fn refresh(&mut self) {
         if self.shared.version() != self.version {
-            let (version, topology) = self.shared.snapshot();
-            self.lanes.update(self.index, &topology, &self.queue.spare);
-            self.version = version;
-            self.topology = topology;
+            self.pick_up_topology();
         }
+    }
+
+    /// The rare half of [`ThreadedPort::refresh`], kept out of the bursts' code.
+    #[cold]
+    #[inline(never)]
+    fn pick_up_topology(&mut self) {
+        let (version, topology) = self.shared.snapshot();
+        self.lanes.update(self.index, &topology, &self.queue.spare);
+        self.version = version;
+        self.topology = topology;
     }
 
     /// Returns a frame's buffer to the pool it belongs to. A frame of another wire (or of
@@ -146,15 +155,19 @@ impl ThreadedPort {
         if rings == 0 {
             return 0;
         }
-        let start = self.next_rx % rings;
+        let start = if self.next_rx < rings {
+            self.next_rx
+        } else {
+            0
+        };
         self.next_rx = start + 1;
         let mut received = 0;
-        for i in 0..rings {
+        for i in start..start + rings {
             let room = batch.capacity() - batch.len();
             if room == 0 {
                 break;
             }
-            let lane = &mut column[(start + i) % rings];
+            let lane = &mut column[if i < rings { i } else { i - rings }];
             let n = lane.consumer.slots().min(room);
             if n == 0 {
                 continue;
