@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
@@ -986,4 +987,371 @@ fn stress_four_threads_two_ports() {
         "{} frames took {elapsed:?}",
         c.tx_frames
     );
+}
+
+/// Sends frames `seqs` of `sender` from `port` to `dst` in one burst; every frame must find a
+/// buffer in `port`'s pool.
+fn send_burst(port: &mut ThreadedPort, dst: EthernetAddress, sender: u32, seqs: Range<u64>) {
+    let src = port.capabilities().mac;
+    let mut batch = Batch::new();
+    for seq in seqs {
+        let mut frame = port.alloc_tx().expect("the sender's pool has a buffer");
+        let len = write_frame(frame.buffer_mut(), dst, src, 1, 2, sender, seq);
+        frame.set_len(len);
+        batch.push(frame);
+    }
+    let n = batch.len();
+    assert_eq!(port.tx_burst(&mut batch), n);
+}
+
+/// A small seeded generator for burst sizes and delays (the tests stay reproducible).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+#[test]
+fn frames_from_two_senders_to_one_receiver_all_arrive_each_sender_in_order() {
+    // Two sender threads (ports A and C) send to port B while B's thread drains it. Pools and
+    // rings are large enough for every frame, so each sender's frames must all arrive, whole,
+    // and in the order it sent them (one ring per sender), however the two interleave.
+    const PER_SENDER: u64 = 3_000;
+    let wire = ThreadedWire::new(ThreadedWireConfig {
+        pool_size: 8_192,
+        ring_size: 4_096,
+        ..ThreadedWireConfig::default()
+    });
+    let a = wire.add_port(mac(1), 1);
+    let b = wire.add_port(mac(2), 1);
+    let c = wire.add_port(mac(3), 1);
+    let mut pb = wire.port(b, 0).unwrap();
+    let senders: Vec<_> = [(a, 0u32, 11u64), (c, 1, 12)]
+        .into_iter()
+        .map(|(id, sender, seed)| {
+            let mut port = wire.port(id, 0).unwrap();
+            thread::spawn(move || {
+                let mut lcg = Lcg(seed);
+                let mut seq = 0;
+                while seq < PER_SENDER {
+                    let n = (1 + lcg.below(32)).min(PER_SENDER - seq);
+                    send_burst(&mut port, mac(2), sender, seq..seq + n);
+                    seq += n;
+                    if lcg.below(4) == 0 {
+                        thread::yield_now();
+                    }
+                }
+                port
+            })
+        })
+        .collect();
+    let mut next = [0u64; 2];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while next.iter().sum::<u64>() < 2 * PER_SENDER {
+        assert!(Instant::now() < deadline, "frames missing: got {next:?}");
+        let mut batch = Batch::new();
+        if pb.rx_burst(&mut batch) == 0 {
+            thread::yield_now();
+        }
+        for frame in batch.drain(..) {
+            let (sender, seq) = check_frame(frame.data());
+            let expected = &mut next[sender as usize];
+            assert_eq!(seq, *expected, "sender {sender}: out of order");
+            *expected += 1;
+            pb.release(frame);
+        }
+    }
+    for s in senders {
+        s.join().unwrap();
+    }
+    assert_eq!(next, [PER_SENDER; 2]);
+    let counters = pb.counters();
+    assert_eq!(counters.rx_frames, 2 * PER_SENDER);
+    assert_eq!(counters.rx_nombuf + counters.rx_ring_full, 0);
+    assert!(drain(&mut pb).is_empty());
+    assert_eq!(pb.rx_pending(), 0);
+    assert!(wire.all_pools_full());
+}
+
+#[test]
+fn a_receiver_takes_from_each_senders_ring_in_turn() {
+    // Both senders' rings hold more than a burst: successive bursts start with a different
+    // ring, so neither sender waits until the other's ring is empty.
+    let wire = ThreadedWire::new(ThreadedWireConfig::default());
+    let a = wire.add_port(mac(1), 1);
+    let b = wire.add_port(mac(2), 1);
+    let c = wire.add_port(mac(3), 1);
+    let (mut pa, mut pb, mut pc) = (
+        wire.port(a, 0).unwrap(),
+        wire.port(b, 0).unwrap(),
+        wire.port(c, 0).unwrap(),
+    );
+    for round in 0..4 {
+        send_burst(&mut pa, mac(2), 0, round * 32..(round + 1) * 32);
+        send_burst(&mut pc, mac(2), 1, round * 32..(round + 1) * 32);
+    }
+    let mut batch = Batch::new();
+    let mut firsts = Vec::new();
+    let mut next = [0u64; 2];
+    while pb.rx_burst(&mut batch) > 0 {
+        firsts.push(check_frame(batch[0].data()).0);
+        for frame in batch.drain(..) {
+            let (sender, seq) = check_frame(frame.data());
+            assert_eq!(seq, next[sender as usize]);
+            next[sender as usize] += 1;
+            pb.release(frame);
+        }
+    }
+    assert_eq!(next, [128, 128]);
+    // Eight full bursts, the starting ring alternating.
+    assert_eq!(firsts, [0, 1, 0, 1, 0, 1, 0, 1]);
+}
+
+#[test]
+fn a_parked_receiver_is_woken_by_two_senders_across_many_bursts() {
+    // Two sender threads send bursts of 1 to 8 frames to B, each waiting (bounded) until B has
+    // taken its previous burst, then sending at once or after a pause, so that bursts land
+    // while B polls, goes idle and is parked. Only the senders' wakeups unpark B: a lost
+    // wakeup parks it for the whole limit, which it reports; and every frame must arrive.
+    const PER_SENDER: u64 = 1_500;
+    const LIMIT: Duration = Duration::from_secs(5);
+    let wire = ThreadedWire::new(ThreadedWireConfig::default());
+    let a = wire.add_port(mac(1), 1);
+    let b = wire.add_port(mac(2), 1);
+    let c = wire.add_port(mac(3), 1);
+    let mut pb = wire.port(b, 0).unwrap();
+    // taken[s]: frames of sender s that B has taken.
+    let taken: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    let senders: Vec<_> = [(a, 0u32, 21u64), (c, 1, 22)]
+        .into_iter()
+        .map(|(id, sender, seed)| {
+            let mut port = wire.port(id, 0).unwrap();
+            let taken = Arc::clone(&taken);
+            thread::spawn(move || {
+                let mut lcg = Lcg(seed);
+                let mut seq = 0;
+                while seq < PER_SENDER {
+                    let n = (1 + lcg.below(8)).min(PER_SENDER - seq);
+                    send_burst(&mut port, mac(2), sender, seq..seq + n);
+                    seq += n;
+                    let sent_at = Instant::now();
+                    while taken[sender as usize].load(Ordering::Acquire) < seq {
+                        assert!(
+                            sent_at.elapsed() < 2 * LIMIT,
+                            "sender {sender}: the burst ending at {seq} was never taken"
+                        );
+                        thread::yield_now();
+                    }
+                    match lcg.below(4) {
+                        0 => {}
+                        1 => thread::yield_now(),
+                        _ => thread::sleep(Duration::from_micros(lcg.below(200))),
+                    }
+                }
+                port
+            })
+        })
+        .collect();
+    assert!(pb.set_rx_waker(thread::current()));
+    let mut next = [0u64; 2];
+    let mut parks = 0u64;
+    let mut batch = Batch::new();
+    while next != [PER_SENDER; 2] {
+        if pb.rx_burst(&mut batch) > 0 {
+            for frame in batch.drain(..) {
+                let (sender, seq) = check_frame(frame.data());
+                assert_eq!(seq, next[sender as usize], "sender {sender}");
+                next[sender as usize] += 1;
+                pb.release(frame);
+            }
+            for (s, &n) in next.iter().enumerate() {
+                taken[s].store(n, Ordering::Release);
+            }
+            continue;
+        }
+        if !pb.arm_rx_waker() {
+            continue;
+        }
+        let parked = Instant::now();
+        thread::park_timeout(LIMIT);
+        parks += 1;
+        assert!(
+            parked.elapsed() < LIMIT,
+            "parked for {:?} with frames {next:?} taken of {PER_SENDER} each: wakeup lost",
+            parked.elapsed()
+        );
+    }
+    for s in senders {
+        s.join().unwrap();
+    }
+    eprintln!("{parks} parks for {} frames", 2 * PER_SENDER);
+    assert_eq!(pb.counters().rx_frames, 2 * PER_SENDER);
+    assert!(wire.all_pools_full());
+}
+
+#[test]
+fn rx_pending_and_counters_are_exact_once_the_threads_are_quiet() {
+    // Two sender threads fill B's two rings past its pool while nobody receives: the counters
+    // the senders keep for B (delivered, no buffer, ring full) and the frames B takes must
+    // give the exact number waiting, before and after B takes some, and after B's port is
+    // dropped and taken again (the frames wait in the rings meanwhile).
+    const PER_SENDER: u64 = 300;
+    let wire = ThreadedWire::new(ThreadedWireConfig {
+        pool_size: 256,
+        ring_size: 100,
+        ..ThreadedWireConfig::default()
+    });
+    let a = wire.add_port(mac(1), 1);
+    let b = wire.add_port(mac(2), 1);
+    let c = wire.add_port(mac(3), 1);
+    let pb = wire.port(b, 0).unwrap();
+    let senders: Vec<_> = [(a, 0u32), (c, 1)]
+        .into_iter()
+        .map(|(id, sender)| {
+            let mut port = wire.port(id, 0).unwrap();
+            thread::spawn(move || {
+                for seq in (0..PER_SENDER).step_by(10) {
+                    send_burst(&mut port, mac(2), sender, seq..seq + 10);
+                }
+                port
+            })
+        })
+        .collect();
+    let _senders: Vec<ThreadedPort> = senders.into_iter().map(|s| s.join().unwrap()).collect();
+
+    let c0 = pb.counters();
+    // Each ring holds at most 100 and the pool 256 buffers: 200 delivered, the rest dropped.
+    assert_eq!(c0.rx_frames, 200, "{c0:?}");
+    assert_eq!(c0.rx_ring_full, 2 * PER_SENDER - 200, "{c0:?}");
+    assert_eq!(c0.rx_nombuf, 0, "{c0:?}");
+    assert_eq!(pb.rx_pending(), 200);
+    assert_eq!(wire.rx_pending(b, 0).unwrap(), 200);
+    assert_eq!(wire.counters(b, 0).unwrap(), c0);
+    assert_accounted(&wire.total_counters());
+
+    // B takes one burst, gives it back, and its port goes away and comes back.
+    let mut pb = pb;
+    let mut batch = Batch::new();
+    let took = pb.rx_burst(&mut batch);
+    assert_eq!(took, 32);
+    for frame in batch.drain(..) {
+        pb.release(frame);
+    }
+    assert_eq!(pb.rx_pending(), 200 - took);
+    drop(pb);
+    assert_eq!(wire.rx_pending(b, 0).unwrap(), 200 - took);
+    let mut pb = wire.port(b, 0).unwrap();
+    assert_eq!(pb.rx_pending(), 200 - took);
+    assert_eq!(pb.counters(), c0, "taking frames changes no counter");
+    let rest = drain(&mut pb);
+    assert_eq!(rest.len(), 200 - took);
+    // Each sender's frames still come in order, the first 100 of each.
+    let mut next = [0u64; 2];
+    let mut seen = [0u64; 2];
+    for f in &rest {
+        let (sender, seq) = check_frame(f);
+        assert!(seq >= next[sender as usize], "sender {sender} out of order");
+        assert!(seq < 100, "frame {seq} of {sender} was beyond its ring");
+        next[sender as usize] = seq + 1;
+        seen[sender as usize] += 1;
+    }
+    assert_eq!(seen.iter().sum::<u64>(), 200 - took as u64);
+    assert_eq!(pb.rx_pending(), 0);
+    assert_eq!(wire.rx_pending(b, 0).unwrap(), 0);
+    let total = wire.total_counters();
+    assert_eq!(total.tx_frames, 2 * PER_SENDER);
+    assert_accounted(&total);
+    assert!(wire.all_pools_full());
+}
+
+#[test]
+fn a_port_added_while_others_run_gets_rings_both_ways() {
+    // A (parking between bursts) and B (polling) run on threads of their own, echoing every
+    // frame back to its sender, when C is added. C sends to A and B and must get their echoes:
+    // A and B pick up C's rings, both ways, on their own, a parked A woken by C's frame.
+    const LIMIT: Duration = Duration::from_secs(10);
+    const PER_PEER: u64 = 50;
+    let wire = ThreadedWire::new(ThreadedWireConfig::default());
+    let a = wire.add_port(mac(1), 1);
+    let b = wire.add_port(mac(2), 1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let echoes: Vec<_> = [(a, true), (b, false)]
+        .into_iter()
+        .map(|(id, parks)| {
+            let mut port = wire.port(id, 0).unwrap();
+            let stop = Arc::clone(&stop);
+            thread::spawn(move || {
+                if parks {
+                    assert!(port.set_rx_waker(thread::current()));
+                }
+                let me = port.capabilities().mac;
+                let mut echoed = 0u64;
+                let mut batch = Batch::new();
+                while !stop.load(Ordering::Acquire) {
+                    if port.rx_burst(&mut batch) == 0 {
+                        if parks && port.arm_rx_waker() {
+                            // The end of the test unparks it too.
+                            thread::park_timeout(LIMIT);
+                        } else {
+                            thread::yield_now();
+                        }
+                        continue;
+                    }
+                    let mut out = Batch::new();
+                    for mut frame in batch.drain(..) {
+                        let data = frame.data_mut();
+                        let src: [u8; 6] = data[6..12].try_into().unwrap();
+                        data[..6].copy_from_slice(&src);
+                        data[6..12].copy_from_slice(me.as_bytes());
+                        // Received frames belong to this queue's pool: sent back as they are.
+                        out.push(frame);
+                        echoed += 1;
+                    }
+                    port.tx_burst(&mut out);
+                }
+                (echoed, port)
+            })
+        })
+        .collect();
+    // Both run (A likely parked) before C exists.
+    thread::sleep(Duration::from_millis(20));
+    let c = wire.add_port(mac(3), 1);
+    let mut pc = wire.port(c, 0).unwrap();
+    let mut got = [0u64; 2];
+    let started = Instant::now();
+    for seq in 0..PER_PEER {
+        send_burst(&mut pc, mac(1), 0, seq..seq + 1);
+        send_burst(&mut pc, mac(2), 1, seq..seq + 1);
+        while got.iter().sum::<u64>() < 2 * (seq + 1) {
+            assert!(
+                started.elapsed() < LIMIT,
+                "echoes missing: {got:?} at {seq}"
+            );
+            for f in drain(&mut pc) {
+                let (sender, echoed_seq) = check_frame(&f);
+                assert_eq!(&f[6..12], mac(sender as u8 + 1).as_bytes());
+                assert_eq!(echoed_seq, got[sender as usize]);
+                got[sender as usize] += 1;
+            }
+            thread::yield_now();
+        }
+    }
+    stop.store(true, Ordering::Release);
+    for h in echoes {
+        h.thread().unpark();
+        let (echoed, port) = h.join().unwrap();
+        assert_eq!(echoed, PER_PEER, "{:?}", port.port_id());
+        let counters = port.counters();
+        assert_eq!(counters.rx_frames, PER_PEER);
+        assert_eq!(counters.tx_frames, PER_PEER);
+    }
+    assert_eq!(got, [PER_PEER; 2]);
+    assert_accounted(&wire.total_counters());
+    assert!(wire.all_pools_full());
 }

@@ -46,28 +46,48 @@
 //!
 //! - **Queues.** Every queue pair of every port has a pool of
 //!   [`ThreadedWireConfig::pool_size`] buffers (allocated when the port is added, then only
-//!   moved) and a receive ring of [`ThreadedWireConfig::ring_size`] frames. Both are bounded
-//!   lock-free queues ([`crossbeam::queue::ArrayQueue`]), so any thread may take from or give
-//!   back to them.
+//!   moved): a bounded lock-free queue ([`crossbeam::queue::ArrayQueue`]), so any thread may
+//!   take from or give back to it.
+//! - **One ring per pair of queues.** Between every queue of a port and every queue of every
+//!   *other* port there is a receive ring of [`ThreadedWireConfig::ring_size`] frames in each
+//!   direction, a wait-free single-producer single-consumer ring ([`rtrb`]), allocated when
+//!   the later of the two ports is added. A queue is driven by one [`ThreadedPort`] at a time,
+//!   and that port holds the producers of its row (the rings to every other port's queues)
+//!   and the consumers of its column (the rings from them): each ring has one producer and
+//!   one consumer thread, so a push or pop is a load and a `Release` store, no
+//!   read-modify-write, and a polling receiver does not contend with its senders for one
+//!   ring's tail. A port takes its ends when it is created and when it picks up a topology
+//!   with new rings (see below), and gives them back when it is dropped; frames keep arriving
+//!   in the rings of a queue that has no port, until a ring or its pool is full.
 //! - **Transmit is delivery.** `tx_burst` runs on the sender's thread. For each frame it picks
 //!   the destination ports by MAC (the port with that MAC, or every *other* port for a
 //!   broadcast or multicast destination), the receiving queue by RSS, and for each destination
 //!   draws the seeded loss, takes a buffer from the receiving queue's pool, copies the frame
-//!   into it (the only copy, like a NIC's DMA) and pushes it onto that queue's receive ring.
-//!   Then the sender's buffer goes back to its own pool (the transmit completion). Nothing is
-//!   locked and nothing is allocated.
+//!   into it (the only copy, like a NIC's DMA) and pushes it onto the ring from the sending
+//!   queue to that queue. Then the sender's buffer goes back to its own pool (the transmit
+//!   completion). Nothing is locked and nothing is allocated.
+//! - **Receive.** `rx_burst` takes frames from the rings of its column, each ring's oldest
+//!   first and in one chunk (one load of the producer's tail, one store of the head), until
+//!   the batch is full; it starts with the next ring at every burst, so no sender's ring waits
+//!   behind another's that keeps filling up.
 //! - **Drops happen at the receiver, as on a NIC.** No free buffer in the receiving queue's
-//!   pool: the frame is dropped and counted as `rx_nombuf`; receive ring full: dropped and
-//!   counted as `rx_ring_full` (a NIC's "missed" counter). A slow receiver never holds a sender
-//!   back, and one full queue never blocks frames to other queues. So `tx_burst` takes every
-//!   frame of the batch and returns its length: there is no transmit ring to fill, and
-//!   `tx_ring_full` stays 0. A receive ring at least as large as the pool (the default) never
-//!   fills, since every frame in it holds one of the pool's buffers.
+//!   pool: the frame is dropped and counted as `rx_nombuf`; ring full: dropped and counted as
+//!   `rx_ring_full` (a NIC's "missed" counter). A slow receiver never holds a sender back, and
+//!   one full queue never blocks frames to other queues. So `tx_burst` takes every frame of
+//!   the batch and returns its length: there is no transmit ring to fill, and `tx_ring_full`
+//!   stays 0. A ring at least as large as the pool (the default) never fills, since every
+//!   frame in it holds one of the receiving pool's buffers.
 //! - **Order.** Frames from one sending queue to one receiving queue arrive in the order they
 //!   were sent (one thread pushes them, in order, onto one FIFO ring). Frames from different
 //!   senders interleave in no particular order.
-//! - **Counters** are atomics, readable from any thread at any time; a snapshot taken while
-//!   frames are moving may be a few frames apart between fields.
+//! - **Counters** are relaxed atomics, readable from any thread at any time, each written by
+//!   one thread only, so a bump is a load and a store, no `lock`-prefixed add: the transmit
+//!   counters by the sending queue's port, and the receive counters of a queue (delivered,
+//!   no buffer, ring full, lost) by the *senders*, one set per ring, written by its
+//!   producer's port and summed over the queue's column when a snapshot is taken; the frames
+//!   a receiver took from a ring are counted by its consumer, on another cache line, so that
+//!   [`ThreadedWire::rx_pending`] is delivered minus taken. A snapshot taken while frames are
+//!   moving may be a few frames apart between fields; once the threads are quiet it is exact.
 //!
 //! # Loss
 //!
@@ -93,8 +113,11 @@
 //! Ports are best added before any queue is taken, but adding one later works: the wire keeps
 //! its topology (ports, MACs, RSS tables, queues) as an immutable snapshot behind a mutex plus
 //! a version number. Each [`ThreadedPort`] holds a snapshot and compares one atomic version
-//! number per `tx_burst`; only after a port was added does it take the mutex once to pick up
-//! the new snapshot. Adding a port allocates its pools and rebuilds the snapshot.
+//! number per `tx_burst` and `rx_burst`; only after a port was added does it take the mutex
+//! once to pick up the new snapshot, and with it the ends of the new port's rings. Adding a
+//! port allocates its pools and its rings, rebuilds the snapshot, and leaves every existing
+//! queue empty lane vectors with room for all queues, so that picking up the new rings on the
+//! data path allocates nothing.
 //!
 //! # Receive wakeups
 //!
@@ -103,23 +126,35 @@
 //! The protocol, per receiving queue, has one `AtomicBool` "sleeping" flag:
 //!
 //! 1. Receiver, about to sleep ([`Port::arm_rx_waker`](shardnet::port::Port::arm_rx_waker)):
-//!    sets the flag, issues a `SeqCst` fence and looks at the ring once more; if a frame
-//!    slipped in, it does not sleep. The flag is set only if a waker is registered.
-//! 2. Sender: after pushing a frame onto a ring, it issues a `SeqCst` fence and reads the flag;
-//!    if it is set, the sender clears it (`swap`, so one sender per sleep does this) and
-//!    unparks the registered thread.
-//! 3. The receiver parks (with `std::thread::park` or `park_timeout`) if the ring was empty.
+//!    sets the flag, issues a `SeqCst` fence, picks up a newer topology if a port was added
+//!    (its rings too) and looks at every ring of its column once more; if a frame slipped in,
+//!    it does not sleep. The flag is set only if a waker is registered.
+//! 2. Sender, per frame: after pushing the frame onto a ring, a plain relaxed load of the
+//!    receiving queue's flag, no fence; if it is set, the sender clears it (`swap`, so one
+//!    sender per sleep does this) and unparks the registered thread. A receiver that is
+//!    already parked is so woken as soon as its first frame is in, not after the sender has
+//!    copied the rest of its burst (waking only at the end of the burst halved a single
+//!    stream's throughput).
+//! 3. Sender, at the end of a `tx_burst` that pushed at least one frame: one `SeqCst` fence,
+//!    then the same check of the flag of every queue this burst pushed to.
+//! 4. The receiver parks (with `std::thread::park` or `park_timeout`) if its rings were empty.
 //!
-//! The fences make the flag and the ring a Dekker pair: either the receiver's second look
-//! sees the frame, or the sender sees the flag. An unpark that comes before the park leaves
-//! the thread's token set, so the park returns at once: no wakeup is lost. A wakeup may be
-//! spurious (the receiver woke for another reason and took the frame), which costs one loop
-//! iteration. The registered thread handle sits behind a mutex that a sender takes only when
-//! it has won the flag, i.e. at most once per sleep. A receiver that polls without sleeping
-//! never sets the flag, so its senders pay only the fence and one load (until this version
-//! the flag was set by every `rx_burst` that found the ring empty, which made a polling
-//! receiver cost its senders a lock and an unpark per poll).
+//! The fences of 1 and 3 make the flag and the rings a Dekker pair: either the receiver's look
+//! after its fence sees the burst's frames, or the sender's load after its fence sees the
+//! flag (the per-frame load of 2, without a fence, may miss a flag being set at that moment;
+//! 3 does not). A port added meanwhile is covered too: the receiver reads the topology
+//! version after its fence, and the new sender read it before pushing. An unpark that comes
+//! before the park leaves the thread's token set, so the park returns at once: no wakeup is
+//! lost. A wakeup may be spurious (the receiver woke for another reason and took the frame),
+//! which costs one loop iteration. The registered thread handle sits behind a mutex that a
+//! sender takes only when it has won the flag, i.e. at most once per sleep. A receiver that
+//! polls without sleeping never sets the flag, so its senders pay one load per frame and one
+//! fence per burst (until an earlier version the flag was set by every `rx_burst` that found
+//! the ring empty, which made a polling receiver cost its senders a lock and an unpark per
+//! poll).
 
+mod lanes;
+mod pair;
 mod port;
 mod wire;
 
@@ -129,7 +164,6 @@ pub use port::ThreadedPort;
 pub use wire::ThreadedWire;
 
 use core::sync::atomic::{AtomicU64, Ordering};
-use crossbeam::utils::CachePadded;
 use shardnet::shard::rss::{DEFAULT_INDIRECTION_ENTRIES, DEFAULT_KEY};
 
 /// The configuration of a [`ThreadedWire`].
@@ -141,8 +175,9 @@ pub struct ThreadedWireConfig {
     pub frame_size: usize,
     /// IP MTU of every port; frames longer than `mtu + 14` bytes are dropped at transmit.
     pub mtu: u16,
-    /// Frames each queue's receive ring holds; at least 1. A frame arriving at a full ring is
-    /// dropped (`rx_ring_full`); with `ring_size >= pool_size` that cannot happen.
+    /// Frames each receive ring holds (there is one ring per pair of queues of different
+    /// ports, per direction); at least 1. A frame arriving at a full ring is dropped
+    /// (`rx_ring_full`); with `ring_size >= pool_size` that cannot happen.
     pub ring_size: usize,
     /// The seed of the loss decisions.
     pub seed: u64,
@@ -167,7 +202,7 @@ pub struct ThreadedWireConfig {
 }
 
 impl Default for ThreadedWireConfig {
-    /// 1024 frames of 2048 bytes per queue, MTU 1500, a 1024-frame receive ring, seed 0, no
+    /// 1024 frames of 2048 bytes per queue, MTU 1500, 1024-frame receive rings, seed 0, no
     /// loss, Microsoft's default RSS key, a 128-entry indirection table and no checksum
     /// offload.
     fn default() -> Self {
@@ -190,7 +225,7 @@ impl Default for ThreadedWireConfig {
 ///
 /// Transmit counters belong to the sending queue; what happens to a frame on its way to a port
 /// (loss, no buffer, ring full) and its receipt are counted on the receiving queue that RSS
-/// chose. For unicast frames that found their port, summed over the wire,
+/// chose (kept per ring by the sender and summed over the queue's rings in the snapshot). For unicast frames that found their port, summed over the wire,
 /// `tx_frames - tx_no_destination = rx_frames + rx_nombuf + rx_ring_full + lost`; a broadcast
 /// frame counts once in `tx_frames` and once per port it reaches on the right.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -209,13 +244,14 @@ pub struct ThreadedCounters {
     pub tx_invalid: u64,
     /// Frames put on the wire whose destination matched no other port.
     pub tx_no_destination: u64,
-    /// Frames delivered into this queue's receive ring.
+    /// Frames delivered into this queue's receive rings.
     pub rx_frames: u64,
     /// Bytes of those frames.
     pub rx_bytes: u64,
     /// Frames for this queue dropped because its pool had no free buffer.
     pub rx_nombuf: u64,
-    /// Frames for this queue dropped because its receive ring was full.
+    /// Frames for this queue dropped because the receive ring from their sending queue was
+    /// full.
     pub rx_ring_full: u64,
     /// Frames for this queue dropped by the seeded loss.
     pub lost: u64,
@@ -236,17 +272,9 @@ impl core::ops::AddAssign for ThreadedCounters {
     }
 }
 
-/// The live counters of one queue: relaxed atomics, written by whichever thread the event
-/// happens on. The transmit half is written by the queue's own thread and the receive half by
-/// the threads that deliver to it, each on its own cache line: sharing one made every frame
-/// move the line between the sender's and the receiver's cores (false sharing).
-#[derive(Debug, Default)]
-pub(crate) struct AtomicCounters {
-    pub(crate) tx: CachePadded<TxAtomics>,
-    pub(crate) rx: CachePadded<RxAtomics>,
-}
-
-/// The transmit counters of a queue (see [`ThreadedCounters`] for each).
+/// The transmit counters of a queue (see [`ThreadedCounters`] for each): relaxed atomics,
+/// written only by the queue's port and readable from any thread. The receive counters live in
+/// the pairs of queues ([`pair::RxAtomics`]), written by the sending queue's port.
 #[derive(Debug, Default)]
 pub(crate) struct TxAtomics {
     pub(crate) frames: AtomicU64,
@@ -256,39 +284,29 @@ pub(crate) struct TxAtomics {
     pub(crate) no_destination: AtomicU64,
 }
 
-/// The receive counters of a queue (see [`ThreadedCounters`] for each).
-#[derive(Debug, Default)]
-pub(crate) struct RxAtomics {
-    pub(crate) frames: AtomicU64,
-    pub(crate) bytes: AtomicU64,
-    pub(crate) nombuf: AtomicU64,
-    pub(crate) ring_full: AtomicU64,
-    pub(crate) lost: AtomicU64,
+impl TxAtomics {
+    /// Adds these counters to `sum`.
+    pub(crate) fn add_to(&self, sum: &mut ThreadedCounters) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        sum.tx_frames += get(&self.frames);
+        sum.tx_bytes += get(&self.bytes);
+        sum.tx_ring_full += get(&self.ring_full);
+        sum.tx_invalid += get(&self.invalid);
+        sum.tx_no_destination += get(&self.no_destination);
+    }
 }
 
-/// Adds `n` to a counter.
+/// Adds `n` to a counter that one thread at a time writes: a relaxed load and a relaxed store,
+/// no read-modify-write (no `lock` prefix on x86). Other threads may read it at any time and
+/// see some value it held. Who the writer is moves only with the end of a queue that owns the
+/// counter (a port dropped and taken again: the `taken` flag and the pair's mutexes order the
+/// old writer's stores before the new one's loads).
 #[inline]
 pub(crate) fn bump(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Ordering::Relaxed);
-}
-
-impl AtomicCounters {
-    pub(crate) fn snapshot(&self) -> ThreadedCounters {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let (tx, rx) = (&self.tx, &self.rx);
-        ThreadedCounters {
-            tx_frames: get(&tx.frames),
-            tx_bytes: get(&tx.bytes),
-            tx_ring_full: get(&tx.ring_full),
-            tx_invalid: get(&tx.invalid),
-            tx_no_destination: get(&tx.no_destination),
-            rx_frames: get(&rx.frames),
-            rx_bytes: get(&rx.bytes),
-            rx_nombuf: get(&rx.nombuf),
-            rx_ring_full: get(&rx.ring_full),
-            lost: get(&rx.lost),
-        }
-    }
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
 }
 
 #[cfg(test)]

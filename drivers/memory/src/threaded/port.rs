@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use shardnet::port::{Batch, Capabilities, PoolStats, Port};
 use shardnet::wire::EthernetAddress;
 
+use super::lanes::{Lanes, TxLane};
 use super::wire::{QueueShared, Shared, ThreadedWire, Topology, lock};
 use super::{ThreadedCounters, bump};
 use crate::classify::{ETHERNET_HEADER_LEN, hash_input, queue_for_input};
@@ -19,10 +20,17 @@ use crate::wire::{PortId, chance};
 /// take it with [`ThreadedWire::port`] and move it to the thread that drives the queue.
 ///
 /// At most one exists per queue at a time. Dropping it makes the queue available again (frames
-/// keep arriving in its ring meanwhile, until the ring or pool is full) and unregisters its
+/// keep arriving in its rings meanwhile, until a ring or the pool is full) and unregisters its
 /// receive waker.
 pub struct ThreadedPort {
     shared: Arc<Shared>,
+    /// The ring ends this queue holds: producers to every queue of the other ports, consumers
+    /// from every queue of the other ports (given back to their pairs on drop).
+    lanes: Lanes,
+    /// The column lane `rx_burst` starts with; moves on by one each burst.
+    next_rx: usize,
+    /// Lanes of the row the current `tx_burst` pushed onto.
+    touched: usize,
     /// The wire's topology as of `version`; refreshed when the wire's version moves on.
     topology: Arc<Topology>,
     version: u64,
@@ -41,6 +49,7 @@ impl ThreadedPort {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         shared: Arc<Shared>,
+        lanes: Lanes,
         topology: Arc<Topology>,
         version: u64,
         port: PortId,
@@ -51,6 +60,9 @@ impl ThreadedPort {
     ) -> ThreadedPort {
         ThreadedPort {
             shared,
+            lanes,
+            next_rx: 0,
+            touched: 0,
             topology,
             version,
             port,
@@ -77,23 +89,44 @@ impl ThreadedPort {
         ThreadedWire::from_shared(Arc::clone(&self.shared))
     }
 
-    /// This queue pair's counters, read without any lock.
+    /// This queue pair's counters, read without any lock (unless a port was added since this
+    /// port's last burst: then the wire's topology is locked once to find the new rings).
     pub fn counters(&self) -> ThreadedCounters {
-        self.queue.counters.snapshot()
+        self.with_current(|topology| topology.counters(self.index))
     }
 
-    /// Frames waiting in this queue's receive ring.
+    /// Frames waiting in this queue's receive rings (see [`ThreadedWire::rx_pending`]).
     pub fn rx_pending(&self) -> usize {
-        self.queue.rx.len()
+        self.with_current(|topology| topology.rx_pending(self.index))
     }
 
-    /// Picks up the wire's current topology if a port was added since the last look.
+    /// Runs `f` on the wire's current topology: this port's snapshot if it is current.
+    fn with_current<T>(&self, f: impl FnOnce(&Topology) -> T) -> T {
+        if self.shared.version() == self.version {
+            f(&self.topology)
+        } else {
+            f(&self.shared.snapshot().1)
+        }
+    }
+
+    /// Picks up the wire's current topology if a port was added since the last look, and with
+    /// it the ends of the new rings of this queue (without allocating: see [`Lanes::update`]).
+    /// Every burst runs it: the common case is one load, inlined.
+    #[inline]
     fn refresh(&mut self) {
         if self.shared.version() != self.version {
-            let (version, topology) = self.shared.snapshot();
-            self.version = version;
-            self.topology = topology;
+            self.pick_up_topology();
         }
+    }
+
+    /// The rare half of [`ThreadedPort::refresh`], kept out of the bursts' code.
+    #[cold]
+    #[inline(never)]
+    fn pick_up_topology(&mut self) {
+        let (version, topology) = self.shared.snapshot();
+        self.lanes.update(self.index, &topology, &self.queue.spare);
+        self.version = version;
+        self.topology = topology;
     }
 
     /// Returns a frame's buffer to the pool it belongs to. A frame of another wire (or of
@@ -112,16 +145,38 @@ impl ThreadedPort {
         }
     }
 
-    /// Moves frames from the receive ring into `batch` until it is full or the ring is empty.
-    fn pop_into(&self, batch: &mut Batch<MemoryFrame>) -> usize {
+    /// Moves frames from the receive rings into `batch` until it is full or the rings are
+    /// empty, starting with the ring after the one the last burst started with, so that a
+    /// sender whose ring keeps filling up does not starve the others. Each ring gives its
+    /// frames oldest first, in one chunk (one load of its tail, one store of its head).
+    fn pop_into(&mut self, batch: &mut Batch<MemoryFrame>) -> usize {
+        let column = &mut self.lanes.column;
+        let rings = column.len();
+        if rings == 0 {
+            return 0;
+        }
+        let start = if self.next_rx < rings {
+            self.next_rx
+        } else {
+            0
+        };
+        self.next_rx = start + 1;
         let mut received = 0;
-        while !batch.is_full() {
-            match self.queue.rx.pop() {
-                Some(frame) => {
-                    batch.push(frame);
-                    received += 1;
-                }
-                None => break,
+        for i in start..start + rings {
+            let room = batch.capacity() - batch.len();
+            if room == 0 {
+                break;
+            }
+            let lane = &mut column[if i < rings { i } else { i - rings }];
+            let n = lane.consumer.slots().min(room);
+            if n == 0 {
+                continue;
+            }
+            if let Ok(chunk) = lane.consumer.read_chunk(n) {
+                // `n` is at most the room left: every frame fits.
+                batch.extend(chunk);
+                bump(&lane.pair.taken, n as u64);
+                received += n;
             }
         }
         received
@@ -135,12 +190,12 @@ impl ThreadedPort {
             || frame.buf.len() != self.shared.frame_size
             || !(ETHERNET_HEADER_LEN..=self.shared.max_frame_len).contains(&len)
         {
-            bump(&self.queue.counters.tx.invalid, 1);
+            bump(&self.queue.tx.invalid, 1);
             self.give_back(frame);
             return;
         }
-        bump(&self.queue.counters.tx.frames, 1);
-        bump(&self.queue.counters.tx.bytes, len as u64);
+        bump(&self.queue.tx.frames, 1);
+        bump(&self.queue.tx.bytes, len as u64);
 
         let data = &frame.buf[..len];
         let dst = EthernetAddress::from_bytes(data);
@@ -158,37 +213,55 @@ impl ThreadedPort {
             let rx_queue = queue_for_input(port.rss.as_ref(), port.table.as_ref(), &input)
                 .min(port.queue_count - 1);
             let to_index = port.first_queue + usize::from(rx_queue);
-            if let Some(to) = self.topology.queues.get(to_index) {
-                deliver(to, to_index, wire, data, verified, self.rng.as_mut(), loss);
+            // Every queue of another port has a lane: its pair was made with the later port.
+            if let Some(Some(lane)) = self.lanes.row.get_mut(to_index)
+                && deliver(
+                    lane,
+                    to_index,
+                    wire,
+                    data,
+                    verified,
+                    self.rng.as_mut(),
+                    loss,
+                )
+                && !core::mem::replace(&mut lane.touched, true)
+            {
+                self.touched += 1;
             }
         }
         if destinations == 0 {
-            bump(&self.queue.counters.tx.no_destination, 1);
+            bump(&self.queue.tx.no_destination, 1);
         }
         self.give_back(frame);
     }
 }
 
-/// Copies `data` into a buffer of queue `to` (index `to_index`) and pushes it onto its receive
-/// ring, or counts why not; wakes the queue's receiver if it announced that it may sleep.
-/// `verified`: the wire has checksum offload and vouches for the frame's checksums.
+/// Copies `data` into a buffer of the lane's receiving queue (index `to_index`) and pushes it
+/// onto the lane's ring, or counts why not; true if it pushed. `verified`: the wire has
+/// checksum offload and vouches for the frame's checksums.
+///
+/// After the push, one relaxed load of the receiver's "sleeping" flag, no fence: a receiver
+/// that is already parked is woken at its first frame, not at the end of the burst (a stream's
+/// receiver would otherwise wait for the whole burst to be copied). That a receiver about to
+/// park is not missed is the job of the fence at the end of `tx_burst` (see the module docs).
 fn deliver(
-    to: &QueueShared,
+    lane: &mut TxLane,
     to_index: usize,
     wire: u64,
     data: &[u8],
     verified: bool,
     rng: Option<&mut ChaCha8Rng>,
     loss: f64,
-) {
-    let c = &to.counters.rx;
+) -> bool {
+    let c = &lane.pair.rx;
     if rng.is_some_and(|rng| chance(rng, loss)) {
         bump(&c.lost, 1);
-        return;
+        return false;
     }
+    let to = &lane.to;
     let Some(mut buf) = to.pool.pop() else {
         bump(&c.nombuf, 1);
-        return;
+        return false;
     };
     let len = data.len();
     match buf.get_mut(..len) {
@@ -197,7 +270,7 @@ fn deliver(
             // Cannot happen: every buffer of the wire holds an MTU-sized frame.
             let _ = to.pool.push(buf);
             bump(&c.nombuf, 1);
-            return;
+            return false;
         }
     }
     let frame = MemoryFrame {
@@ -207,21 +280,28 @@ fn deliver(
         wire,
         checksums_verified: verified,
     };
-    match to.rx.push(frame) {
+    match lane.producer.push(frame) {
         Ok(()) => {
             bump(&c.frames, 1);
             bump(&c.bytes, len as u64);
-            // Pairs with the fence in `rx_burst`: either the receiver's second look at the ring
-            // sees this frame, or this load sees its flag (see the module docs).
-            fence(Ordering::SeqCst);
-            if to.sleeping.load(Ordering::Relaxed) && to.sleeping.swap(false, Ordering::AcqRel) {
-                to.wake();
+            if to.sleeping.load(Ordering::Relaxed) {
+                wake(to);
             }
+            true
         }
-        Err(frame) => {
+        Err(rtrb::PushError::Full(frame)) => {
             bump(&c.ring_full, 1);
             let _ = to.pool.push(frame.buf);
+            false
         }
+    }
+}
+
+/// Clears the receiver's "sleeping" flag and unparks it, if this sender is the one that
+/// clears it (`swap`: one sender per sleep takes the waker's mutex).
+fn wake(to: &QueueShared) {
+    if to.sleeping.swap(false, Ordering::AcqRel) {
+        to.wake();
     }
 }
 
@@ -242,6 +322,7 @@ impl Drop for ThreadedPort {
         if let Some(rng) = self.rng.take() {
             *lock(&self.queue.rng) = Some(rng);
         }
+        self.lanes.put_back();
         self.queue.taken.store(false, Ordering::Release);
     }
 }
@@ -253,8 +334,9 @@ impl Port for ThreadedPort {
         &self.capabilities
     }
 
-    /// Takes delivered frames, oldest first.
+    /// Takes delivered frames: each sender's oldest first, the senders' rings in turn.
     fn rx_burst(&mut self, batch: &mut Batch<MemoryFrame>) -> usize {
+        self.refresh();
         self.pop_into(batch)
     }
 
@@ -278,6 +360,23 @@ impl Port for ThreadedPort {
         for frame in batch.drain(..) {
             self.transmit(frame);
         }
+        if self.touched > 0 {
+            // Pairs with the fence in `arm_rx_waker`: either the receiver's look at its rings
+            // after setting its flag sees this burst's frames, or these loads see the flag.
+            fence(Ordering::SeqCst);
+            let mut left = core::mem::take(&mut self.touched);
+            for lane in self.lanes.row.iter_mut().flatten() {
+                if left == 0 {
+                    break;
+                }
+                if core::mem::take(&mut lane.touched) {
+                    left -= 1;
+                    if lane.to.sleeping.load(Ordering::Relaxed) {
+                        wake(&lane.to);
+                    }
+                }
+            }
+        }
         sent
     }
 
@@ -298,15 +397,20 @@ impl Port for ThreadedPort {
         true
     }
 
-    /// Sets the queue's "sleeping" flag and looks at the ring once more (see the module docs):
-    /// false if a frame is waiting (its sender may not have seen the flag).
+    /// Sets the queue's "sleeping" flag and looks at every ring of its column once more (see
+    /// the module docs): false if a frame is waiting (its sender may not have seen the flag).
     fn arm_rx_waker(&mut self) -> bool {
         if !self.waker {
             return true;
         }
         self.queue.sleeping.store(true, Ordering::Relaxed);
-        // Pairs with the fence in `deliver`.
+        // Pairs with the fence at the end of `tx_burst`.
         fence(Ordering::SeqCst);
-        self.queue.rx.is_empty()
+        // After the fence: a port added meanwhile brings rings of its own.
+        self.refresh();
+        self.lanes
+            .column
+            .iter()
+            .all(|lane| lane.consumer.is_empty())
     }
 }

@@ -1,5 +1,5 @@
-//! The threaded wire's shared state: configuration, the topology snapshot, and per-queue
-//! pools, receive rings, counters and wakers.
+//! The threaded wire's shared state: configuration, the topology snapshot (ports, queues and
+//! the pairs of queues with their rings), and per-queue pools, counters and wakers.
 
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -7,16 +7,18 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::Thread;
 
 use crossbeam::queue::ArrayQueue;
+use crossbeam::utils::CachePadded;
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use shardnet::port::{Capabilities, ChecksumOffload, PoolStats, RssConfig};
 use shardnet::shard::rss::{ToeplitzTable, round_robin_indirection};
 use shardnet::wire::EthernetAddress;
 
+use super::lanes::Lanes;
+use super::pair::Pair;
 use super::port::ThreadedPort;
-use super::{AtomicCounters, ThreadedCounters, ThreadedWireConfig};
+use super::{ThreadedCounters, ThreadedWireConfig, TxAtomics};
 use crate::classify::ETHERNET_HEADER_LEN;
-use crate::frame::MemoryFrame;
 use crate::wire::{NEXT_WIRE_ID, PortId, WireError};
 
 /// Locks `mutex`, recovering the data if a thread panicked while holding it (every value
@@ -25,16 +27,16 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// One queue pair: everything any thread may touch, all of it lock-free except the waker and
-/// the parked loss stream (see the module docs for when those are locked).
+/// One queue pair: everything any thread may touch, all of it lock-free except the waker, the
+/// parked loss stream and the spare lane vectors (see the module docs for when those are
+/// locked). Its receive rings live in the [`Pair`]s of the topology, one per sending queue.
 pub(crate) struct QueueShared {
     /// Free buffers. Senders take from it to deliver; the owner takes from it to transmit;
     /// whoever releases a frame of this queue gives its buffer back.
     pub(crate) pool: ArrayQueue<Box<[u8]>>,
     pub(crate) pool_total: usize,
-    /// Delivered frames, oldest first; many producers (senders), one consumer (the owner).
-    pub(crate) rx: ArrayQueue<MemoryFrame>,
-    pub(crate) counters: AtomicCounters,
+    /// The transmit counters, written only by the queue's port.
+    pub(crate) tx: CachePadded<TxAtomics>,
     /// Set by the receiver when it found the ring empty and may park; cleared by the sender
     /// that wakes it.
     pub(crate) sleeping: AtomicBool,
@@ -43,10 +45,14 @@ pub(crate) struct QueueShared {
     pub(crate) taken: AtomicBool,
     /// The loss stream of this queue while no [`ThreadedPort`] holds it.
     pub(crate) rng: Mutex<Option<ChaCha8Rng>>,
+    /// Empty lane vectors with room for every queue of the wire, left here by
+    /// [`ThreadedWire::add_port`] for this queue's port to move its ring ends into when it
+    /// picks up the new topology, without allocating (see [`Lanes::update`]).
+    pub(crate) spare: Mutex<Lanes>,
 }
 
 impl QueueShared {
-    fn new(pool_size: usize, frame_size: usize, ring_size: usize, rng: ChaCha8Rng) -> QueueShared {
+    fn new(pool_size: usize, frame_size: usize, rng: ChaCha8Rng) -> QueueShared {
         let pool = ArrayQueue::new(pool_size);
         for _ in 0..pool_size {
             // The queue has room for exactly `pool_size` buffers.
@@ -55,12 +61,12 @@ impl QueueShared {
         QueueShared {
             pool,
             pool_total: pool_size,
-            rx: ArrayQueue::new(ring_size),
-            counters: AtomicCounters::default(),
+            tx: CachePadded::new(TxAtomics::default()),
             sleeping: AtomicBool::new(false),
             waker: Mutex::new(None),
             taken: AtomicBool::new(false),
             rng: Mutex::new(Some(rng)),
+            spare: Mutex::new(Lanes::default()),
         }
     }
 
@@ -88,14 +94,39 @@ pub(crate) struct PortEntry {
     pub(crate) table: Option<ToeplitzTable>,
 }
 
-/// The ports and queues of the wire at one moment. Immutable: adding a port builds a new one.
+/// The ports and queues of the wire at one moment. Immutable: adding a port builds a new one
+/// (the queues and pairs that were there are shared with the old one).
 pub(crate) struct Topology {
     pub(crate) ports: Vec<Arc<PortEntry>>,
     /// Every queue of every port; a port's queues are `first_queue..first_queue + count`.
     pub(crate) queues: Vec<Arc<QueueShared>>,
+    /// `rows[from][to]`: the pair from queue `from` to queue `to`; `None` when both are queues
+    /// of one port (a port never sends to itself).
+    pub(crate) rows: Vec<Vec<Option<Arc<Pair>>>>,
+    /// `columns[to]`: every pair into queue `to`, in order of sending queue.
+    pub(crate) columns: Vec<Vec<Arc<Pair>>>,
 }
 
 impl Topology {
+    /// The counters of queue `index`: its transmit counters and the receive counters of every
+    /// pair into it.
+    pub(crate) fn counters(&self, index: usize) -> ThreadedCounters {
+        let mut sum = ThreadedCounters::default();
+        if let Some(q) = self.queues.get(index) {
+            q.tx.add_to(&mut sum);
+        }
+        for pair in self.columns.get(index).map_or(&[][..], Vec::as_slice) {
+            pair.add_rx_to(&mut sum);
+        }
+        sum
+    }
+
+    /// Frames waiting in the rings into queue `index`.
+    pub(crate) fn rx_pending(&self, index: usize) -> usize {
+        let column = self.columns.get(index).map_or(&[][..], Vec::as_slice);
+        column.iter().map(|pair| pair.pending()).sum()
+    }
+
     fn queue_index(&self, port: PortId, queue: u16) -> Result<usize, WireError> {
         let p = self.ports.get(port.0).ok_or(WireError::UnknownPort)?;
         if queue >= p.queue_count {
@@ -196,6 +227,8 @@ impl ThreadedWire {
                 topology: Mutex::new(Arc::new(Topology {
                     ports: Vec::new(),
                     queues: Vec::new(),
+                    rows: Vec::new(),
+                    columns: Vec::new(),
                 })),
                 version: AtomicU64::new(0),
             }),
@@ -257,12 +290,34 @@ impl ThreadedWire {
             let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
             // Each sending queue draws from a stream of its own.
             rng.set_stream(((id as u64) << 16) | u64::from(queue));
-            queues.push(Arc::new(QueueShared::new(
-                s.pool_size,
-                s.frame_size,
-                s.ring_size,
-                rng,
-            )));
+            queues.push(Arc::new(QueueShared::new(s.pool_size, s.frame_size, rng)));
+        }
+        let total = queues.len();
+        let own = first_queue..total;
+        // Rings both ways between every new queue and every queue of the other ports.
+        let mut rows = current.rows.clone();
+        for (from, row) in rows.iter_mut().enumerate() {
+            row.extend(
+                own.clone()
+                    .map(|_| Some(Arc::new(Pair::new(from, s.ring_size)))),
+            );
+        }
+        for from in own.clone() {
+            let mut row = vec![None; total];
+            for slot in row.iter_mut().take(first_queue) {
+                *slot = Some(Arc::new(Pair::new(from, s.ring_size)));
+            }
+            rows.push(row);
+        }
+        let columns = (0..total)
+            .map(|to| rows.iter().filter_map(|row| row[to].clone()).collect())
+            .collect();
+        // Room for the queues' ports to take the new rings' ends without allocating.
+        for q in &queues[..first_queue] {
+            *lock(&q.spare) = Lanes {
+                row: Vec::with_capacity(total),
+                column: Vec::with_capacity(total),
+            };
         }
         let mut ports = current.ports.clone();
         ports.push(Arc::new(PortEntry {
@@ -272,14 +327,19 @@ impl ThreadedWire {
             table: rss.as_ref().map(|rss| ToeplitzTable::new(&rss.key)),
             rss,
         }));
-        *current = Arc::new(Topology { ports, queues });
+        *current = Arc::new(Topology {
+            ports,
+            queues,
+            rows,
+            columns,
+        });
         s.version.fetch_add(1, Ordering::AcqRel);
         PortId(id)
     }
 
     /// The driver handle of queue pair `queue` of `port`, to be moved to the thread that drives
     /// it. Each queue has at most one live [`ThreadedPort`]; once that is dropped, the queue can
-    /// be taken again (frames that arrived meanwhile are still in its ring).
+    /// be taken again (frames that arrived meanwhile are still in its rings).
     pub fn port(&self, port: PortId, queue: u16) -> Result<ThreadedPort, WireError> {
         let (version, topology) = self.shared.snapshot();
         let index = topology.queue_index(port, queue)?;
@@ -311,8 +371,10 @@ impl ThreadedWire {
             rng.set_stream(((port.0 as u64) << 16) | u64::from(queue));
             rng
         });
+        let lanes = Lanes::take(index, &topology);
         Ok(ThreadedPort::new(
             Arc::clone(&self.shared),
+            lanes,
             topology,
             version,
             port,
@@ -347,18 +409,18 @@ impl ThreadedWire {
         &self,
         port: PortId,
         queue: u16,
-        f: impl FnOnce(&QueueShared) -> T,
+        f: impl FnOnce(&Topology, usize) -> T,
     ) -> Result<T, WireError> {
         let (_, topology) = self.shared.snapshot();
         let index = topology.queue_index(port, queue)?;
-        Ok(f(&topology.queues[index]))
+        Ok(f(&topology, index))
     }
 
     /// The counters of queue pair `queue` of `port`. The counters themselves are atomics read
     /// without a lock; finding the queue briefly locks the topology (a port's own
     /// [`ThreadedPort::counters`] does not).
     pub fn counters(&self, port: PortId, queue: u16) -> Result<ThreadedCounters, WireError> {
-        self.with_queue(port, queue, |q| q.counters.snapshot())
+        self.with_queue(port, queue, Topology::counters)
     }
 
     /// The counters of all queues of `port`, summed.
@@ -366,8 +428,8 @@ impl ThreadedWire {
         let (_, topology) = self.shared.snapshot();
         let p = topology.ports.get(port.0).ok_or(WireError::UnknownPort)?;
         let mut sum = ThreadedCounters::default();
-        for q in &topology.queues[p.first_queue..p.first_queue + usize::from(p.queue_count)] {
-            sum += q.counters.snapshot();
+        for index in p.first_queue..p.first_queue + usize::from(p.queue_count) {
+            sum += topology.counters(index);
         }
         Ok(sum)
     }
@@ -376,20 +438,22 @@ impl ThreadedWire {
     pub fn total_counters(&self) -> ThreadedCounters {
         let (_, topology) = self.shared.snapshot();
         let mut sum = ThreadedCounters::default();
-        for q in &topology.queues {
-            sum += q.counters.snapshot();
+        for index in 0..topology.queues.len() {
+            sum += topology.counters(index);
         }
         sum
     }
 
     /// The pool occupancy of queue pair `queue` of `port`.
     pub fn pool_stats(&self, port: PortId, queue: u16) -> Result<PoolStats, WireError> {
-        self.with_queue(port, queue, QueueShared::pool_stats)
+        self.with_queue(port, queue, |t, index| t.queues[index].pool_stats())
     }
 
-    /// Frames waiting in the receive ring of queue pair `queue` of `port`.
+    /// Frames waiting in the receive rings of queue pair `queue` of `port`: delivered minus
+    /// taken, counted per ring by its two ends (the wire cannot look into a ring whose consumer
+    /// a port holds). Exact once the threads are quiet; while frames move, a few frames off.
     pub fn rx_pending(&self, port: PortId, queue: u16) -> Result<usize, WireError> {
-        self.with_queue(port, queue, |q| q.rx.len())
+        self.with_queue(port, queue, Topology::rx_pending)
     }
 
     /// Whether every pool of the wire is full: no frame held by a port's owner or waiting in a
