@@ -1355,3 +1355,68 @@ fn a_port_added_while_others_run_gets_rings_both_ways() {
     assert_accounted(&wire.total_counters());
     assert!(wire.all_pools_full());
 }
+
+#[test]
+fn a_port_reuses_its_transmit_buffers_and_leaves_the_rest_of_its_pool_to_its_senders() {
+    // Pool 64: a port caches up to 8 of its buffers for its own transmissions.
+    let wire = ThreadedWire::new(ThreadedWireConfig {
+        pool_size: 64,
+        ring_size: 64,
+        ..ThreadedWireConfig::default()
+    });
+    let a = wire.add_port(mac(1), 1);
+    let b = wire.add_port(mac(2), 1);
+    let mut pa = wire.port(a, 0).unwrap();
+    let mut pb = wire.port(b, 0).unwrap();
+    let mut buf = vec![0u8; 2048];
+    let mut seq = 0;
+    let mut send = |from: &mut ThreadedPort, to: EthernetAddress, src: EthernetAddress| {
+        let len = write_frame(&mut buf, to, src, 1, 2, 0, seq);
+        seq += 1;
+        send_bytes(from, &buf[..len])
+    };
+
+    // A transmits steadily: its buffers come back, cached or pooled, and count as free.
+    for _ in 0..100 {
+        assert!(send(&mut pa, mac(2), mac(1)));
+        assert_eq!(drain(&mut pb).len(), 1);
+    }
+    assert_eq!(pa.pool_stats().free, 64);
+    assert!(wire.all_pools_full());
+
+    // B has only received: frames for it find its whole pool.
+    for _ in 0..70 {
+        assert!(send(&mut pa, mac(2), mac(1)));
+    }
+    let c = pb.counters();
+    assert_eq!((c.rx_frames - 100, c.rx_nombuf), (64, 6));
+    assert_eq!(drain(&mut pb).len(), 64);
+
+    // Once B has transmitted a burst of 10, 8 of those buffers (the most it keeps) wait for
+    // its next transmission and the rest of its pool takes arrivals.
+    let mut burst = Batch::new();
+    for i in 0..10 {
+        let mut frame = pb.alloc_tx().unwrap();
+        let len = write_frame(frame.buffer_mut(), mac(1), mac(2), 1, 2, 1, i);
+        frame.set_len(len);
+        burst.push(frame);
+    }
+    assert_eq!(pb.tx_burst(&mut burst), 10);
+    assert_eq!(drain(&mut pa).len(), 10);
+    assert_eq!(pb.pool_stats().free, 64);
+    for _ in 0..70 {
+        assert!(send(&mut pa, mac(2), mac(1)));
+    }
+    let c = pb.counters();
+    assert_eq!((c.rx_frames - 164, c.rx_nombuf - 6), (56, 14));
+    // The cached buffers still serve B's own transmissions while its pool is empty.
+    assert!(send(&mut pb, mac(1), mac(2)));
+    assert_eq!(drain(&mut pa).len(), 1);
+
+    // Dropped, B gives its cache back to its pool.
+    assert_eq!(drain(&mut pb).len(), 56);
+    drop(pb);
+    assert_eq!(wire.pool_stats(b, 0).unwrap().free, 64);
+    assert!(wire.all_pools_full());
+    assert_accounted(&wire.total_counters());
+}

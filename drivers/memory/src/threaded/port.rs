@@ -43,6 +43,20 @@ pub struct ThreadedPort {
     rng: Option<ChaCha8Rng>,
     /// Whether a receive waker is registered, so `arm_rx_waker` announces a sleep.
     waker: bool,
+    /// Buffers of this queue's pool kept for its own transmissions: `alloc_tx` takes from
+    /// here first and `tx_burst` puts the buffer of a frame it sent back here, so that a port
+    /// that transmits steadily reuses its buffers without touching the pool's atomics (which
+    /// the senders delivering to this queue contend for). At most [`tx_cache_len`] buffers,
+    /// counted as free in the pool's statistics; given back to the pool on drop.
+    cache: Vec<Box<[u8]>>,
+}
+
+/// How many buffers of a pool of `pool_size` its port keeps for transmitting: one burst
+/// (64), but never more than an eighth of the pool, so that frames arriving from other ports
+/// find the pool nearly as large as configured. Buffers only enter the cache from the port's
+/// own transmissions: a port that only receives keeps none.
+pub(crate) fn tx_cache_len(pool_size: usize) -> usize {
+    (pool_size / 8).min(64)
 }
 
 impl ThreadedPort {
@@ -58,6 +72,7 @@ impl ThreadedPort {
         capabilities: Capabilities,
         rng: ChaCha8Rng,
     ) -> ThreadedPort {
+        let queue_pool_total = queue.pool_total;
         ThreadedPort {
             shared,
             lanes,
@@ -71,6 +86,7 @@ impl ThreadedPort {
             capabilities,
             rng: Some(rng),
             waker: false,
+            cache: Vec::with_capacity(tx_cache_len(queue_pool_total)),
         }
     }
 
@@ -232,7 +248,22 @@ impl ThreadedPort {
         if destinations == 0 {
             bump(&self.queue.tx.no_destination, 1);
         }
-        self.give_back(frame);
+        self.recycle(frame);
+    }
+
+    /// Gives the buffer of a frame this port sent back: to its own cache if it is one of this
+    /// queue's and the cache has room, else to its pool.
+    fn recycle(&mut self, frame: MemoryFrame) {
+        if frame.owner == self.index
+            && frame.wire == self.shared.id
+            && frame.buf.len() == self.shared.frame_size
+            && self.cache.len() < self.cache.capacity()
+        {
+            self.cache.push(frame.buf);
+            self.queue.cached.store(self.cache.len(), Ordering::Relaxed);
+        } else {
+            self.give_back(frame);
+        }
     }
 }
 
@@ -323,6 +354,12 @@ impl Drop for ThreadedPort {
             *lock(&self.queue.rng) = Some(rng);
         }
         self.lanes.put_back();
+        // Counted out first, so that the pool never looks fuller than it is.
+        self.queue.cached.store(0, Ordering::Relaxed);
+        for buf in self.cache.drain(..) {
+            // The pool has room: its buffers are either in it or here.
+            let _ = self.queue.pool.push(buf);
+        }
         self.queue.taken.store(false, Ordering::Release);
     }
 }
@@ -342,7 +379,14 @@ impl Port for ThreadedPort {
 
     fn alloc_tx(&mut self) -> Option<MemoryFrame> {
         let (owner, wire) = (self.index, self.shared.id);
-        self.queue.pool.pop().map(|buf| MemoryFrame {
+        let buf = match self.cache.pop() {
+            Some(buf) => {
+                self.queue.cached.store(self.cache.len(), Ordering::Relaxed);
+                Some(buf)
+            }
+            None => self.queue.pool.pop(),
+        };
+        buf.map(|buf| MemoryFrame {
             buf,
             len: 0,
             owner,

@@ -2,7 +2,7 @@
 //! the pairs of queues with their rings), and per-queue pools, counters and wakers.
 
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::Thread;
 
@@ -35,6 +35,9 @@ pub(crate) struct QueueShared {
     /// whoever releases a frame of this queue gives its buffer back.
     pub(crate) pool: ArrayQueue<Box<[u8]>>,
     pub(crate) pool_total: usize,
+    /// Free buffers of this pool that the queue's port keeps for its own transmissions (see
+    /// `ThreadedPort::alloc_tx`): written only by that port, counted as free.
+    pub(crate) cached: CachePadded<AtomicUsize>,
     /// The transmit counters, written only by the queue's port.
     pub(crate) tx: CachePadded<TxAtomics>,
     /// Set by the receiver when it found the ring empty and may park; cleared by the sender
@@ -61,6 +64,7 @@ impl QueueShared {
         QueueShared {
             pool,
             pool_total: pool_size,
+            cached: CachePadded::new(AtomicUsize::new(0)),
             tx: CachePadded::new(TxAtomics::default()),
             sleeping: AtomicBool::new(false),
             waker: Mutex::new(None),
@@ -73,7 +77,7 @@ impl QueueShared {
     pub(crate) fn pool_stats(&self) -> PoolStats {
         PoolStats {
             total: self.pool_total,
-            free: self.pool.len(),
+            free: self.pool.len() + self.cached.load(Ordering::Relaxed),
         }
     }
 
@@ -460,6 +464,9 @@ impl ThreadedWire {
     /// receive ring. The end-of-test leak check, meaningful once the threads are quiet.
     pub fn all_pools_full(&self) -> bool {
         let (_, topology) = self.shared.snapshot();
-        topology.queues.iter().all(|q| q.pool.len() == q.pool_total)
+        topology
+            .queues
+            .iter()
+            .all(|q| q.pool.len() + q.cached.load(Ordering::Relaxed) == q.pool_total)
     }
 }
