@@ -19,7 +19,7 @@ use shardnet::shard::rss::{
 use shardnet::wire::EthernetAddress;
 use shardnet_memory::classify::rx_queue;
 use shardnet_memory::threaded::{
-    ThreadedCounters, ThreadedPort, ThreadedWire, ThreadedWireConfig, WireError,
+    PortId, ThreadedCounters, ThreadedPort, ThreadedWire, ThreadedWireConfig, WireError,
 };
 
 /// Where the test payload starts: Ethernet (14) + IPv4 (20) + UDP (8).
@@ -91,6 +91,19 @@ fn check_frame(f: &[u8]) -> (u32, u64) {
         "frame {sender}/{seq}: the payload differs"
     );
     (sender, seq)
+}
+
+/// A wire with `config` and two ports of one queue each, A (`mac(1)`) and B (`mac(2)`): the
+/// wire, their ids and their queues.
+fn two_ports(
+    config: ThreadedWireConfig,
+) -> (ThreadedWire, [PortId; 2], ThreadedPort, ThreadedPort) {
+    let wire = ThreadedWire::new(config);
+    let a = wire.add_port(mac(1), 1);
+    let b = wire.add_port(mac(2), 1);
+    let pa = wire.port(a, 0).unwrap();
+    let pb = wire.port(b, 0).unwrap();
+    (wire, [a, b], pa, pb)
 }
 
 /// Sends `bytes` as one frame; false if the pool had no buffer.
@@ -432,15 +445,11 @@ fn broadcast_arp_reaches_queue_0_of_every_other_port() {
 
 #[test]
 fn pool_exhaustion_is_counted_and_every_buffer_comes_back() {
-    let wire = ThreadedWire::new(ThreadedWireConfig {
+    let (wire, [_, b], mut pa, mut pb) = two_ports(ThreadedWireConfig {
         pool_size: 8,
         ring_size: 8,
         ..ThreadedWireConfig::default()
     });
-    let a = wire.add_port(mac(1), 1);
-    let b = wire.add_port(mac(2), 1);
-    let mut pa = wire.port(a, 0).unwrap();
-    let mut pb = wire.port(b, 0).unwrap();
     let mut buf = vec![0u8; 2048];
     for seq in 0..20 {
         let len = write_frame(&mut buf, mac(2), mac(1), 1, 2, 0, seq);
@@ -472,15 +481,11 @@ fn pool_exhaustion_is_counted_and_every_buffer_comes_back() {
 
 #[test]
 fn a_full_receive_ring_drops_and_counts() {
-    let wire = ThreadedWire::new(ThreadedWireConfig {
+    let (wire, _, mut pa, mut pb) = two_ports(ThreadedWireConfig {
         pool_size: 16,
         ring_size: 4,
         ..ThreadedWireConfig::default()
     });
-    let a = wire.add_port(mac(1), 1);
-    let b = wire.add_port(mac(2), 1);
-    let mut pa = wire.port(a, 0).unwrap();
-    let mut pb = wire.port(b, 0).unwrap();
     let mut buf = vec![0u8; 2048];
     for seq in 0..10 {
         let len = write_frame(&mut buf, mac(2), mac(1), 1, 2, 0, seq);
@@ -552,11 +557,7 @@ fn queues_have_one_owner_and_can_be_taken_again() {
 
 #[test]
 fn ports_added_while_others_run_are_reached() {
-    let wire = ThreadedWire::new(ThreadedWireConfig::default());
-    let a = wire.add_port(mac(1), 1);
-    let b = wire.add_port(mac(2), 1);
-    let mut pa = wire.port(a, 0).unwrap();
-    let mut pb = wire.port(b, 0).unwrap();
+    let (wire, _, mut pa, mut pb) = two_ports(ThreadedWireConfig::default());
     let mut buf = vec![0u8; 2048];
     let len = write_frame(&mut buf, mac(3), mac(1), 1, 2, 0, 0);
     assert!(send_bytes(&mut pa, &buf[..len]));
@@ -614,11 +615,7 @@ fn wait_for_frame(port: &mut ThreadedPort, limit: Duration) -> Vec<u8> {
 #[test]
 fn a_parked_receiver_is_woken_by_a_sender() {
     const LIMIT: Duration = Duration::from_secs(5);
-    let wire = ThreadedWire::new(ThreadedWireConfig::default());
-    let a = wire.add_port(mac(1), 1);
-    let b = wire.add_port(mac(2), 1);
-    let mut pa = wire.port(a, 0).unwrap();
-    let mut pb = wire.port(b, 0).unwrap();
+    let (wire, _, mut pa, mut pb) = two_ports(ThreadedWireConfig::default());
     let asleep = Arc::new(AtomicBool::new(false));
     let asleep_rx = Arc::clone(&asleep);
     let receiver = thread::spawn(move || {
@@ -697,11 +694,7 @@ fn ping_pong_between_parking_threads_loses_no_wakeup() {
     // parks a thread for the whole limit, which `wait_for_frame` reports.
     const ROUNDS: u64 = 2_000;
     const LIMIT: Duration = Duration::from_secs(5);
-    let wire = ThreadedWire::new(ThreadedWireConfig::default());
-    let a = wire.add_port(mac(1), 1);
-    let b = wire.add_port(mac(2), 1);
-    let mut pa = wire.port(a, 0).unwrap();
-    let mut pb = wire.port(b, 0).unwrap();
+    let (wire, _, mut pa, mut pb) = two_ports(ThreadedWireConfig::default());
     let started = Instant::now();
     let echo = thread::spawn(move || {
         assert!(pb.set_rx_waker(thread::current()));
@@ -733,11 +726,7 @@ fn a_frame_sent_as_the_receiver_goes_idle_still_wakes_it() {
     // parked for the whole limit, which `wait_for_frame` reports.
     const TRIALS: u64 = 10_000;
     const LIMIT: Duration = Duration::from_secs(2);
-    let wire = ThreadedWire::new(ThreadedWireConfig::default());
-    let a = wire.add_port(mac(1), 1);
-    let b = wire.add_port(mac(2), 1);
-    let mut pa = wire.port(a, 0).unwrap();
-    let mut pb = wire.port(b, 0).unwrap();
+    let (wire, _, mut pa, mut pb) = two_ports(ThreadedWireConfig::default());
     let ready = Arc::new(AtomicU64::new(0));
     let ready_rx = Arc::clone(&ready);
     let receiver = thread::spawn(move || {
@@ -776,15 +765,11 @@ fn a_frame_sent_as_the_receiver_goes_idle_still_wakes_it() {
 
 /// Sends `count` frames A -> B on one thread, draining B as it goes; the seqs B received.
 fn lossy_run(seed: u64, loss: f64, count: u64) -> (Vec<u64>, ThreadedCounters) {
-    let wire = ThreadedWire::new(ThreadedWireConfig {
+    let (wire, _, mut pa, mut pb) = two_ports(ThreadedWireConfig {
         seed,
         loss,
         ..ThreadedWireConfig::default()
     });
-    let a = wire.add_port(mac(1), 1);
-    let b = wire.add_port(mac(2), 1);
-    let mut pa = wire.port(a, 0).unwrap();
-    let mut pb = wire.port(b, 0).unwrap();
     let mut got = Vec::new();
     let mut buf = vec![0u8; 2048];
     for seq in 0..count {
@@ -1359,15 +1344,11 @@ fn a_port_added_while_others_run_gets_rings_both_ways() {
 #[test]
 fn a_port_reuses_its_transmit_buffers_and_leaves_the_rest_of_its_pool_to_its_senders() {
     // Pool 64: a port caches up to 8 of its buffers for its own transmissions.
-    let wire = ThreadedWire::new(ThreadedWireConfig {
+    let (wire, [_, b], mut pa, mut pb) = two_ports(ThreadedWireConfig {
         pool_size: 64,
         ring_size: 64,
         ..ThreadedWireConfig::default()
     });
-    let a = wire.add_port(mac(1), 1);
-    let b = wire.add_port(mac(2), 1);
-    let mut pa = wire.port(a, 0).unwrap();
-    let mut pb = wire.port(b, 0).unwrap();
     let mut buf = vec![0u8; 2048];
     let mut seq = 0;
     let mut send = |from: &mut ThreadedPort, to: EthernetAddress, src: EthernetAddress| {
