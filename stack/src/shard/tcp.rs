@@ -2326,16 +2326,26 @@ impl TcpEndpoints {
         config: TcpConfig,
     ) {
         let iss = self.isn.isn(now, local, remote);
-        let mut tcb = Tcb::accept(config, local, remote, iss, seg, now);
-        tcb.set_ts_offset(self.isn.ts_offset(*local.ip(), *remote.ip()));
-        tcb.accept_syn_data(now, seg.payload);
-        // Writable before the final ACK, like Linux's Fast Open child (RFC 7413 4.2.2).
-        tcb.set_passive_fast_open();
+        let ts_offset = self.isn.ts_offset(*local.ip(), *remote.ip());
+        // Built in its slot, as `complete` builds a connection (`Tcb::accept` in place).
         let key = FlowKey::new(local, remote);
-        let Some(h) = self.alloc_slot(key, false, Some(li), || tcb) else {
+        let Some(h) = self.alloc_slot(key, false, Some(li), || {
+            Tcb::passive(config, local, remote, iss, now)
+        }) else {
             self.stats.listen_drops += 1;
             return;
         };
+        if let Some(tcb) = self
+            .slots
+            .get_mut(h.index as usize)
+            .and_then(|s| s.tcb.as_mut())
+        {
+            tcb.take_syn(seg, now);
+            tcb.set_ts_offset(ts_offset);
+            tcb.accept_syn_data(now, seg.payload);
+            // Writable before the final ACK, like Linux's Fast Open child (RFC 7413 4.2.2).
+            tcb.set_passive_fast_open();
+        }
         self.stats.fast_open_passive += 1;
         self.stats.passive_opens += 1;
         if let Some(s) = self.slots.get_mut(h.index as usize) {
