@@ -248,9 +248,10 @@ impl PortSteering {
     /// from `local_ip` to `remote`.
     #[inline]
     fn offset_and_index(&self, local_ip: Ipv4Addr, remote: SocketAddrV4) -> (u32, usize) {
+        // The addresses as one fixed-width word: SipHash takes it without its byte-tail loop
+        // (as the ISN generator does).
         let mut h = SipHasher13::new_with_key(&self.key);
-        h.write(&local_ip.octets());
-        h.write(&remote.ip().octets());
+        h.write_u64(u64::from(local_ip.to_bits()) << 32 | u64::from(remote.ip().to_bits()));
         h.write_u16(remote.port());
         let v = h.finish();
         // Two independent halves of one keyed hash stand for F and G with two keys.
