@@ -55,6 +55,7 @@
 //! [`ShardExit`].
 
 mod forward;
+mod prefetch;
 mod published;
 
 pub use published::ShardSnapshot;
@@ -1074,6 +1075,10 @@ impl<P: Port, A: App> ShardThread<P, A> {
             }
             let rx: ArrayVec<&[u8], BURST> = batch.iter().map(Frame::data).collect();
             for (i, frame) in batch.iter().enumerate() {
+                // The next frame's cache lines arrive while this one is handled (`prefetch`).
+                if let Some(next) = rx.get(i + 1) {
+                    prefetch::prefetch_frame(next);
+                }
                 router.route(&mut shard, &mut counters, now, &rx, i, frame.rx_offload());
             }
             router.wake_owners();
