@@ -164,8 +164,7 @@ fn run<P: Port>(
     // The echo server: one socket on port 7.
     let echo = server.udp().open().map_err(|e| e.errno().to_string())?;
     server
-        .udp()
-        .bind(echo, SocketAddrV4::new(SERVER.ip, ECHO_PORT))
+        .udp_bind(echo, SocketAddrV4::new(SERVER.ip, ECHO_PORT))
         .map_err(|e| e.errno().to_string())?;
 
     let mut c = Client {

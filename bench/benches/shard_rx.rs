@@ -22,8 +22,7 @@ fn rx(c: &mut Criterion) {
 
     let mut s = shard();
     let sock = s.udp().open().expect("socket");
-    s.udp()
-        .bind(sock, SocketAddrV4::new(shardnet_bench::IP_US, OUR_PORT))
+    s.udp_bind(sock, SocketAddrV4::new(shardnet_bench::IP_US, OUR_PORT))
         .expect("bind");
     let frame = udp_frame(64);
     group.bench_function(BenchmarkId::new("udp_to_socket", 64), |b| {

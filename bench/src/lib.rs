@@ -273,8 +273,7 @@ mod tests {
         let mut s = shard();
         assert_eq!(s.arp_cache().peek(IP_PEER), Some(MAC_PEER));
         let sock = s.udp().open().expect("socket");
-        s.udp()
-            .bind(sock, std::net::SocketAddrV4::new(IP_US, OUR_PORT))
+        s.udp_bind(sock, std::net::SocketAddrV4::new(IP_US, OUR_PORT))
             .expect("bind");
         s.handle_frame(NOW, &udp_frame(64), RxOffload::default());
         let len = s.udp().recv_with(sock, |d, _| d.len()).expect("datagram");

@@ -1,7 +1,7 @@
 //! UDP sockets with datagram semantics (RFC 768), as the Berkeley API defines them.
 //!
 //! - `bind` claims a local port (`EADDRINUSE` if taken, `EADDRNOTAVAIL` for an address that is
-//!   not the interface's); port 0, or a send/connect on an unbound socket, picks an ephemeral
+//!   not one of the interface's, primary or secondary); port 0, or a send/connect on an unbound socket, picks an ephemeral
 //!   port from Linux's default `ip_local_port_range` (32768..=60999).
 //! - `connect` only records the peer: no packet is sent. A connected socket sends to its peer by
 //!   default and drops datagrams from anyone else.
@@ -301,12 +301,22 @@ impl UdpSockets {
     }
 
     /// `bind`: claims `addr` (address 0.0.0.0 = any; port 0 = an ephemeral port).
-    pub fn bind(&mut self, h: UdpHandle, addr: SocketAddrV4) -> Result<SocketAddrV4, BindError> {
+    /// `is_local` tells whether an address is one of the interface's (the shard knows its
+    /// secondary addresses: [`crate::shard::Shard::udp_bind`]); a socket bound to one sends
+    /// from it and receives only what is addressed to it, as on Linux. A port is held by one
+    /// socket whatever the address (stricter than Linux, which lets sockets bound to
+    /// different specific addresses share a port).
+    pub fn bind(
+        &mut self,
+        h: UdpHandle,
+        addr: SocketAddrV4,
+        is_local: impl Fn(Ipv4Addr) -> bool,
+    ) -> Result<SocketAddrV4, BindError> {
         let s = self.get(h).ok_or(BindError::BadHandle)?;
         if s.local.is_some() {
             return Err(BindError::AlreadyBound);
         }
-        if !addr.ip().is_unspecified() && *addr.ip() != self.local_addr {
+        if !addr.ip().is_unspecified() && !is_local(*addr.ip()) {
             return Err(BindError::AddrNotAvailable);
         }
         let port = match addr.port() {
@@ -325,7 +335,8 @@ impl UdpSockets {
     fn autobind(&mut self, h: UdpHandle) -> Result<SocketAddrV4, BindError> {
         match self.get(h).ok_or(BindError::BadHandle)?.local {
             Some(local) => Ok(local),
-            None => self.bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+            // The wildcard address needs no check.
+            None => self.bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), |_| false),
         }
     }
 
@@ -558,6 +569,11 @@ mod tests {
         false
     }
 
+    /// The interface's addresses in these tests: [`ME`] only.
+    fn is_me(a: Ipv4Addr) -> bool {
+        a == ME
+    }
+
     fn table() -> UdpSockets {
         UdpSockets::new(
             UdpConfig {
@@ -584,18 +600,22 @@ mod tests {
         let mut t = table();
         let a = t.open().unwrap();
         let b = t.open().unwrap();
-        t.bind(a, any(53)).unwrap();
+        t.bind(a, any(53), is_me).unwrap();
         assert_eq!(
-            t.bind(b, SocketAddrV4::new(ME, 53)),
+            t.bind(b, SocketAddrV4::new(ME, 53), is_me),
             Err(BindError::AddrInUse)
         );
-        assert_eq!(t.bind(a, any(54)), Err(BindError::AlreadyBound));
+        assert_eq!(t.bind(a, any(54), is_me), Err(BindError::AlreadyBound));
         assert_eq!(
-            t.bind(b, SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 77), 54)),
+            t.bind(
+                b,
+                SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 77), 54),
+                is_me
+            ),
             Err(BindError::AddrNotAvailable)
         );
         t.close(a).unwrap();
-        assert_eq!(t.bind(b, any(53)), Ok(any(53)));
+        assert_eq!(t.bind(b, any(53), is_me), Ok(any(53)));
     }
 
     #[test]
@@ -603,7 +623,7 @@ mod tests {
         let mut t = table();
         let a = t.open().unwrap();
         let b = t.open().unwrap();
-        let pa = t.bind(a, any(0)).unwrap().port();
+        let pa = t.bind(a, any(0), is_me).unwrap().port();
         t.send_to(b, Some(PEER), b"x", no_broadcast).unwrap();
         let pb = t.local_addr(b).unwrap().port();
         assert!(EPHEMERAL_PORTS.contains(&pa) && EPHEMERAL_PORTS.contains(&pb));
@@ -614,7 +634,7 @@ mod tests {
     fn datagrams_are_received_whole_and_in_order() {
         let mut t = table();
         let s = t.open().unwrap();
-        t.bind(s, any(7)).unwrap();
+        t.bind(s, any(7), is_me).unwrap();
         let dst = SocketAddrV4::new(ME, 7);
         assert_eq!(t.deliver(PEER, dst, false, b"first"), Delivery::Delivered);
         assert_eq!(t.deliver(OTHER, dst, false, b""), Delivery::Delivered);
@@ -636,7 +656,7 @@ mod tests {
     fn short_buffer_truncates_and_discards_the_rest_of_the_datagram() {
         let mut t = table();
         let s = t.open().unwrap();
-        t.bind(s, any(7)).unwrap();
+        t.bind(s, any(7), is_me).unwrap();
         t.deliver(PEER, SocketAddrV4::new(ME, 7), false, b"0123456789");
         t.deliver(PEER, SocketAddrV4::new(ME, 7), false, b"next");
         let mut buf = [0u8; 4];
@@ -672,7 +692,7 @@ mod tests {
     fn full_queues_push_back_instead_of_dropping_silently() {
         let mut t = table();
         let s = t.open().unwrap();
-        t.bind(s, any(7)).unwrap();
+        t.bind(s, any(7), is_me).unwrap();
         for _ in 0..4 {
             assert_eq!(
                 t.deliver(PEER, SocketAddrV4::new(ME, 7), false, b"x"),
@@ -737,13 +757,13 @@ mod tests {
     fn broadcasts_reach_only_wildcard_bound_sockets() {
         let mut t = table();
         let specific = t.open().unwrap();
-        t.bind(specific, SocketAddrV4::new(ME, 67)).unwrap();
+        t.bind(specific, SocketAddrV4::new(ME, 67), is_me).unwrap();
         assert_eq!(
             t.deliver(PEER, SocketAddrV4::new(Ipv4Addr::BROADCAST, 67), true, b"x"),
             Delivery::NoPort
         );
         let wild = t.open().unwrap();
-        t.bind(wild, any(68)).unwrap();
+        t.bind(wild, any(68), is_me).unwrap();
         assert_eq!(
             t.deliver(PEER, SocketAddrV4::new(Ipv4Addr::BROADCAST, 68), true, b"x"),
             Delivery::Delivered
@@ -762,7 +782,7 @@ mod tests {
         assert_eq!(t.recv_from(s, &mut buf), Err(RecvError::WouldBlock));
         // Unconnected sockets ignore it.
         let u = t.open().unwrap();
-        t.bind(u, any(5000)).unwrap();
+        t.bind(u, any(5000), is_me).unwrap();
         t.port_unreachable(SocketAddrV4::new(ME, 5000), PEER);
         assert_eq!(t.recv_from(u, &mut buf), Err(RecvError::WouldBlock));
     }

@@ -201,6 +201,56 @@ fn a_server_listens_and_answers_on_its_secondary_address() {
     assert!(sim.nodes[S].shard.stats().ip.in_addr_errors > before);
 }
 
+#[test]
+fn a_udp_socket_bound_to_a_secondary_address_receives_and_answers_from_it() {
+    let mut sim = net();
+    let on_s2 = SocketAddrV4::new(IP_S2, 5353);
+    assert_eq!(
+        sk(&mut sim, S).bind_udp(on_s2).map_err(|e| e.errno()),
+        Err("EADDRNOTAVAIL"),
+        "not an address of the server yet"
+    );
+    sim.nodes[S].shard.add_secondary_address(IP_S2).unwrap();
+    let server_sock = sk(&mut sim, S).bind_udp(on_s2).unwrap();
+    assert_eq!(sk(&mut sim, S).local_addr(server_sock), Some(on_s2));
+    let client_sock = sk(&mut sim, C).bind_udp(any(0)).unwrap();
+
+    // To the secondary address: received, and the answer comes from it.
+    assert_eq!(
+        sk(&mut sim, C).send_to(client_sock, Some(on_s2), b"query"),
+        Ok(5)
+    );
+    two_shards::idle(&mut sim, 1);
+    let mut buf = [0u8; 16];
+    let got = sk(&mut sim, S).recv_from(server_sock, &mut buf).unwrap();
+    assert_eq!(&buf[..got.len], b"query");
+    assert_eq!(*got.from.ip(), IP_C);
+    assert_eq!(
+        sk(&mut sim, S).send_to(server_sock, Some(got.from), b"answer"),
+        Ok(6)
+    );
+    two_shards::idle(&mut sim, 1);
+    let back = sk(&mut sim, C).recv_from(client_sock, &mut buf).unwrap();
+    assert_eq!(&buf[..back.len], b"answer");
+    assert_eq!(back.from, on_s2, "from the address the socket is bound to");
+
+    // To the primary address on that port: the socket is bound to the secondary one only, so
+    // the port is closed there (Linux answers with an ICMP port unreachable, counted NoPorts).
+    let no_ports = sim.nodes[S].shard.stats().udp.no_ports;
+    assert_eq!(
+        sk(&mut sim, C).send_to(client_sock, Some(SocketAddrV4::new(IP_S, 5353)), b"x"),
+        Ok(1)
+    );
+    two_shards::idle(&mut sim, 1);
+    assert_eq!(sim.nodes[S].shard.stats().udp.no_ports, no_ports + 1);
+    assert_eq!(
+        sk(&mut sim, S)
+            .recv_from(server_sock, &mut buf)
+            .map_err(|e| e.errno()),
+        Err("EAGAIN")
+    );
+}
+
 // ----- the bind table of two shards of one runtime -----
 
 /// Two shards sharing one bind table, as the runtime sets them up.

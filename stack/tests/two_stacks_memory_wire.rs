@@ -133,8 +133,7 @@ fn exchange(seed: u64, count: u32, impairments: Impairments) -> Outcome {
     let rx = sim.nodes[B].shard.udp().open().unwrap();
     sim.nodes[B]
         .shard
-        .udp()
-        .bind(rx, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 9000))
+        .udp_bind(rx, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 9000))
         .unwrap();
     let tx = sim.nodes[A].shard.udp().open().unwrap();
     let dst = SocketAddrV4::new(IP_B, 9000);
@@ -263,8 +262,7 @@ fn corrupted_frames_never_deliver_a_wrong_datagram() {
     let rx = sim.nodes[B].shard.udp().open().unwrap();
     sim.nodes[B]
         .shard
-        .udp()
-        .bind(rx, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 9000))
+        .udp_bind(rx, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 9000))
         .unwrap();
     let tx = sim.nodes[A].shard.udp().open().unwrap();
     let mut good = 0;

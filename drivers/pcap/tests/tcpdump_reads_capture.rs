@@ -89,14 +89,12 @@ fn tcpdump_reads_the_capture_of_arp_ping_and_udp() {
     let b = sim.nodes[1].shard.udp().open().unwrap();
     sim.nodes[1]
         .shard
-        .udp()
-        .bind(b, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 9000))
+        .udp_bind(b, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 9000))
         .unwrap();
     let a = sim.nodes[0].shard.udp().open().unwrap();
     sim.nodes[0]
         .shard
-        .udp()
-        .bind(a, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 40000))
+        .udp_bind(a, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 40000))
         .unwrap();
     sim.nodes[0]
         .shard

@@ -844,16 +844,16 @@ impl World {
         config.tcp.recv_buffer = 8192;
         let mut shard = Shard::new(config);
         let listener = shard.tcp().listen(LISTEN_PORT, BACKLOG).expect("port free");
-        let sockets = shard.udp();
-        let bound = sockets.open().expect("room for a socket");
-        sockets
-            .bind(bound, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, BOUND_PORT))
+        let bound = shard.udp().open().expect("room for a socket");
+        shard
+            .udp_bind(bound, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, BOUND_PORT))
             .expect("port free");
-        let connected = sockets.open().expect("room for a socket");
-        sockets
-            .bind(connected, SocketAddrV4::new(IP_US, CONNECTED_PORT))
+        let connected = shard.udp().open().expect("room for a socket");
+        shard
+            .udp_bind(connected, SocketAddrV4::new(IP_US, CONNECTED_PORT))
             .expect("port free");
-        sockets
+        shard
+            .udp()
             .connect(connected, SocketAddrV4::new(IP_PEER, PEER_PORT))
             .expect("bound socket connects");
         let mut world = World {

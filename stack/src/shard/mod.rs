@@ -558,6 +558,21 @@ impl Shard {
         &mut self.udp
     }
 
+    /// `bind` on a UDP socket: any of the interface's addresses, primary or secondary, or
+    /// 0.0.0.0 (see [`UdpSockets::bind`]).
+    pub fn udp_bind(
+        &mut self,
+        h: UdpHandle,
+        addr: SocketAddrV4,
+    ) -> Result<SocketAddrV4, udp::BindError> {
+        let (primary, secondary) = (
+            self.config.iface.address(),
+            &self.config.secondary_addresses,
+        );
+        self.udp
+            .bind(h, addr, |a| a == primary || secondary.contains(a))
+    }
+
     /// `sendto` on a UDP socket: checks the route (`ENETUNREACH`) and queues the datagram.
     pub fn udp_send_to(
         &mut self,

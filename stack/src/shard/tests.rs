@@ -287,8 +287,7 @@ fn port_unreachables_are_rate_limited() {
 fn udp_datagram_reaches_its_socket_and_the_answer_goes_back() {
     let mut s = shard(false);
     let h = s.udp().open().unwrap();
-    s.udp()
-        .bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7))
+    s.udp_bind(h, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7))
         .unwrap();
     rx(&mut s, t(1), &udp_frame((IP_B, 5000), (IP_A, 7), b"ping"));
     let mut buf = [0u8; 64];

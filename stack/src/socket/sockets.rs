@@ -726,11 +726,14 @@ impl Sockets<'_> {
     /// Errors: `EADDRINUSE`, `EADDRNOTAVAIL`, `EMFILE` (socket table full), `EAGAIN` (no
     /// ephemeral port free).
     pub fn bind_udp(&mut self, addr: SocketAddrV4) -> Result<SocketHandle, BindError> {
-        let udp = self.shard.udp();
-        let h = udp.open().map_err(|_| BindError::TooManySockets)?;
-        if let Err(e) = udp.bind(h, addr) {
+        let h = self
+            .shard
+            .udp()
+            .open()
+            .map_err(|_| BindError::TooManySockets)?;
+        if let Err(e) = self.shard.udp_bind(h, addr) {
             // The socket never existed for the caller.
-            let _ = udp.close(h);
+            let _ = self.shard.udp().close(h);
             return Err(udp_bind_error(e));
         }
         Ok(SocketHandle::Udp(h))
