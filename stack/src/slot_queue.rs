@@ -101,6 +101,15 @@ impl<M: Copy> SlotQueue<M> {
         Some((meta, &self.slot(self.head)[..len]))
     }
 
+    /// Every record, oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (M, &[u8])> + '_ {
+        (0..self.len).filter_map(move |nth| {
+            let index = self.slot_index(nth);
+            let (meta, len) = self.meta[index]?;
+            Some((meta, &self.slot(index)[..len]))
+        })
+    }
+
     /// Removes the oldest record.
     pub fn pop(&mut self) -> Option<M> {
         if self.is_empty() {
@@ -187,6 +196,23 @@ mod tests {
             q.pop();
         }
         assert_eq!(seen, vec![(2, vec![2; 3]), (4, vec![4; 2])]);
+    }
+
+    #[test]
+    fn iter_yields_every_record_oldest_first_across_the_wrap() {
+        let mut q: SlotQueue<u8> = SlotQueue::new(3, 4);
+        for i in 0..3u8 {
+            q.push(i, &[i; 2]).unwrap();
+        }
+        q.pop();
+        q.push(3, &[3; 1]).unwrap();
+        let seen: Vec<(u8, Vec<u8>)> = q.iter().map(|(m, b)| (m, b.to_vec())).collect();
+        assert_eq!(seen, vec![(1, vec![1; 2]), (2, vec![2; 2]), (3, vec![3])]);
+        assert_eq!(
+            q.iter().rev().map(|(m, _)| m).collect::<Vec<_>>(),
+            [3, 2, 1]
+        );
+        assert_eq!(q.len(), 3, "iterating takes nothing out");
     }
 
     #[test]

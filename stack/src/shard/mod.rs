@@ -1235,7 +1235,7 @@ impl Shard {
             let repr = arp::Repr {
                 operation: arp::Operation::Request,
                 source_hardware_addr: iface.mac,
-                source_protocol_addr: iface.address(),
+                source_protocol_addr: self.arp_sender_address(probe.target),
                 target_hardware_addr: EthernetAddress::ZERO,
                 target_protocol_addr: probe.target,
             };
@@ -1252,6 +1252,23 @@ impl Shard {
             self.stats.arp.tx_requests += 1;
         }
         true
+    }
+
+    /// The sender address of an ARP request for `target`: the source of the newest packet
+    /// waiting for `target` if it is one of ours, else the primary address. Linux
+    /// `arp_solicit` with `arp_announce` 0 (its default: "use any local address") takes the
+    /// source of the newest packet in the neighbour's queue the same way, so that the peer
+    /// learns the address it is about to hear from (a connection from a secondary address
+    /// gets its ARP request from that address).
+    fn arp_sender_address(&self, target: Ipv4Addr) -> Ipv4Addr {
+        self.arp_pending
+            .iter()
+            .rev()
+            .find(|&(hop, _)| hop == target)
+            .and_then(|(_, packet)| wire::ipv4::Packet::new_checked(packet).ok())
+            .map(|packet| packet.src_addr())
+            .filter(|&src| self.is_local_address(src))
+            .unwrap_or(self.config.iface.address())
     }
 
     /// Writes every frame that is ready into `tx`, until `tx` has no more room.

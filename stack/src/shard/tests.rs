@@ -347,6 +347,39 @@ fn datagram_to_unresolved_peer_waits_for_arp_then_goes_out() {
     assert_eq!(s.stats().udp.out_datagrams, 2);
 }
 
+/// The sender address of the ARP request in `frame`.
+fn arp_sender(frame: &[u8]) -> Ipv4Addr {
+    let eth = ethernet::Frame::new_checked(frame).unwrap();
+    assert_eq!(eth.ethertype(), ethernet::EtherType::Arp);
+    let packet = arp::Packet::new_checked(eth.payload()).unwrap();
+    let repr = arp::Repr::parse(&packet).unwrap();
+    assert_eq!(repr.operation, arp::Operation::Request);
+    repr.source_protocol_addr
+}
+
+#[test]
+fn arp_request_comes_from_the_source_address_of_the_packet_waiting_for_it() {
+    // Linux `arp_solicit` (arp_announce 0): the newest queued packet's source, if local.
+    let secondary = Ipv4Addr::new(198, 18, 0, 9);
+    let mut s = shard(true);
+    s.add_secondary_address(secondary).unwrap();
+    let h = s.udp().open().unwrap();
+    s.udp_bind(h, SocketAddrV4::new(secondary, 4000)).unwrap();
+    s.udp_send_to(h, Some(SocketAddrV4::new(IP_B, 7)), b"from the secondary")
+        .unwrap();
+    let out = tx(&mut s, t(0));
+    assert_eq!(out.len(), 1, "only the ARP request goes out");
+    assert_eq!(arp_sender(&out[0]), secondary);
+
+    // A packet from the primary address (an unbound socket): the primary address.
+    let mut s = shard(true);
+    let h = s.udp().open().unwrap();
+    s.udp_send_to(h, Some(SocketAddrV4::new(IP_B, 7)), b"from the primary")
+        .unwrap();
+    let out = tx(&mut s, t(0));
+    assert_eq!(arp_sender(&out[0]), IP_A);
+}
+
 #[test]
 fn unresolved_next_hop_drops_waiting_packets_after_three_requests() {
     let mut s = shard(true);
