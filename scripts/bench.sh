@@ -6,7 +6,7 @@
 # Usage: scripts/bench.sh [--quick] [matrix options...]
 #   --quick       every part once, short (CI smoke: a few minutes; with --strict, exit 1
 #                 if anything but the DPDK parts could not be measured)
-#   --reps N      repetitions per stack and scenario (default 3)
+#   --reps N      repetitions per stack and scenario (default 5)
 #   --secs S      seconds per load (default 4)
 #   --only LIST   memory,veth,dpdk,ceiling,churn,scale
 #   --scenarios LIST  rr1,rr64,crr_server_close,crr_client_close,stream,rr64_open (side-by-side rows)
