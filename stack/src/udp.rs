@@ -1,8 +1,9 @@
 //! UDP sockets with datagram semantics (RFC 768), as the Berkeley API defines them.
 //!
 //! - `bind` claims a local port (`EADDRINUSE` if taken, `EADDRNOTAVAIL` for an address that is
-//!   not one of the interface's, primary or secondary); port 0, or a send/connect on an unbound socket, picks an ephemeral
-//!   port from Linux's default `ip_local_port_range` (32768..=60999).
+//!   not one of the interface's, primary or secondary); port 0, or a send/connect on an
+//!   unbound socket, picks an ephemeral port from Linux's default `ip_local_port_range`
+//!   (32768..=60999).
 //! - `connect` only records the peer: no packet is sent. A connected socket sends to its peer by
 //!   default and drops datagrams from anyone else.
 //! - Every datagram is received whole, in the order it arrived, never merged with another or split.
@@ -194,8 +195,9 @@ pub struct UdpSockets {
 }
 
 impl UdpSockets {
-    /// An empty table for an interface with address `local_addr`; `key` (16 secret bytes)
-    /// keys the port table's hash.
+    /// An empty table for an interface with primary address `local_addr` (the source of
+    /// datagrams from sockets bound to 0.0.0.0); `key` (16 secret bytes) keys the port
+    /// table's hash.
     pub fn new(config: UdpConfig, local_addr: Ipv4Addr, key: [u8; 16]) -> Self {
         UdpSockets {
             config,
