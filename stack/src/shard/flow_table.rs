@@ -34,7 +34,7 @@
 //! # Hash
 //!
 //! Remote peers choose the remote half of the 4-tuple, so the hash is keyed with the shard's
-//! secret ([`crate::keyed_hash`]: `ahash`, DoS-resistant while the key is secret, faster than
+//! secret (`keyed_hash`: `ahash`, DoS-resistant while the key is secret, faster than
 //! SipHash-1-3). `foldhash` is as fast but states only minimal DoS resistance.
 
 use core::fmt;
