@@ -101,6 +101,11 @@ impl ShardConfig {
             isn_key: [0x5a; 16],
         }
     }
+
+    /// True if `addr` is one of the interface's addresses, primary or secondary.
+    pub fn is_local_address(&self, addr: Ipv4Addr) -> bool {
+        addr == self.iface.address() || self.secondary_addresses.contains(addr)
+    }
 }
 
 /// An ICMP echo reply received for [`Shard::ping`].
@@ -424,7 +429,7 @@ impl Shard {
 
     /// True if `addr` is one of the interface's addresses, primary or secondary.
     pub fn is_local_address(&self, addr: Ipv4Addr) -> bool {
-        addr == self.config.iface.address() || self.config.secondary_addresses.contains(addr)
+        self.config.is_local_address(addr)
     }
 
     /// `ip addr add ADDR dev IF`: adds a secondary address (see
@@ -565,12 +570,8 @@ impl Shard {
         h: UdpHandle,
         addr: SocketAddrV4,
     ) -> Result<SocketAddrV4, udp::BindError> {
-        let (primary, secondary) = (
-            self.config.iface.address(),
-            &self.config.secondary_addresses,
-        );
-        self.udp
-            .bind(h, addr, |a| a == primary || secondary.contains(a))
+        let config = &self.config;
+        self.udp.bind(h, addr, |a| config.is_local_address(a))
     }
 
     /// `sendto` on a UDP socket: checks the route (`ENETUNREACH`) and queues the datagram.
